@@ -1,0 +1,57 @@
+/**
+ * execbridge: run MCP stdio servers where the code lives.
+ *
+ * - {@link serve} starts an executor: a process and filesystem API as
+ *   JSON-RPC 2.0 over WebSocket, each process in its own Web Worker.
+ * - {@link connectExecutor} connects to one; {@link LocalExecBackend} offers
+ *   the same {@link ExecBackend} interface without a server.
+ *
+ * Run as a program it is the `execbridge` CLI:
+ * `deno run -A mod.ts serve | bridge | mcp …`.
+ *
+ * @example
+ * ```ts
+ * import { connectExecutor } from "@execbridge/execbridge";
+ *
+ * const executor = await connectExecutor("ws://127.0.0.1:8765");
+ * const proc = await executor.start({ processId: "build", argv: ["make"], cwd: "/src" });
+ * for await (const event of proc.events()) {
+ *   if (event.type === "output") await Deno.stdout.write(event.chunk);
+ *   if (event.type === "exited") console.error("exit code", event.exitCode);
+ * }
+ * await executor.close();
+ * ```
+ *
+ * @module
+ */
+
+export { type Executor, serve, type ServeOptions } from "./src/server/serve.ts";
+export {
+  connectExecutor,
+  type ConnectExecutorOptions,
+  type ExecutorClient,
+} from "./src/client/executor_client.ts";
+export { LocalExecBackend, type LocalExecBackendOptions } from "./src/client/local_backend.ts";
+export type {
+  ExecBackend,
+  ExecProcess,
+  ExecProcessEvent,
+  ExitStatus,
+  OutputChunk,
+  ReadOptions,
+  ReadResponse,
+} from "./src/client/types.ts";
+export { DISCONNECTED_PREFIX, DisconnectedError } from "./src/rpc/rpc_client.ts";
+export type { EnvPolicy, ProcessStream, StartParams, WriteStatus } from "./src/protocol/types.ts";
+export * from "./src/protocol/errors.ts";
+export {
+  type DirectoryEntry,
+  type ExecFileSystem,
+  type FileMetadata,
+  LocalFileSystem,
+} from "./src/fs/mod.ts";
+
+if (import.meta.main) {
+  const { runCli } = await import("./src/cli/main.ts");
+  Deno.exit(await runCli(Deno.args));
+}

@@ -1,0 +1,236 @@
+/**
+ * `connectExecutor`: a connection to an executor, its session, the process
+ * API as an {@link ExecBackend}, and the executor's filesystem.
+ *
+ * @module
+ */
+
+import type { ExecFileSystem } from "../fs/file_system.ts";
+import { INVALID_REQUEST, RpcError } from "../protocol/errors.ts";
+import { notifications, parseParams, results, startParams } from "../protocol/schemas.ts";
+import type { StartParams } from "../protocol/types.ts";
+import { clientWebSocketChannel, type TextChannel } from "../rpc/channel.ts";
+import { DisconnectedError, RpcClient } from "../rpc/rpc_client.ts";
+import { connectWebSocket } from "../rpc/websocket_client.ts";
+import { RemoteFileSystem } from "./remote_file_system.ts";
+import { RemoteProcess } from "./remote_process.ts";
+import type { ExecBackend, ExecProcess } from "./types.ts";
+
+/** Options of {@link connectExecutor}. */
+export interface ConnectExecutorOptions {
+  /** Bearer token; defaults to the `EXECBRIDGE_TOKEN` environment variable. */
+  token?: string;
+  /** Read the token from this file instead. */
+  tokenFile?: string;
+  /** Name sent in `initialize` (default `execbridge-client`). */
+  clientName?: string;
+  /** Re-attach to this detached session instead of creating one. */
+  resumeSessionId?: string;
+  /** Give up connecting after this long (default 10 s). */
+  connectTimeoutMs?: number;
+  /** Give up on the initialize handshake after this long (default 10 s). */
+  initializeTimeoutMs?: number;
+  /** PEM CA certificates trusted for `wss://` (self-signed executors). */
+  caCerts?: string[];
+  /** Use an already open channel (e.g. `serve --listen stdio` over ssh) instead of `url`. */
+  channel?: TextChannel;
+}
+
+/** A connected, initialized executor session. */
+export interface ExecutorClient extends ExecBackend, AsyncDisposable {
+  /** The session id; pass it as `resumeSessionId` to resume after a disconnect. */
+  readonly sessionId: string;
+  /** The executor's filesystem. */
+  readonly fs: ExecFileSystem;
+  /** The latched disconnect message, or null while connected. */
+  readonly disconnected: string | null;
+  /** Resolves with the disconnect message once the connection is lost or closed. */
+  readonly done: Promise<string>;
+  /** Starts a process on the executor. */
+  start(params: StartParams): Promise<ExecProcess>;
+  /** Closes the connection. The session's processes keep running until the session TTL expires. */
+  close(): Promise<void>;
+}
+
+async function resolveToken(options: ConnectExecutorOptions): Promise<string | undefined> {
+  if (options.token !== undefined) return options.token;
+  if (options.tokenFile !== undefined) {
+    try {
+      return (await Deno.readTextFile(options.tokenFile)).trim();
+    } catch (error) {
+      throw new Error(
+        `cannot read the executor token file ${options.tokenFile}: ${
+          error instanceof Error ? error.message : error
+        }`,
+      );
+    }
+  }
+  try {
+    return Deno.env.get("EXECBRIDGE_TOKEN") || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Connects to an executor and initializes a session.
+ *
+ * @example
+ * ```ts
+ * import { connectExecutor } from "@execbridge/execbridge";
+ *
+ * const executor = await connectExecutor("ws://127.0.0.1:8765", { token: "…" });
+ * const proc = await executor.start({ processId: "p1", argv: ["uname", "-a"] });
+ * const { exitCode } = await proc.wait();
+ * const { chunks } = await proc.read();
+ * console.log(exitCode, new TextDecoder().decode(chunks[0].chunk));
+ * await executor.close();
+ * ```
+ */
+export async function connectExecutor(
+  url: string | URL,
+  options: ConnectExecutorOptions = {},
+): Promise<ExecutorClient> {
+  let channel = options.channel;
+  if (channel === undefined) {
+    const token = await resolveToken(options);
+    const headers: Record<string, string> = {};
+    if (token !== undefined) headers.Authorization = `Bearer ${token}`;
+    const socket = await connectWebSocket(url, {
+      headers,
+      caCerts: options.caCerts,
+      connectTimeoutMs: options.connectTimeoutMs ?? 10_000,
+    });
+    const u = new URL(url);
+    channel = clientWebSocketChannel(socket, `${u.protocol}//${u.host}`);
+  }
+  const connection = new ExecutorConnection(channel);
+  try {
+    await connection.initialize(options);
+  } catch (error) {
+    await connection.close();
+    throw error;
+  }
+  return connection;
+}
+
+class ExecutorConnection implements ExecutorClient {
+  readonly fs: ExecFileSystem;
+  readonly done: Promise<string>;
+  #sessionId = "";
+  readonly #rpc: RpcClient;
+  readonly #routes = new Map<string, RemoteProcess>();
+
+  constructor(channel: TextChannel) {
+    let resolveDone: (message: string) => void = () => {};
+    this.done = new Promise((resolve) => resolveDone = resolve);
+    this.#rpc = new RpcClient(channel, {
+      onNotification: (method, params) => this.#route(method, params),
+      onDisconnect: (message) => {
+        for (const process of [...this.#routes.values()]) process.fail(message);
+        this.#routes.clear();
+        resolveDone(message);
+      },
+    });
+    this.fs = new RemoteFileSystem(this.#rpc);
+  }
+
+  get sessionId(): string {
+    return this.#sessionId;
+  }
+
+  get disconnected(): string | null {
+    return this.#rpc.disconnected;
+  }
+
+  async initialize(options: ConnectExecutorOptions): Promise<void> {
+    const timeoutMs = options.initializeTimeoutMs ?? 10_000;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        const message =
+          `timed out waiting for exec-server initialize handshake after ${timeoutMs} ms`;
+        this.#rpc.disconnect(message);
+        reject(new Error(message));
+      }, timeoutMs);
+    });
+    try {
+      const raw = await Promise.race([
+        this.#rpc.call("initialize", {
+          clientName: options.clientName ?? "execbridge-client",
+          resumeSessionId: options.resumeSessionId ?? null,
+        }),
+        timeout,
+      ]);
+      this.#sessionId = results.initialize.parse(raw).sessionId;
+      this.#rpc.notify("initialized", {});
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async start(params: StartParams): Promise<ExecProcess> {
+    const disconnected = this.#rpc.disconnected;
+    if (disconnected !== null) throw new DisconnectedError(disconnected);
+    const checked = parseParams("process/start", startParams, params);
+    const id = checked.processId;
+    if (this.#routes.has(id)) {
+      // The executor would refuse it too; refusing here keeps one route per id.
+      throw new RpcError(INVALID_REQUEST, `process ${id} already exists`);
+    }
+    // Register before starting so that early notifications are captured.
+    const process: RemoteProcess = new RemoteProcess(checked, this.#rpc, () => {
+      if (this.#routes.get(id) === process) this.#routes.delete(id);
+    });
+    this.#routes.set(id, process);
+    try {
+      const raw = await this.#rpc.call("process/start", checked);
+      results.start.parse(raw);
+    } catch (error) {
+      if (this.#routes.get(id) === process) this.#routes.delete(id);
+      throw error;
+    }
+    return process;
+  }
+
+  close(): Promise<void> {
+    return this.#rpc.disconnect("closed by the client");
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  #route(method: string, params: unknown): void {
+    switch (method) {
+      case "process/output": {
+        const p = notifications.output.safeParse(params);
+        if (!p.success) return;
+        this.#routes.get(p.data.processId)?.accept({
+          type: "output",
+          seq: p.data.seq,
+          stream: p.data.stream,
+          chunk: Uint8Array.fromBase64(p.data.chunk),
+        });
+        return;
+      }
+      case "process/exited": {
+        const p = notifications.exited.safeParse(params);
+        if (!p.success) return;
+        this.#routes.get(p.data.processId)?.accept({
+          type: "exited",
+          seq: p.data.seq,
+          exitCode: p.data.exitCode,
+          signal: p.data.signal ?? null,
+        });
+        return;
+      }
+      case "process/closed": {
+        const p = notifications.closed.safeParse(params);
+        if (!p.success) return;
+        this.#routes.get(p.data.processId)?.accept({ type: "closed", seq: p.data.seq });
+        return;
+      }
+    }
+  }
+}

@@ -1,0 +1,137 @@
+/**
+ * {@link LocalExecBackend}: the process interface without any server. Each
+ * process runs in a Web Worker of the calling program, exactly like on an
+ * executor; events arrive through a worker `MessagePort`.
+ *
+ * @module
+ */
+
+import { INVALID_REQUEST, RpcError } from "../protocol/errors.ts";
+import { parseParams, startParams } from "../protocol/schemas.ts";
+import type { StartParams } from "../protocol/types.ts";
+import type { ProcessHost } from "../process/process_host.ts";
+import { ProcessTable } from "../process/process_table.ts";
+import { WorkerPool } from "../process/worker_pool.ts";
+import { EventQueue } from "./event_queue.ts";
+import { waitForExit } from "./wait.ts";
+import type {
+  ExecBackend,
+  ExecProcess,
+  ExecProcessEvent,
+  ExitStatus,
+  ReadOptions,
+  ReadResponse,
+  WriteStatus,
+} from "./types.ts";
+
+/** Options of {@link LocalExecBackend}. */
+export interface LocalExecBackendOptions {
+  /** Pre-started workers kept ready (default 2). */
+  warmWorkers?: number;
+  /** Idle workers are stopped after this long, so a forgotten backend doesn't hold the program open (default 2000 ms). */
+  idleTimeoutMs?: number;
+  /** How long a closed process stays readable (default 30 s). */
+  retentionMs?: number;
+  /** Retained output per process (default 1 MiB). */
+  retainedBytes?: number;
+}
+
+const encoder = new TextEncoder();
+
+/**
+ * Runs processes locally, each in its own worker, with the same interface as
+ * a remote executor.
+ *
+ * @example
+ * ```ts
+ * import { LocalExecBackend } from "@execbridge/execbridge";
+ *
+ * await using backend = new LocalExecBackend();
+ * const proc = await backend.start({ processId: "p1", argv: ["echo", "hi"] });
+ * for await (const event of proc.events()) {
+ *   if (event.type === "output") console.log(new TextDecoder().decode(event.chunk));
+ * }
+ * ```
+ */
+export class LocalExecBackend implements ExecBackend, AsyncDisposable {
+  readonly #pool: WorkerPool;
+  readonly #table: ProcessTable;
+  #closed = false;
+
+  /** Creates a backend; workers start on first use. */
+  constructor(options: LocalExecBackendOptions = {}) {
+    this.#pool = new WorkerPool({
+      warm: options.warmWorkers ?? 2,
+      idleTimeoutMs: options.idleTimeoutMs ?? 2000,
+    });
+    this.#table = new ProcessTable({
+      pool: this.#pool,
+      retentionMs: options.retentionMs,
+      retainedBytes: options.retainedBytes,
+      unrefTimers: true,
+    });
+  }
+
+  /** Starts a process. Rejects with `RpcError` -32600 (duplicate id) or -32603 (spawn failure). */
+  async start(params: StartParams): Promise<ExecProcess> {
+    if (this.#closed) throw new RpcError(INVALID_REQUEST, "the local backend is closed");
+    const host = await this.#table.start(parseParams("process/start", startParams, params));
+    return new LocalProcess(host);
+  }
+
+  /** Kills every process and stops the workers. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#table.killAll();
+    await this.#table.whenAllClosed();
+    this.#pool.close();
+  }
+
+  /** Same as {@link close}. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}
+
+class LocalProcess implements ExecProcess {
+  readonly processId: string;
+  readonly #host: ProcessHost;
+
+  constructor(host: ProcessHost) {
+    this.processId = host.processId;
+    this.#host = host;
+  }
+
+  events(): AsyncIterableIterator<ExecProcessEvent> {
+    let unsubscribe = () => {};
+    const queue = new EventQueue({ onDone: () => unsubscribe() });
+    unsubscribe = this.#host.subscribe({
+      push: (event) => queue.push(event),
+      fail: (message) => queue.push({ type: "failed", message }),
+    });
+    return queue;
+  }
+
+  async read(options: ReadOptions = {}): Promise<ReadResponse> {
+    const result = await this.#host.readBytes({
+      afterSeq: options.afterSeq ?? 0,
+      maxBytes: options.maxBytes ?? null,
+      waitMs: options.waitMs ?? 0,
+    });
+    return { ...result, failure: null };
+  }
+
+  write(data: Uint8Array | string): Promise<WriteStatus> {
+    const bytes = typeof data === "string" ? encoder.encode(data) : data.slice();
+    return Promise.resolve(this.#host.write(bytes));
+  }
+
+  terminate(): Promise<boolean> {
+    return this.#host.terminate();
+  }
+
+  wait(): Promise<ExitStatus> {
+    return waitForExit(this.events());
+  }
+}

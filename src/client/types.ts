@@ -1,0 +1,124 @@
+/**
+ * The process interface shared by local and remote execution.
+ *
+ * @module
+ */
+
+import type { ProcessStream, StartParams, WriteStatus } from "../protocol/types.ts";
+
+export type { ProcessStream, StartParams, WriteStatus };
+
+/** An event of a process, in seq order (history first, then live). */
+export type ExecProcessEvent =
+  | {
+    /** A chunk of output. */
+    type: "output";
+    /** Sequence number. */
+    seq: number;
+    /** Source stream. */
+    stream: ProcessStream;
+    /** The bytes (shared between subscribers: do not modify). */
+    chunk: Uint8Array;
+  }
+  | {
+    /** The process exited (output may still follow until `closed`). */
+    type: "exited";
+    /** Sequence number. */
+    seq: number;
+    /** Exit code; -1 when killed by a signal. */
+    exitCode: number;
+    /** The signal that killed it, if any. */
+    signal: string | null;
+  }
+  | {
+    /** Exit seen and both streams ended: the last event. */
+    type: "closed";
+    /** Sequence number (the largest). */
+    seq: number;
+  }
+  | {
+    /** The process can no longer be observed (the executor connection was lost). Last event. */
+    type: "failed";
+    /** What happened. */
+    message: string;
+  }
+  | {
+    /**
+     * This subscriber fell behind and `skipped` events were dropped from its
+     * queue. Recover with `read({ afterSeq: lastSeq })`; later events follow.
+     */
+    type: "lagged";
+    /** Number of dropped events. */
+    skipped: number;
+    /** Seq of the last event delivered before the gap. */
+    lastSeq: number;
+  };
+
+/** Options of {@link ExecProcess.read}. */
+export interface ReadOptions {
+  /** Return chunks with a seq greater than this (default 0). */
+  afterSeq?: number;
+  /** Byte budget; at least one chunk is always returned. */
+  maxBytes?: number;
+  /** Long-poll: wait up to this long for something new (default 0). */
+  waitMs?: number;
+}
+
+/** One retained output chunk. */
+export interface OutputChunk {
+  /** Sequence number. */
+  seq: number;
+  /** Source stream. */
+  stream: ProcessStream;
+  /** The bytes. */
+  chunk: Uint8Array;
+}
+
+/** Result of {@link ExecProcess.read}. */
+export interface ReadResponse {
+  /** Chunks after `afterSeq`, in seq order. */
+  chunks: OutputChunk[];
+  /** Continue with `afterSeq: nextSeq - 1`. */
+  nextSeq: number;
+  /** Whether the exit was observed. */
+  exited: boolean;
+  /** Exit code once exited. */
+  exitCode: number | null;
+  /** Whether the process closed. */
+  closed: boolean;
+  /** Set when the process can no longer be observed (transport lost). */
+  failure: string | null;
+}
+
+/** How a process ended. */
+export interface ExitStatus {
+  /** Exit code; -1 when killed by a signal. */
+  exitCode: number;
+  /** The signal that killed it, if any. */
+  signal: string | null;
+}
+
+/** A running (or retained) process, local or on an executor. */
+export interface ExecProcess {
+  /** The id it was started under. */
+  readonly processId: string;
+  /**
+   * Its events: the retained history first (even after it closed), then live
+   * ones, ending after `closed` or `failed`. Each call is a new subscriber.
+   */
+  events(): AsyncIterableIterator<ExecProcessEvent>;
+  /** Retained output after `afterSeq`, optionally long-polling. */
+  read(options?: ReadOptions): Promise<ReadResponse>;
+  /** Writes to the process's stdin (strings are UTF-8 encoded). */
+  write(data: Uint8Array | string): Promise<WriteStatus>;
+  /** Kills the process group; resolves true if it was running. */
+  terminate(): Promise<boolean>;
+  /** Resolves when the process closed; rejects when it failed. */
+  wait(): Promise<ExitStatus>;
+}
+
+/** Something that starts processes: {@link LocalExecBackend} or an executor connection. */
+export interface ExecBackend {
+  /** Starts a process; rejects with an `RpcError` (duplicate id, spawn failure…). */
+  start(params: StartParams): Promise<ExecProcess>;
+}

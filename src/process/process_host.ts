@@ -1,0 +1,280 @@
+/**
+ * The main thread's handle on one process: it drives the worker that owns the
+ * child, answers what it can without a worker round trip (write status), and
+ * keeps the closed process's log as an archive once the worker is released.
+ *
+ * @module
+ */
+
+import { INTERNAL_ERROR, RpcError } from "../protocol/errors.ts";
+import type { WriteStatus } from "../protocol/types.ts";
+import { OutputLog } from "./output_log.ts";
+import type { WorkerPool } from "./worker_pool.ts";
+import type {
+  ByteReadResult,
+  FromWorker,
+  ProcessEvent,
+  SpawnSpec,
+  ToWorker,
+} from "./worker_protocol.ts";
+
+/** Receives a subscriber's events: history first, then live. */
+export interface EventSink {
+  /** One event, in seq order. */
+  push(event: ProcessEvent): void;
+  /** The process failed outside its own lifecycle (its worker died). */
+  fail(message: string): void;
+}
+
+/** Options of {@link ProcessHost.start}. */
+export interface ProcessHostOptions {
+  /** Where workers come from. */
+  pool: WorkerPool;
+  /** Receives pre-serialized JSON-RPC notifications (when `spec.wire`). */
+  onWire?: (text: string) => void;
+  /** Called once the process closed and its log was archived. */
+  onArchived?: () => void;
+}
+
+/** Read options, already defaulted. */
+export interface HostReadOptions {
+  /** Return chunks after this seq. */
+  afterSeq: number;
+  /** Byte budget or null. */
+  maxBytes: number | null;
+  /** Long-poll duration. */
+  waitMs: number;
+}
+
+type State = "running" | "closing" | "archived" | "failed";
+
+/** Main-thread handle of a process running in a worker. */
+export class ProcessHost {
+  /** The caller's process id. */
+  readonly processId: string;
+  /** OS pid of the child (its process group id). */
+  readonly pid: number;
+  readonly #spec: SpawnSpec;
+  readonly #options: ProcessHostOptions;
+  #worker: Worker | null;
+  #state: State = "running";
+  #stdinOpen: boolean;
+  #nextId = 1;
+  #pending = new Map<number, { resolve(value: unknown): void; reject(error: Error): void }>();
+  #archive: OutputLog | null = null;
+  #failure: string | null = null;
+  #sinks = new Set<EventSink>();
+  #closedWaiters: (() => void)[] = [];
+  #archived: Promise<void> | null = null;
+  #resolveArchived: () => void = () => {};
+
+  private constructor(spec: SpawnSpec, worker: Worker, pid: number, options: ProcessHostOptions) {
+    this.processId = spec.processId;
+    this.pid = pid;
+    this.#spec = spec;
+    this.#options = options;
+    this.#worker = worker;
+    this.#stdinOpen = spec.tty || spec.pipeStdin;
+    worker.onmessage = (event) => this.#onMessage(event.data);
+    worker.onerror = (event) => {
+      event.preventDefault();
+      this.#fail(`the worker of process ${spec.processId} crashed: ${event.message}`);
+    };
+  }
+
+  /**
+   * Spawns the process in a pooled worker. Resolves once the child runs;
+   * rejects with -32603 and the OS error when it cannot be started.
+   */
+  static async start(spec: SpawnSpec, options: ProcessHostOptions): Promise<ProcessHost> {
+    const worker = await options.pool.acquire();
+    const pid = await new Promise<number>((resolve, reject) => {
+      worker.onmessage = (event: MessageEvent<FromWorker | string>) => {
+        const message = event.data;
+        if (typeof message === "string") return;
+        if (message.type === "started") resolve(message.pid);
+        else if (message.type === "startFailed") {
+          reject(new RpcError(INTERNAL_ERROR, message.message));
+        }
+      };
+      worker.onerror = (event) => {
+        event.preventDefault();
+        reject(new RpcError(INTERNAL_ERROR, `process worker crashed: ${event.message}`));
+      };
+      worker.postMessage({ type: "start", spec } satisfies ToWorker);
+    }).catch((error) => {
+      // A failed spawn leaves the worker clean (no process), but don't risk reusing it.
+      options.pool.discard(worker);
+      throw error;
+    });
+    return new ProcessHost(spec, worker, pid, options);
+  }
+
+  /** True until the process closed (exit seen and both streams ended). */
+  get running(): boolean {
+    return this.#state === "running";
+  }
+
+  /** True once the process closed or failed. */
+  get closed(): boolean {
+    return this.#state !== "running";
+  }
+
+  /** Resolves when the process closed (or its worker failed). */
+  whenClosed(): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    return new Promise((resolve) => this.#closedWaiters.push(resolve));
+  }
+
+  /** `process/read` with chunks as base64 JSON text. */
+  async readJson(options: HostReadOptions): Promise<string> {
+    if (this.#archived !== null) await this.#archived;
+    if (this.#archive !== null) return this.#archive.readJson(options.afterSeq, options.maxBytes);
+    return await this.#request("read", { ...options, format: "json" }) as string;
+  }
+
+  /** `process/read` with chunks as bytes. */
+  async readBytes(options: HostReadOptions): Promise<ByteReadResult> {
+    if (this.#archived !== null) await this.#archived;
+    if (this.#archive !== null) return this.#archive.readBytes(options.afterSeq, options.maxBytes);
+    return await this.#request("read", { ...options, format: "bytes" }) as ByteReadResult;
+  }
+
+  /** Queues bytes for the child's stdin and says what happened to them. */
+  write(data: Uint8Array): WriteStatus {
+    if (!this.#stdinOpen || this.#state !== "running") return "stdinClosed";
+    const transfer = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength
+      ? [data.buffer as ArrayBuffer]
+      : [];
+    this.#worker!.postMessage({ type: "write", data } satisfies ToWorker, transfer);
+    return "accepted";
+  }
+
+  /** Kills the process group. Resolves true when the process was running. */
+  async terminate(): Promise<boolean> {
+    if (this.#state !== "running") return false;
+    const result = await this.#request("terminate", {}) as { running: boolean };
+    return result.running;
+  }
+
+  /** Kills the process group now, without waiting for the worker (shutdown, expiry). */
+  kill(): void {
+    if (this.#state !== "running") return;
+    try {
+      Deno.kill(-this.pid, "SIGKILL");
+    } catch {
+      // Already gone.
+    }
+    this.#worker?.postMessage({ type: "kill" } satisfies ToWorker);
+  }
+
+  /** Streams events to `sink`: history first, then live. Returns an unsubscribe function. */
+  subscribe(sink: EventSink): () => void {
+    if (this.#archived !== null && this.#archive === null && this.#failure === null) {
+      // The log is on its way from the worker: replay it once it arrived.
+      let cancelled = false;
+      this.#archived.then(() => {
+        if (!cancelled) this.subscribe(sink);
+      });
+      return () => {
+        cancelled = true;
+      };
+    }
+    if (this.#archive !== null) {
+      for (const event of this.#archive.history()) sink.push(event);
+      return () => {};
+    }
+    if (this.#failure !== null) {
+      sink.fail(this.#failure);
+      return () => {};
+    }
+    const channel = new MessageChannel();
+    const port = channel.port1;
+    let open = true;
+    const close = () => {
+      if (!open) return;
+      open = false;
+      this.#sinks.delete(sink);
+      port.close();
+    };
+    port.onmessage = (event: MessageEvent<ProcessEvent>) => {
+      sink.push(event.data);
+      if (event.data.type === "closed") close();
+    };
+    this.#sinks.add(sink);
+    this.#worker!.postMessage(
+      { type: "subscribe", port: channel.port2 } satisfies ToWorker,
+      [channel.port2],
+    );
+    return () => {
+      if (open) port.postMessage({ type: "unsubscribe" });
+      close();
+    };
+  }
+
+  #request(type: "read" | "terminate", fields: Record<string, unknown>): Promise<unknown> {
+    if (this.#failure !== null) {
+      return Promise.reject(new RpcError(INTERNAL_ERROR, this.#failure));
+    }
+    const id = this.#nextId++;
+    return new Promise((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject });
+      this.#worker!.postMessage({ type, id, ...fields } as ToWorker);
+    });
+  }
+
+  #onMessage(message: FromWorker | string): void {
+    if (typeof message === "string") {
+      this.#options.onWire?.(message);
+      return;
+    }
+    switch (message.type) {
+      case "reply": {
+        const pending = this.#pending.get(message.id);
+        this.#pending.delete(message.id);
+        pending?.resolve(message.result);
+        break;
+      }
+      case "stdinClosed":
+        this.#stdinOpen = false;
+        break;
+      case "closed":
+        // From here on the worker gets no new requests: they wait for the archive.
+        this.#state = "closing";
+        this.#stdinOpen = false;
+        this.#archived = new Promise((resolve) => this.#resolveArchived = resolve);
+        this.#worker!.postMessage({ type: "release" } satisfies ToWorker);
+        break;
+      case "released":
+        this.#archive = new OutputLog(this.#spec, message.snapshot);
+        this.#state = "archived";
+        this.#options.pool.release(this.#worker!);
+        this.#worker = null;
+        this.#resolveArchived();
+        this.#notifyClosed();
+        this.#options.onArchived?.();
+        break;
+    }
+  }
+
+  #fail(message: string): void {
+    if (this.#state === "archived" || this.#state === "failed") return;
+    this.kill();
+    this.#state = "failed";
+    this.#failure = message;
+    if (this.#worker !== null) this.#options.pool.discard(this.#worker);
+    this.#worker = null;
+    const error = new RpcError(INTERNAL_ERROR, message);
+    for (const pending of this.#pending.values()) pending.reject(error);
+    this.#pending.clear();
+    for (const sink of this.#sinks) sink.fail(message);
+    this.#sinks.clear();
+    this.#resolveArchived();
+    this.#notifyClosed();
+    this.#options.onArchived?.();
+  }
+
+  #notifyClosed(): void {
+    for (const resolve of this.#closedWaiters.splice(0)) resolve();
+  }
+}

@@ -1,0 +1,157 @@
+/**
+ * The processes of one session (or of one local backend), by caller-chosen
+ * id: reservation while starting, duplicate detection, and removal once a
+ * closed process's retention window ends.
+ *
+ * @module
+ */
+
+import { INVALID_REQUEST, RpcError } from "../protocol/errors.ts";
+import type { StartParams } from "../protocol/types.ts";
+import { buildChildEnv } from "./env_policy.ts";
+import { ProcessHost } from "./process_host.ts";
+import type { WorkerPool } from "./worker_pool.ts";
+import type { SpawnSpec } from "./worker_protocol.ts";
+
+/** Retained output per process: 1 MiB. */
+export const DEFAULT_RETAINED_BYTES = 1024 * 1024;
+/** Replay history per subscriber: 256 output events. */
+export const DEFAULT_REPLAY_EVENTS = 256;
+/** How long a closed process stays readable: 30 s. */
+export const DEFAULT_RETENTION_MS = 30_000;
+
+/** Options of {@link ProcessTable}. */
+export interface ProcessTableOptions {
+  /** Where workers come from. */
+  pool: WorkerPool;
+  /** How long a closed process stays readable (default 30 s). */
+  retentionMs?: number;
+  /** Retained output per process (default 1 MiB). */
+  retainedBytes?: number;
+  /** Replay history in output events (default 256). */
+  replayEvents?: number;
+  /** Receives pre-serialized JSON-RPC notifications; when absent none are made. */
+  onWire?: (text: string) => void;
+  /** Don't let retention timers keep the program alive (library use). */
+  unrefTimers?: boolean;
+  /** Refuse starts beyond this many live processes. */
+  maxProcesses?: number;
+  /** Message for the limit error. */
+  maxProcessesHint?: string;
+  /** Called before each start; throws to refuse it (a limit shared with other tables). */
+  admit?: () => void;
+}
+
+/** A table entry: a running or retained process, or a reservation. */
+export type ProcessEntry = ProcessHost | "starting";
+
+/** The processes of one session. */
+export class ProcessTable {
+  readonly #options: ProcessTableOptions;
+  #entries = new Map<string, ProcessEntry>();
+  #timers = new Set<ReturnType<typeof setTimeout>>();
+  #closed = false;
+
+  /** Creates an empty table. */
+  constructor(options: ProcessTableOptions) {
+    this.#options = options;
+  }
+
+  /** Number of entries (starting, running and retained). */
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  /** Number of processes not yet closed. */
+  get live(): number {
+    let count = 0;
+    for (const entry of this.#entries.values()) {
+      if (entry === "starting" || !entry.closed) count++;
+    }
+    return count;
+  }
+
+  /** The entry for an id, if any. */
+  lookup(processId: string): ProcessEntry | undefined {
+    return this.#entries.get(processId);
+  }
+
+  /**
+   * Starts a process. Throws -32600 for a duplicate id, -32603 when the
+   * program cannot be spawned.
+   */
+  async start(params: StartParams): Promise<ProcessHost> {
+    const id = params.processId;
+    if (this.#closed) throw new RpcError(INVALID_REQUEST, "the session is shutting down");
+    if (this.#entries.has(id)) throw new RpcError(INVALID_REQUEST, `process ${id} already exists`);
+    const max = this.#options.maxProcesses;
+    if (max !== undefined && this.live >= max) {
+      throw new RpcError(
+        INVALID_REQUEST,
+        this.#options.maxProcessesHint ?? `too many processes: the limit is ${max}`,
+      );
+    }
+    this.#options.admit?.();
+    this.#entries.set(id, "starting");
+    const options = this.#options;
+    const spec: SpawnSpec = {
+      processId: id,
+      argv: params.argv,
+      cwd: params.cwd ?? Deno.cwd(),
+      env: buildChildEnv(params.env, { policy: params.envPolicy }),
+      tty: params.tty ?? false,
+      pipeStdin: params.pipeStdin ?? false,
+      arg0: params.arg0 ?? null,
+      wire: options.onWire !== undefined,
+      retainedBytes: options.retainedBytes ?? DEFAULT_RETAINED_BYTES,
+      replayEvents: options.replayEvents ?? DEFAULT_REPLAY_EVENTS,
+    };
+    let host: ProcessHost;
+    try {
+      host = await ProcessHost.start(spec, {
+        pool: options.pool,
+        onWire: options.onWire,
+        onArchived: () => this.#retain(id, host),
+      });
+    } catch (error) {
+      this.#entries.delete(id);
+      throw error;
+    }
+    if (this.#closed) {
+      host.kill();
+      this.#entries.delete(id);
+      throw new RpcError(INVALID_REQUEST, "the session is shutting down");
+    }
+    this.#entries.set(id, host);
+    return host;
+  }
+
+  /** Kills every running process group now and forgets all entries. */
+  killAll(): void {
+    this.#closed = true;
+    for (const entry of this.#entries.values()) {
+      if (entry !== "starting") entry.kill();
+    }
+    for (const timer of this.#timers) clearTimeout(timer);
+    this.#timers.clear();
+  }
+
+  /** Resolves once every process of the table has closed. */
+  async whenAllClosed(): Promise<void> {
+    const hosts = [...this.#entries.values()].filter((e): e is ProcessHost => e !== "starting");
+    await Promise.all(hosts.map((host) => host.whenClosed()));
+  }
+
+  #retain(id: string, host: ProcessHost): void {
+    if (this.#closed) {
+      this.#entries.delete(id);
+      return;
+    }
+    const timer = setTimeout(() => {
+      this.#timers.delete(timer);
+      if (this.#entries.get(id) === host) this.#entries.delete(id);
+    }, this.#options.retentionMs ?? DEFAULT_RETENTION_MS);
+    this.#timers.add(timer);
+    if (this.#options.unrefTimers) Deno.unrefTimer(timer);
+  }
+}

@@ -1,0 +1,365 @@
+/**
+ * The worker side of a process session: owns the child (in its own process
+ * group), numbers its events in an {@link OutputLog}, serves reads (with
+ * long-poll), writes and terminate, and fans events out to the main thread
+ * (pre-serialized JSON-RPC) and to subscriber ports (bytes).
+ *
+ * Imported only by `workers/process_worker.ts`. Besides the log it imports
+ * only types, so an idle worker stays small; the PTY module loads on demand.
+ * A worker runs one process at a time; after `release` it hands its log to
+ * the main thread and can run another.
+ *
+ * @module
+ */
+
+import type { ProcessStream } from "../protocol/types.ts";
+import { OutputLog } from "./output_log.ts";
+import type {
+  FromSubscriber,
+  FromWorker,
+  ProcessEvent,
+  SpawnSpec,
+  ToWorker,
+} from "./worker_protocol.ts";
+
+/** The subset of a worker's global scope the runner uses. */
+export interface WorkerScope {
+  /** Posts to the main thread. */
+  postMessage(message: unknown, transfer?: Transferable[]): void;
+  /** Receives from the main thread. */
+  onmessage: ((event: MessageEvent<ToWorker>) => void) | null;
+}
+
+/** Chunks at least this big are copied once and transferred; smaller ones are cloned. */
+const TRANSFER_THRESHOLD = 64 * 1024;
+/** After a terminate, how long output may keep draining once the exit was seen. */
+const TERMINATE_DRAIN_MS = 200;
+
+interface Child {
+  pid: number;
+  status: Promise<{ code: number; signal: string | null }>;
+  kill(): void;
+  write(data: Uint8Array): Promise<void>;
+  closeStdin(): void;
+  cancelOutput(): void;
+  /** Releases what remains (the PTY master) once everything ended. */
+  dispose(): void;
+}
+
+/** Runs the process worker protocol on a worker scope. */
+export function runProcessWorker(scope: WorkerScope): void {
+  let runner: ProcessRunner | null = null;
+  scope.onmessage = (event) => {
+    const message = event.data;
+    if (message.type === "start") {
+      runner = new ProcessRunner(scope, message.spec);
+      runner.start();
+    } else if (message.type === "release") {
+      const snapshot = runner!.release();
+      runner = null;
+      const transfer = [...new Set(snapshot.chunks.map((c) => c.data.buffer as ArrayBuffer))];
+      scope.postMessage({ type: "released", snapshot } satisfies FromWorker, transfer);
+    } else if (runner !== null) {
+      runner.handle(message);
+    }
+  };
+  post(scope, { type: "ready" });
+}
+
+function post(scope: WorkerScope, message: FromWorker): void {
+  scope.postMessage(message);
+}
+
+/**
+ * Gives each chunk its own exact-size buffer: the read stream hands out views
+ * of a 64 KiB buffer, which would otherwise be pinned (and cloned) whole.
+ */
+function own(data: Uint8Array): Uint8Array {
+  return data.byteLength === data.buffer.byteLength ? data : data.slice();
+}
+
+class ProcessRunner {
+  readonly #scope: WorkerScope;
+  readonly #spec: SpawnSpec;
+  readonly #log: OutputLog;
+  readonly #wirePrefix: string;
+  #child: Child | null = null;
+  #openStreams = 0;
+  #terminated = false;
+  #stdinOpen: boolean;
+  #waiters = new Set<() => void>();
+  #subscribers = new Set<MessagePort>();
+  #writeChain: Promise<void> = Promise.resolve();
+
+  constructor(scope: WorkerScope, spec: SpawnSpec) {
+    this.#scope = scope;
+    this.#spec = spec;
+    this.#log = new OutputLog(spec);
+    this.#stdinOpen = spec.tty || spec.pipeStdin;
+    this.#wirePrefix = `"processId":${JSON.stringify(spec.processId)},"seq":`;
+  }
+
+  async start(): Promise<void> {
+    try {
+      this.#child = this.#spec.tty ? await this.#spawnPty() : this.#spawnPipes();
+    } catch (error) {
+      post(this.#scope, { type: "startFailed", message: describeSpawnError(this.#spec, error) });
+      return;
+    }
+    post(this.#scope, { type: "started", pid: this.#child.pid });
+    this.#child.status.then((status) => this.#onExit(status));
+  }
+
+  handle(message: ToWorker): void {
+    switch (message.type) {
+      case "read":
+        this.#read(message.id, message.afterSeq, message.maxBytes, message.waitMs, message.format);
+        break;
+      case "write":
+        this.#write(message.data);
+        break;
+      case "terminate":
+        post(this.#scope, { type: "reply", id: message.id, result: this.#terminate() });
+        break;
+      case "subscribe":
+        this.#subscribe(message.port);
+        break;
+      case "kill":
+        this.#terminate();
+        break;
+    }
+  }
+
+  release() {
+    return this.#log.snapshot();
+  }
+
+  // --- spawning ---------------------------------------------------------
+
+  #spawnPipes(): Child {
+    const spec = this.#spec;
+    let program = spec.argv[0];
+    let args = spec.argv.slice(1);
+    if (spec.arg0 !== null && spec.arg0 !== spec.argv[0]) {
+      // Deno.Command cannot set argv[0]; bash's `exec -a` can.
+      program = "bash";
+      args = ["-c", 'exec -a "$0" "$@"', spec.arg0, ...spec.argv];
+    }
+    const child = new Deno.Command(program, {
+      args,
+      cwd: spec.cwd,
+      env: spec.env,
+      clearEnv: true,
+      stdin: spec.pipeStdin ? "piped" : "null",
+      stdout: "piped",
+      stderr: "piped",
+      detached: true,
+    }).spawn();
+    const stdin = spec.pipeStdin ? child.stdin.getWriter() : null;
+    const readers = [child.stdout.getReader(), child.stderr.getReader()];
+    this.#pump(readers[0], "stdout");
+    this.#pump(readers[1], "stderr");
+    return {
+      pid: child.pid,
+      status: child.status.then((s) => ({ code: s.code, signal: s.signal })),
+      kill() {
+        try {
+          Deno.kill(-child.pid, "SIGKILL");
+        } catch {
+          // The group is already gone.
+        }
+      },
+      write: (data) => stdin!.write(data),
+      closeStdin() {
+        stdin?.close().catch(() => {});
+      },
+      cancelOutput() {
+        for (const reader of readers) reader.cancel().catch(() => {});
+      },
+      dispose() {},
+    };
+  }
+
+  async #spawnPty(): Promise<Child> {
+    const { spawnPty } = await import("./pty.ts");
+    const spec = this.#spec;
+    const pty = spawnPty({ argv: spec.argv, cwd: spec.cwd, env: spec.env, arg0: spec.arg0 });
+    const reader = pty.output.getReader();
+    this.#pump(reader, "pty");
+    return {
+      pid: pty.pid,
+      status: pty.status,
+      kill: () => pty.kill(),
+      write: (data) => {
+        pty.write(data);
+        return Promise.resolve();
+      },
+      closeStdin() {},
+      cancelOutput() {
+        reader.cancel().catch(() => {});
+      },
+      dispose: () => pty.close(),
+    };
+  }
+
+  async #pump(reader: ReadableStreamDefaultReader<Uint8Array>, stream: ProcessStream) {
+    this.#openStreams++;
+    try {
+      while (true) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        if (value.byteLength > 0) this.#onOutput(stream, own(value));
+      }
+    } catch {
+      // A cancelled or broken stream ends like EOF.
+    } finally {
+      reader.releaseLock();
+    }
+    this.#openStreams--;
+    this.#maybeClose();
+  }
+
+  // --- events -----------------------------------------------------------
+
+  #onOutput(stream: ProcessStream, data: Uint8Array): void {
+    const seq = this.#log.appendOutput(stream, data);
+    if (this.#spec.wire) {
+      this.#scope.postMessage(
+        `{"jsonrpc":"2.0","method":"process/output","params":{${this.#wirePrefix}${seq},"stream":"${stream}","chunk":"${data.toBase64()}"}}`,
+      );
+    }
+    for (const port of this.#subscribers) sendChunk(port, seq, stream, data);
+    this.#wake();
+  }
+
+  #onExit(status: { code: number; signal: string | null }): void {
+    const code = status.signal !== null ? -1 : status.code;
+    const exit = this.#log.recordExit(code, status.signal);
+    this.#child?.closeStdin();
+    this.#stdinOpen = false;
+    if (this.#spec.wire) {
+      const signal = status.signal === null ? "null" : JSON.stringify(status.signal);
+      this.#scope.postMessage(
+        `{"jsonrpc":"2.0","method":"process/exited","params":{${this.#wirePrefix}${exit.seq},"exitCode":${code},"signal":${signal}}}`,
+      );
+    }
+    this.#publish({ type: "exited", seq: exit.seq, exitCode: code, signal: status.signal });
+    this.#wake();
+    if (this.#terminated && this.#openStreams > 0) {
+      // A process outside the killed group may hold the pipes open: stop waiting for it.
+      setTimeout(() => this.#child?.cancelOutput(), TERMINATE_DRAIN_MS);
+    }
+    this.#maybeClose();
+  }
+
+  #maybeClose(): void {
+    if (this.#log.closedSeq !== null || this.#log.exit === null || this.#openStreams > 0) return;
+    const seq = this.#log.recordClose();
+    this.#child?.dispose();
+    if (this.#spec.wire) {
+      this.#scope.postMessage(
+        `{"jsonrpc":"2.0","method":"process/closed","params":{${this.#wirePrefix}${seq}}}`,
+      );
+    }
+    this.#publish({ type: "closed", seq });
+    for (const port of this.#subscribers) port.close();
+    this.#subscribers.clear();
+    post(this.#scope, { type: "closed" });
+    this.#wake();
+  }
+
+  #publish(event: ProcessEvent): void {
+    for (const port of this.#subscribers) port.postMessage(event);
+  }
+
+  #wake(): void {
+    if (this.#waiters.size === 0) return;
+    const waiters = [...this.#waiters];
+    this.#waiters.clear();
+    for (const wake of waiters) wake();
+  }
+
+  // --- subscribers --------------------------------------------------------
+
+  #subscribe(port: MessagePort): void {
+    for (const event of this.#log.history()) {
+      if (event.type === "output") sendChunk(port, event.seq, event.stream, event.chunk);
+      else port.postMessage(event);
+    }
+    if (this.#log.closedSeq !== null) {
+      port.close();
+      return;
+    }
+    port.onmessage = (event: MessageEvent<FromSubscriber>) => {
+      if (event.data?.type === "unsubscribe") {
+        this.#subscribers.delete(port);
+        port.close();
+      }
+    };
+    this.#subscribers.add(port);
+  }
+
+  // --- requests -----------------------------------------------------------
+
+  #read(
+    id: number,
+    afterSeq: number,
+    maxBytes: number | null,
+    waitMs: number,
+    format: "json" | "bytes",
+  ): void {
+    const deadline = performance.now() + waitMs;
+    const attempt = () => {
+      const remaining = deadline - performance.now();
+      if (!this.#log.hasNews(afterSeq) && remaining > 0) {
+        const wake = () => {
+          clearTimeout(timer);
+          attempt();
+        };
+        const timer = setTimeout(() => {
+          this.#waiters.delete(wake);
+          attempt();
+        }, remaining);
+        this.#waiters.add(wake);
+        return;
+      }
+      const result = format === "json"
+        ? this.#log.readJson(afterSeq, maxBytes)
+        : this.#log.readBytes(afterSeq, maxBytes);
+      post(this.#scope, { type: "reply", id, result });
+    };
+    attempt();
+  }
+
+  #write(data: Uint8Array): void {
+    const child = this.#child;
+    if (child === null || !this.#stdinOpen) return;
+    this.#writeChain = this.#writeChain.then(() => child.write(data)).catch(() => {
+      if (this.#stdinOpen) {
+        this.#stdinOpen = false;
+        post(this.#scope, { type: "stdinClosed" });
+      }
+    });
+  }
+
+  #terminate(): { running: boolean } {
+    if (this.#child === null || this.#log.exit !== null) return { running: false };
+    this.#terminated = true;
+    this.#child.kill();
+    return { running: true };
+  }
+}
+
+function sendChunk(port: MessagePort, seq: number, stream: ProcessStream, data: Uint8Array): void {
+  if (data.byteLength >= TRANSFER_THRESHOLD) {
+    const copy = data.slice();
+    port.postMessage({ type: "output", seq, stream, chunk: copy }, [copy.buffer]);
+  } else {
+    port.postMessage({ type: "output", seq, stream, chunk: data });
+  }
+}
+
+function describeSpawnError(spec: SpawnSpec, error: unknown): string {
+  const reason = error instanceof Error ? error.message : String(error);
+  return `failed to start ${JSON.stringify(spec.argv[0])} in ${spec.cwd}: ${reason}`;
+}

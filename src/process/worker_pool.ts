@@ -1,0 +1,143 @@
+/**
+ * Pre-started process workers. Starting a Web Worker costs ~17 ms; a process
+ * start takes a warm one from the pool and the pool refills in the background.
+ * Workers that ran a process come back after `release` and are reused.
+ *
+ * @module
+ */
+
+import type { FromWorker } from "./worker_protocol.ts";
+
+/** Options of {@link WorkerPool}. */
+export interface WorkerPoolOptions {
+  /** Workers kept warm and ready (default 2). */
+  warm?: number;
+  /** Most idle workers kept for reuse; extra ones are terminated (default 16). */
+  maxIdle?: number;
+  /**
+   * Terminate idle workers after this long without a start, so a program
+   * that forgot to close its backend still exits (default: never).
+   */
+  idleTimeoutMs?: number | null;
+  /** The worker module (default `workers/process_worker.ts` of this package). */
+  workerUrl?: URL;
+}
+
+const DEFAULT_WORKER_URL = new URL("../../workers/process_worker.ts", import.meta.url);
+
+/** A pool of ready process workers. */
+export class WorkerPool {
+  readonly #warm: number;
+  readonly #maxIdle: number;
+  readonly #idleTimeoutMs: number | null;
+  readonly #url: URL;
+  #idle: Worker[] = [];
+  #warming = 0;
+  #waiting: { resolve(worker: Worker): void; reject(error: Error): void }[] = [];
+  #idleTimer: ReturnType<typeof setTimeout> | null = null;
+  #closed = false;
+  #all = new Set<Worker>();
+
+  /** Creates a pool; nothing starts until the first {@link acquire} or {@link prewarm}. */
+  constructor(options: WorkerPoolOptions = {}) {
+    this.#warm = options.warm ?? 2;
+    this.#maxIdle = Math.max(options.maxIdle ?? 16, this.#warm);
+    this.#idleTimeoutMs = options.idleTimeoutMs ?? null;
+    this.#url = options.workerUrl ?? DEFAULT_WORKER_URL;
+  }
+
+  /** Number of live workers (idle, warming and busy). */
+  get size(): number {
+    return this.#all.size;
+  }
+
+  /** Starts workers until `warm` are idle or warming. */
+  prewarm(): void {
+    while (!this.#closed && this.#idle.length + this.#warming < this.#warm + this.#waiting.length) {
+      this.#spawn();
+    }
+  }
+
+  /** Starts the warm workers and resolves once one is ready (or the pool keeps none). */
+  async ready(): Promise<void> {
+    this.prewarm();
+    if (this.#idle.length > 0 || this.#warming === 0) return;
+    const worker = await this.acquire();
+    this.release(worker);
+  }
+
+  /** A ready worker, from the pool or freshly started. */
+  acquire(): Promise<Worker> {
+    if (this.#closed) {
+      return Promise.reject(new Error("the worker pool is closed: create a new backend"));
+    }
+    this.#touch();
+    const worker = this.#idle.pop();
+    const result = worker !== undefined
+      ? Promise.resolve(worker)
+      : new Promise<Worker>((resolve, reject) => this.#waiting.push({ resolve, reject }));
+    this.prewarm();
+    return result;
+  }
+
+  /** Returns an idle worker (its process was released). */
+  release(worker: Worker): void {
+    worker.onmessage = null;
+    worker.onerror = null;
+    const waiter = this.#waiting.shift();
+    if (waiter !== undefined) {
+      waiter.resolve(worker);
+    } else if (!this.#closed && this.#idle.length < this.#maxIdle) {
+      this.#idle.push(worker);
+      this.#touch();
+    } else {
+      this.discard(worker);
+    }
+  }
+
+  /** Terminates a worker that cannot be reused. */
+  discard(worker: Worker): void {
+    worker.terminate();
+    this.#all.delete(worker);
+  }
+
+  /** Terminates every worker, busy ones included. */
+  close(): void {
+    this.#closed = true;
+    if (this.#idleTimer !== null) clearTimeout(this.#idleTimer);
+    for (const worker of this.#all) worker.terminate();
+    this.#all.clear();
+    this.#idle = [];
+    const error = new Error("the worker pool was closed while a process was starting");
+    for (const waiter of this.#waiting.splice(0)) waiter.reject(error);
+  }
+
+  #spawn(): void {
+    this.#warming++;
+    const worker = new Worker(this.#url, { type: "module", name: "execbridge-process" });
+    this.#all.add(worker);
+    worker.onmessage = (event: MessageEvent<FromWorker>) => {
+      if (event.data?.type !== "ready") return;
+      this.#warming--;
+      this.release(worker);
+    };
+    worker.onerror = (event) => {
+      event.preventDefault();
+      this.#warming--;
+      this.discard(worker);
+      const waiter = this.#waiting.shift();
+      waiter?.reject(new Error(`a process worker failed to start: ${event.message}`));
+    };
+  }
+
+  #touch(): void {
+    if (this.#idleTimeoutMs === null) return;
+    if (this.#idleTimer !== null) clearTimeout(this.#idleTimer);
+    const timer = setTimeout(() => {
+      this.#idleTimer = null;
+      for (const worker of this.#idle.splice(0)) this.discard(worker);
+    }, this.#idleTimeoutMs);
+    Deno.unrefTimer(timer);
+    this.#idleTimer = timer;
+  }
+}

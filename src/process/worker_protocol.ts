@@ -1,0 +1,132 @@
+/**
+ * Messages between the main thread and a process worker. Types only: the
+ * worker imports this file without pulling in any code.
+ *
+ * Main → worker goes through `worker.postMessage`; worker → main through
+ * `self.postMessage`. A pre-serialized JSON-RPC notification (for executor
+ * connections) travels worker → main as a bare string, so the main thread only
+ * has to hand it to the socket.
+ *
+ * @module
+ */
+
+import type { ProcessStream } from "../protocol/types.ts";
+
+/** Everything the worker needs to spawn the child. The environment is final. */
+export interface SpawnSpec {
+  /** The caller's process id (used in notifications). */
+  processId: string;
+  /** Program and arguments. */
+  argv: string[];
+  /** Working directory. */
+  cwd: string;
+  /** The child's complete environment. */
+  env: Record<string, string>;
+  /** Run under a pseudo-terminal. */
+  tty: boolean;
+  /** Give the child a stdin pipe (non-tty only). */
+  pipeStdin: boolean;
+  /** argv[0] override. */
+  arg0: string | null;
+  /** Emit pre-serialized JSON-RPC notifications to the main thread. */
+  wire: boolean;
+  /** Retained output cap in bytes (1 MiB by default). */
+  retainedBytes: number;
+  /** Replay history cap in events (256 by default). */
+  replayEvents: number;
+}
+
+/** A process event as delivered to `bytes` subscribers and the client API. */
+export type ProcessEvent =
+  | { type: "output"; seq: number; stream: ProcessStream; chunk: Uint8Array }
+  | { type: "exited"; seq: number; exitCode: number; signal: string | null }
+  | { type: "closed"; seq: number };
+
+/** A chunk as returned by a `bytes` read. */
+export interface ByteChunk {
+  /** Sequence number. */
+  seq: number;
+  /** Source stream. */
+  stream: ProcessStream;
+  /** The bytes. */
+  chunk: Uint8Array;
+}
+
+/** The result of a `bytes` read (the `base64` flavour is a JSON text). */
+export interface ByteReadResult {
+  /** Chunks after `afterSeq`. */
+  chunks: ByteChunk[];
+  /** See the protocol's `nextSeq`. */
+  nextSeq: number;
+  /** Exit observed. */
+  exited: boolean;
+  /** Exit code or null. */
+  exitCode: number | null;
+  /** Closed emitted. */
+  closed: boolean;
+}
+
+/** A retained output chunk. */
+export interface RetainedChunk {
+  /** Sequence number. */
+  seq: number;
+  /** Source stream. */
+  stream: ProcessStream;
+  /** The bytes (owned: never a view of a shared read buffer). */
+  data: Uint8Array;
+}
+
+/** The exit as recorded in the log. */
+export interface ExitRecord {
+  /** Sequence number of the exit event. */
+  seq: number;
+  /** Exit code; -1 when killed by a signal. */
+  code: number;
+  /** The signal that killed the process, if any. */
+  signal: string | null;
+}
+
+/** The transferable state of a closed process. */
+export interface OutputLogSnapshot {
+  /** Retained chunks, oldest first. */
+  chunks: RetainedChunk[];
+  /** Last assigned seq. */
+  seq: number;
+  /** The exit. */
+  exit: ExitRecord | null;
+  /** Seq of the close, when closed. */
+  closedSeq: number | null;
+}
+
+/** Main thread → worker. */
+export type ToWorker =
+  | { type: "start"; spec: SpawnSpec }
+  | {
+    type: "read";
+    id: number;
+    afterSeq: number;
+    maxBytes: number | null;
+    waitMs: number;
+    /** `json`: reply with the JSON text of a wire `ReadResult`; `bytes`: a ByteReadResult. */
+    format: "json" | "bytes";
+  }
+  | { type: "write"; data: Uint8Array }
+  | { type: "terminate"; id: number }
+  | { type: "subscribe"; port: MessagePort }
+  | { type: "kill" }
+  /** After `closed`: hand the log over and get ready for another process. */
+  | { type: "release" };
+
+/** Worker → main thread (besides bare notification strings). */
+export type FromWorker =
+  | { type: "ready" }
+  | { type: "started"; pid: number }
+  | { type: "startFailed"; message: string }
+  | { type: "reply"; id: number; result: unknown }
+  | { type: "stdinClosed" }
+  | { type: "closed" }
+  /** Answer to `release`: the final log (its buffers transferred). The worker is idle again. */
+  | { type: "released"; snapshot: OutputLogSnapshot };
+
+/** Subscriber port → worker: stop sending events. */
+export type FromSubscriber = { type: "unsubscribe" };

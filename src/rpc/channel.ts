@@ -1,0 +1,169 @@
+/**
+ * A message channel carrying one JSON-RPC message per text message, over a
+ * WebSocket (client or server side) or newline-delimited stdio. Both ends of
+ * the protocol are written against this, not against a transport.
+ *
+ * @module
+ */
+
+import type { WebSocketClient } from "./websocket_client.ts";
+
+/** A bidirectional channel of text messages. */
+export interface TextChannel {
+  /** Sends one message. A no-op once the channel closed. */
+  send(text: string): void;
+  /** Receives each inbound message. */
+  onmessage: ((text: string) => void) | null;
+  /** Called once when the channel ends, with a reason for logs and errors. */
+  onclose: ((reason: string) => void) | null;
+  /** Bytes accepted by `send` but not yet written (backpressure signal). */
+  readonly bufferedAmount: number;
+  /** Closes the channel (optionally with a WebSocket close code); resolves once it is closed. */
+  close(code?: number, reason?: string): Promise<void>;
+  /** A description of the peer for logs (address or "stdio"). */
+  readonly peer: string;
+}
+
+/** Adapts a server-side WebSocket from `Deno.upgradeWebSocket`. */
+export function serverWebSocketChannel(socket: WebSocket, peer: string): TextChannel {
+  const decoder = new TextDecoder();
+  const channel: TextChannel = {
+    onmessage: null,
+    onclose: null,
+    peer,
+    get bufferedAmount() {
+      return socket.bufferedAmount;
+    },
+    send(text) {
+      if (socket.readyState === WebSocket.OPEN) socket.send(text);
+    },
+    close(code, reason) {
+      if (socket.readyState === WebSocket.OPEN || socket.readyState === WebSocket.CONNECTING) {
+        socket.close(code ?? 1000, reason);
+      }
+      return Promise.resolve();
+    },
+  };
+  socket.onmessage = (event) => {
+    const data = event.data;
+    channel.onmessage?.(typeof data === "string" ? data : decoder.decode(data));
+  };
+  socket.binaryType = "arraybuffer";
+  let closed = false;
+  const onEnd = (reason: string) => {
+    if (closed) return;
+    closed = true;
+    channel.onclose?.(reason);
+  };
+  socket.onclose = (event) => onEnd(`websocket closed (code ${event.code})`);
+  socket.onerror = () => onEnd("websocket error");
+  return channel;
+}
+
+/** Adapts the client from `connectWebSocket`. */
+export function clientWebSocketChannel(client: WebSocketClient, peer: string): TextChannel {
+  const decoder = new TextDecoder();
+  const channel: TextChannel = {
+    onmessage: null,
+    onclose: null,
+    peer,
+    get bufferedAmount() {
+      return client.bufferedAmount;
+    },
+    send(text) {
+      client.send(text);
+    },
+    close(code, reason) {
+      return client.close(code, reason).catch(() => {});
+    },
+  };
+  client.onmessage = (data) => {
+    channel.onmessage?.(typeof data === "string" ? data : decoder.decode(data));
+  };
+  client.onclose = (event) => {
+    const reason = event.reason ? `: ${event.reason}` : "";
+    channel.onclose?.(`connection closed (code ${event.code}${reason})`);
+  };
+  return channel;
+}
+
+/**
+ * A channel over byte streams with one message per line (`\n`-terminated,
+ * trailing `\r` trimmed): `serve --listen stdio`, or a client talking to an
+ * executor started over ssh.
+ */
+export function lineChannel(
+  readable: ReadableStream<Uint8Array>,
+  writable: WritableStream<Uint8Array>,
+  options: { peer?: string; maxLineBytes?: number } = {},
+): TextChannel {
+  const encoder = new TextEncoder();
+  const writer = writable.getWriter();
+  const maxLine = options.maxLineBytes ?? 64 * 1024 * 1024;
+  let buffered = 0;
+  let closed = false;
+  let pending: Promise<void> = Promise.resolve();
+  const reader = readable.getReader();
+  const channel: TextChannel = {
+    onmessage: null,
+    onclose: null,
+    peer: options.peer ?? "stdio",
+    get bufferedAmount() {
+      return buffered;
+    },
+    send(text) {
+      if (closed) return;
+      const bytes = encoder.encode(text + "\n");
+      buffered += bytes.byteLength;
+      pending = pending.then(() => writer.write(bytes)).then(
+        () => {
+          buffered -= bytes.byteLength;
+        },
+        () => end("write failed"),
+      );
+    },
+    close() {
+      end("closed");
+      return finished;
+    },
+  };
+  let finished: Promise<void> = Promise.resolve();
+  function end(reason: string): void {
+    if (closed) return;
+    closed = true;
+    finished = Promise.all([
+      reader.cancel().catch(() => {}),
+      pending.then(() => writer.close()).catch(() => {}),
+    ]).then(() => {});
+    channel.onclose?.(reason);
+  }
+  (async () => {
+    const decoder = new TextDecoder();
+    let carry = "";
+    try {
+      while (true) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        carry += decoder.decode(value, { stream: true });
+        let start = 0;
+        let newline: number;
+        while ((newline = carry.indexOf("\n", start)) !== -1) {
+          let line = carry.slice(start, newline);
+          start = newline + 1;
+          if (line.endsWith("\r")) line = line.slice(0, -1);
+          if (line.length > 0) channel.onmessage?.(line);
+        }
+        carry = carry.slice(start);
+        if (carry.length > maxLine) {
+          end(`a line exceeded ${maxLine} bytes`);
+          return;
+        }
+      }
+      if (carry.trim().length > 0) channel.onmessage?.(carry.trim());
+      end("end of input");
+    } catch (error) {
+      end(`read failed: ${error instanceof Error ? error.message : error}`);
+    }
+  })();
+  return channel;
+}

@@ -1,0 +1,208 @@
+/**
+ * One client connection on the executor: parses each JSON-RPC message,
+ * enforces the initialize → initialized handshake, and runs requests
+ * **concurrently** (a long-polling read never holds up a write); responses
+ * go out as each finishes, matched by id.
+ *
+ * @module
+ */
+
+import type { Logger } from "../log/logger.ts";
+import {
+  INTERNAL_ERROR,
+  INVALID_REQUEST,
+  METHOD_NOT_FOUND,
+  PARSE_ERROR,
+  RpcError,
+} from "../protocol/errors.ts";
+import { initializeParams, parseParams } from "../protocol/schemas.ts";
+import type { TextChannel } from "../rpc/channel.ts";
+import { fsMethods } from "./fs_methods.ts";
+import { type MethodHandler, RawJson } from "./methods.ts";
+import { processMethods } from "./process_methods.ts";
+import type { Session, SessionRegistry, SessionSink } from "./session_registry.ts";
+
+/** Options of {@link ServerConnection}. */
+export interface ServerConnectionOptions {
+  /** The executor's sessions. */
+  registry: SessionRegistry;
+  /** Logs (stderr). */
+  log: Logger;
+  /** Most requests in flight at once (default 1024). */
+  maxPendingRequests?: number;
+  /** Called once when the connection ended. */
+  onClose?: () => void;
+}
+
+type Id = number | string;
+
+/** The executor's side of one connection. */
+export class ServerConnection implements SessionSink {
+  readonly #channel: TextChannel;
+  readonly #options: ServerConnectionOptions;
+  #session: Session | null = null;
+  #initializing = false;
+  #initialized = false;
+  #closed = false;
+  #inFlight = 0;
+
+  /** Serves a channel until it closes. */
+  constructor(channel: TextChannel, options: ServerConnectionOptions) {
+    this.#channel = channel;
+    this.#options = options;
+    channel.onmessage = (text) => this.#onMessage(text);
+    channel.onclose = (reason) => this.#onClose(reason);
+  }
+
+  /** Sends a pre-serialized notification (the session's sink). */
+  send(text: string): void {
+    if (!this.#closed) this.#channel.send(text);
+  }
+
+  /** Closes the connection. */
+  close(code?: number, reason?: string): Promise<void> {
+    return this.#channel.close(code, reason);
+  }
+
+  #onMessage(text: string): void {
+    let message: unknown;
+    try {
+      message = JSON.parse(text);
+    } catch (error) {
+      this.#sendError(
+        null,
+        PARSE_ERROR,
+        `failed to parse JSON-RPC message from ${this.#channel.peer}: ${(error as Error).message}`,
+      );
+      return;
+    }
+    if (message === null || typeof message !== "object" || Array.isArray(message)) {
+      this.#sendError(
+        null,
+        INVALID_REQUEST,
+        Array.isArray(message)
+          ? "batch requests are not supported: send one JSON-RPC message per frame"
+          : "a JSON-RPC message must be an object",
+      );
+      return;
+    }
+    const { id, method, params } = message as { id?: unknown; method?: unknown; params?: unknown };
+    const validId = typeof id === "number" || typeof id === "string";
+    if (id !== undefined && id !== null && !validId) {
+      this.#sendError(null, INVALID_REQUEST, "id must be a number or a string");
+      return;
+    }
+    if (typeof method !== "string") {
+      if (validId && !("result" in message) && !("error" in message)) {
+        this.#sendError(id as Id, INVALID_REQUEST, "method must be a string");
+      }
+      // Otherwise a response: the executor never calls the client, so there is nothing to match.
+      return;
+    }
+    if (!validId) {
+      this.#onNotification(method);
+      return;
+    }
+    this.#dispatch(id as Id, method, params);
+  }
+
+  #onNotification(method: string): void {
+    if (method === "initialized") {
+      if (this.#session !== null) this.#initialized = true;
+      else this.#options.log.warn(`${this.#channel.peer} sent initialized before initialize`);
+      return;
+    }
+    this.#options.log.debug(`ignoring notification ${method} from ${this.#channel.peer}`);
+  }
+
+  async #dispatch(id: Id, method: string, params: unknown): Promise<void> {
+    const max = this.#options.maxPendingRequests ?? 1024;
+    if (this.#inFlight >= max) {
+      this.#sendError(
+        id,
+        INVALID_REQUEST,
+        `too many requests in flight on this connection: the limit is ${max} (--max-pending-requests)`,
+      );
+      return;
+    }
+    this.#inFlight++;
+    try {
+      const result = await this.#handle(method, params);
+      if (this.#closed) return;
+      const idText = typeof id === "number" ? String(id) : JSON.stringify(id);
+      const resultText = result instanceof RawJson ? result.text : JSON.stringify(result ?? {});
+      this.#channel.send(`{"jsonrpc":"2.0","id":${idText},"result":${resultText}}`);
+    } catch (error) {
+      if (error instanceof RpcError) {
+        this.#sendError(id, error.code, error.message, error.data);
+      } else {
+        this.#options.log.error(`${method} failed: ${(error as Error)?.stack ?? error}`);
+        this.#sendError(id, INTERNAL_ERROR, `${method} failed: ${(error as Error)?.message}`);
+      }
+    } finally {
+      this.#inFlight--;
+    }
+  }
+
+  #handle(method: string, params: unknown): Promise<unknown> {
+    if (method === "initialize") return Promise.resolve(this.#initialize(params));
+    const handler: MethodHandler | undefined = Object.hasOwn(processMethods, method)
+      ? processMethods[method]
+      : Object.hasOwn(fsMethods, method)
+      ? fsMethods[method]
+      : undefined;
+    if (handler === undefined) {
+      throw new RpcError(METHOD_NOT_FOUND, `unknown method ${JSON.stringify(method)}`);
+    }
+    const family = method.startsWith("fs/") ? "filesystem" : "exec";
+    const session = this.#session;
+    if (session === null) {
+      throw new RpcError(
+        INVALID_REQUEST,
+        `client must call initialize before using ${family} methods`,
+      );
+    }
+    if (!this.#initialized) {
+      throw new RpcError(
+        INVALID_REQUEST,
+        `client must send initialized before using ${family} methods`,
+      );
+    }
+    if (session.sink !== this) {
+      throw new RpcError(INVALID_REQUEST, "session has been resumed by another connection");
+    }
+    return handler(params, { session });
+  }
+
+  #initialize(params: unknown): { sessionId: string } {
+    if (this.#initializing || this.#session !== null) {
+      throw new RpcError(INVALID_REQUEST, "initialize may only be sent once per connection");
+    }
+    const p = parseParams("initialize", initializeParams, params);
+    this.#initializing = true;
+    try {
+      const registry = this.#options.registry;
+      this.#session = p.resumeSessionId
+        ? registry.resume(p.resumeSessionId, this)
+        : registry.create(this);
+    } finally {
+      this.#initializing = false;
+    }
+    this.#options.log.debug(`${this.#channel.peer} (${p.clientName}) initialized`);
+    return { sessionId: this.#session.id };
+  }
+
+  #sendError(id: Id | null, code: number, message: string, data?: unknown): void {
+    if (this.#closed) return;
+    const error = data === undefined ? { code, message } : { code, message, data };
+    this.#channel.send(JSON.stringify({ jsonrpc: "2.0", id, error }));
+  }
+
+  #onClose(reason: string): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#options.log.debug(`${this.#channel.peer} disconnected: ${reason}`);
+    if (this.#session !== null) this.#options.registry.detach(this.#session, this);
+    this.#options.onClose?.();
+  }
+}

@@ -1,0 +1,75 @@
+/**
+ * `process/*` methods: validated params in, the session's process table and
+ * workers do the work.
+ *
+ * @module
+ */
+
+import { INVALID_PARAMS, INVALID_REQUEST, RpcError } from "../protocol/errors.ts";
+import {
+  parseParams,
+  readParams,
+  startParams,
+  terminateParams,
+  writeParams,
+} from "../protocol/schemas.ts";
+import type { StartResult, TerminateResult, WriteResult } from "../protocol/types.ts";
+import type { ProcessHost } from "../process/process_host.ts";
+import type { ProcessTable } from "../process/process_table.ts";
+import { type MethodHandler, RawJson } from "./methods.ts";
+
+/** The longest long-poll a timer can express (~24.8 days). */
+const MAX_WAIT_MS = 2_147_483_647;
+
+function runningProcess(table: ProcessTable, processId: string): ProcessHost {
+  const entry = table.lookup(processId);
+  if (entry === undefined) throw new RpcError(INVALID_REQUEST, `unknown process id ${processId}`);
+  if (entry === "starting") {
+    throw new RpcError(INVALID_REQUEST, `process id ${processId} is starting`);
+  }
+  return entry;
+}
+
+/** Handlers of the `process/*` methods. */
+export const processMethods: Record<string, MethodHandler> = {
+  async "process/start"(params, { session }): Promise<StartResult> {
+    const p = parseParams("process/start", startParams, params);
+    await session.processes.start(p);
+    return { processId: p.processId };
+  },
+
+  async "process/read"(params, { session }): Promise<RawJson> {
+    const p = parseParams("process/read", readParams, params);
+    const host = runningProcess(session.processes, p.processId);
+    const text = await host.readJson({
+      afterSeq: p.afterSeq ?? 0,
+      maxBytes: p.maxBytes ?? null,
+      waitMs: Math.min(p.waitMs ?? 0, MAX_WAIT_MS),
+    });
+    return new RawJson(text);
+  },
+
+  "process/write"(params, { session }): Promise<WriteResult> {
+    const p = parseParams("process/write", writeParams, params);
+    let data: Uint8Array;
+    try {
+      data = Uint8Array.fromBase64(p.chunk);
+    } catch {
+      throw new RpcError(
+        INVALID_PARAMS,
+        "invalid params for process/write: chunk must be standard base64",
+      );
+    }
+    const entry = session.processes.lookup(p.processId);
+    if (entry === undefined) return Promise.resolve({ status: "unknownProcess" });
+    if (entry === "starting") return Promise.resolve({ status: "starting" });
+    return Promise.resolve({ status: entry.write(data) });
+  },
+
+  async "process/terminate"(params, { session }): Promise<TerminateResult> {
+    const p = parseParams("process/terminate", terminateParams, params);
+    const entry = session.processes.lookup(p.processId);
+    if (entry === undefined || entry === "starting") return { running: false };
+    return { running: await entry.terminate() };
+  },
+};

@@ -1,0 +1,200 @@
+/**
+ * `serve(options)`: the executor. Listens on a WebSocket address
+ * (`Deno.serve` + `Deno.upgradeWebSocket`) or on its own stdin/stdout, and
+ * serves the process and filesystem API to each connection.
+ *
+ * @module
+ */
+
+import { createLogger, type Logger, type LogLevel } from "../log/logger.ts";
+import { DEFAULT_RETENTION_MS } from "../process/process_table.ts";
+import { WorkerPool } from "../process/worker_pool.ts";
+import { lineChannel, serverWebSocketChannel } from "../rpc/channel.ts";
+import { bearerMatches } from "./auth.ts";
+import { ServerConnection } from "./connection.ts";
+import { SessionRegistry } from "./session_registry.ts";
+
+/** Options of {@link serve}. */
+export interface ServeOptions {
+  /** `ws://IP:PORT` (default `ws://127.0.0.1:0`, a free port) or `stdio`. */
+  listen?: string;
+  /** Require `Authorization: Bearer <token>` on every WebSocket upgrade. */
+  token?: string | null;
+  /** How long a detached session waits for a resume before its processes are killed (default 30 s). */
+  sessionTtlMs?: number;
+  /** How long a closed process stays readable (default 30 s). */
+  processRetentionMs?: number;
+  /** Pre-started process workers (default 2). */
+  warmWorkers?: number;
+  /** Most sessions (default 256). */
+  maxSessions?: number;
+  /** Most live processes per session (default 1024). */
+  maxProcessesPerSession?: number;
+  /** Most live processes in all (default 4096). */
+  maxProcesses?: number;
+  /** Most requests in flight per connection (default 1024). */
+  maxPendingRequests?: number;
+  /** Log level for the default stderr logger (default `info`). */
+  logLevel?: LogLevel;
+  /** A logger to use instead of the default. */
+  logger?: Logger;
+  /** Streams for `listen: "stdio"` (default: this process's stdin and stdout). */
+  stdio?: { readable: ReadableStream<Uint8Array>; writable: WritableStream<Uint8Array> };
+}
+
+/** A running executor. */
+export interface Executor extends AsyncDisposable {
+  /** `ws://IP:PORT` it listens on, or `stdio`. */
+  readonly url: string;
+  /** Resolves once the executor stopped (close, or end of stdin in stdio mode). */
+  readonly finished: Promise<void>;
+  /** Stops accepting, closes connections, kills every process group, stops workers. */
+  close(): Promise<void>;
+}
+
+/** A parsed `--listen` value. */
+export type ListenAddress = { kind: "stdio" } | { kind: "ws"; hostname: string; port: number };
+
+/**
+ * Parses a listen URL: `stdio`, or `ws://IP:PORT` with a literal IPv4/IPv6
+ * address or `localhost`.
+ */
+export function parseListenUrl(listen: string): ListenAddress {
+  if (listen === "stdio") return { kind: "stdio" };
+  if (!listen.startsWith("ws://")) {
+    throw new Error(
+      `unsupported --listen URL \`${listen}\`; expected \`ws://IP:PORT\` or \`stdio\``,
+    );
+  }
+  const invalid = new Error(
+    `invalid websocket --listen URL \`${listen}\`; expected \`ws://IP:PORT\` (e.g. ws://127.0.0.1:8765)`,
+  );
+  let url: URL;
+  try {
+    url = new URL(listen);
+  } catch {
+    throw invalid;
+  }
+  if (url.port === "" || (url.pathname !== "/" && url.pathname !== "") || url.search !== "") {
+    throw invalid;
+  }
+  let hostname = url.hostname;
+  if (hostname.startsWith("[")) hostname = hostname.slice(1, -1);
+  else if (hostname === "localhost") hostname = "127.0.0.1";
+  else if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(hostname)) throw invalid;
+  return { kind: "ws", hostname, port: Number(url.port) };
+}
+
+function formatUrl(hostname: string, port: number): string {
+  return hostname.includes(":") ? `ws://[${hostname}]:${port}` : `ws://${hostname}:${port}`;
+}
+
+/**
+ * Starts an executor in this process.
+ *
+ * @example
+ * ```ts
+ * import { connectExecutor, serve } from "@execbridge/execbridge";
+ *
+ * await using executor = await serve({ listen: "ws://127.0.0.1:0", token: "secret" });
+ * const client = await connectExecutor(executor.url, { token: "secret" });
+ * const proc = await client.start({ processId: "p1", argv: ["true"] });
+ * console.log(await proc.wait()); // { exitCode: 0, signal: null }
+ * await client.close();
+ * ```
+ */
+export async function serve(options: ServeOptions = {}): Promise<Executor> {
+  const address = parseListenUrl(options.listen ?? "ws://127.0.0.1:0");
+  const log = options.logger ?? createLogger({ name: "serve", level: options.logLevel });
+  const pool = new WorkerPool({ warm: options.warmWorkers ?? 2, maxIdle: 64 });
+  await pool.ready();
+  const registry = new SessionRegistry({
+    pool,
+    log,
+    ttlMs: options.sessionTtlMs ?? 30_000,
+    retentionMs: options.processRetentionMs ?? DEFAULT_RETENTION_MS,
+    maxSessions: options.maxSessions,
+    maxProcessesPerSession: options.maxProcessesPerSession,
+    maxProcesses: options.maxProcesses,
+  });
+  const connections = new Set<ServerConnection>();
+  const connectionOptions = {
+    registry,
+    log,
+    maxPendingRequests: options.maxPendingRequests,
+  };
+  let resolveFinished: () => void = () => {};
+  const finished = new Promise<void>((resolve) => resolveFinished = resolve);
+  let closing: Promise<void> | null = null;
+  let stopListening: () => Promise<void> = () => Promise.resolve();
+  let url: string;
+
+  const close = (): Promise<void> => {
+    closing ??= (async () => {
+      await stopListening();
+      await Promise.all([...connections].map((c) => c.close(1001, "executor shutting down")));
+      const sessions = registry.shutdown();
+      const allClosed = Promise.all(sessions.map((s) => s.processes.whenAllClosed()));
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([allClosed, new Promise((r) => timer = setTimeout(r, 2000))]);
+      clearTimeout(timer);
+      pool.close();
+      log.info("executor stopped");
+      resolveFinished();
+    })();
+    return closing;
+  };
+
+  if (address.kind === "stdio") {
+    const stdio = options.stdio ??
+      { readable: Deno.stdin.readable, writable: Deno.stdout.writable };
+    const channel = lineChannel(stdio.readable, stdio.writable, { peer: "stdio" });
+    const connection = new ServerConnection(channel, {
+      ...connectionOptions,
+      onClose: () => {
+        connections.delete(connection);
+        close();
+      },
+    });
+    connections.add(connection);
+    url = "stdio";
+    log.info("serving JSON-RPC on stdin/stdout");
+  } else {
+    const token = options.token ?? null;
+    const server = Deno.serve({
+      hostname: address.hostname,
+      port: address.port,
+      onListen() {},
+    }, (request, info) => {
+      if (request.headers.get("upgrade")?.toLowerCase() !== "websocket") {
+        return new Response("not found\n", { status: 404 });
+      }
+      if (token !== null && !bearerMatches(request.headers.get("authorization"), token)) {
+        log.warn(`refused a connection from ${info.remoteAddr.hostname}: missing or wrong token`);
+        return new Response("unauthorized: send Authorization: Bearer <token>\n", {
+          status: 401,
+          headers: { "www-authenticate": "Bearer" },
+        });
+      }
+      const peer = `${info.remoteAddr.hostname}:${info.remoteAddr.port}`;
+      const { socket, response } = Deno.upgradeWebSocket(request);
+      const connection = new ServerConnection(serverWebSocketChannel(socket, peer), {
+        ...connectionOptions,
+        onClose: () => connections.delete(connection),
+      });
+      connections.add(connection);
+      return response;
+    });
+    stopListening = () => server.shutdown();
+    const addr = server.addr as Deno.NetAddr;
+    url = formatUrl(addr.hostname, addr.port);
+    log.info(`listening on ${url}${token === null ? " (no token required)" : ""}`);
+  }
+
+  return {
+    url,
+    finished,
+    close,
+    [Symbol.asyncDispose]: close,
+  };
+}

@@ -1,0 +1,156 @@
+/**
+ * Sessions outlive connections: a session owns a process table; when its
+ * connection drops it is detached (processes keep running) and may be
+ * resumed by id until its TTL expires, which kills its processes.
+ *
+ * @module
+ */
+
+import { INVALID_REQUEST, RpcError, SESSION_ATTACHED } from "../protocol/errors.ts";
+import type { Logger } from "../log/logger.ts";
+import { ProcessTable } from "../process/process_table.ts";
+import type { WorkerPool } from "../process/worker_pool.ts";
+
+/** Whatever a session sends its notifications through. */
+export interface SessionSink {
+  /** Sends a pre-serialized notification. */
+  send(text: string): void;
+}
+
+/** Options of {@link SessionRegistry}. */
+export interface SessionRegistryOptions {
+  /** Where workers come from. */
+  pool: WorkerPool;
+  /** How long a detached session waits for a resume (default 30 s). */
+  ttlMs?: number;
+  /** How long a closed process stays readable (default 30 s). */
+  retentionMs?: number;
+  /** Most sessions at once (default 256). */
+  maxSessions?: number;
+  /** Most live processes per session (default 1024). */
+  maxProcessesPerSession?: number;
+  /** Most live processes in all (default 4096). */
+  maxProcesses?: number;
+  /** Lifecycle logs. */
+  log: Logger;
+}
+
+/** One session: a process table and, while attached, a connection. */
+export class Session {
+  /** The session id (UUID v4). */
+  readonly id: string = crypto.randomUUID();
+  /** The session's processes. */
+  readonly processes: ProcessTable;
+  /** The attached connection, or null while detached. */
+  sink: SessionSink | null = null;
+  /** Expiry timer while detached. */
+  expiry: ReturnType<typeof setTimeout> | null = null;
+
+  /** Creates a session with its own process table. */
+  constructor(registry: SessionRegistry, options: SessionRegistryOptions) {
+    this.processes = new ProcessTable({
+      pool: options.pool,
+      retentionMs: options.retentionMs,
+      onWire: (text) => this.sink?.send(text),
+      maxProcesses: options.maxProcessesPerSession ?? 1024,
+      maxProcessesHint: `too many processes in this session: the limit is ${
+        options.maxProcessesPerSession ?? 1024
+      } (--max-processes-per-session)`,
+      admit: () => registry.admitProcess(),
+    });
+  }
+}
+
+/** All sessions of an executor. */
+export class SessionRegistry {
+  readonly #options: SessionRegistryOptions;
+  readonly #sessions = new Map<string, Session>();
+
+  /** Creates an empty registry. */
+  constructor(options: SessionRegistryOptions) {
+    this.#options = options;
+  }
+
+  /** Number of sessions, attached or detached. */
+  get size(): number {
+    return this.#sessions.size;
+  }
+
+  /** Throws when the executor-wide process limit is reached. */
+  admitProcess(): void {
+    const max = this.#options.maxProcesses ?? 4096;
+    let live = 0;
+    for (const session of this.#sessions.values()) live += session.processes.live;
+    if (live >= max) {
+      throw new RpcError(
+        INVALID_REQUEST,
+        `too many processes on this executor: the limit is ${max} (--max-processes)`,
+      );
+    }
+  }
+
+  /** Creates a session attached to `sink`. */
+  create(sink: SessionSink): Session {
+    const max = this.#options.maxSessions ?? 256;
+    if (this.#sessions.size >= max) {
+      throw new RpcError(
+        INVALID_REQUEST,
+        `too many sessions on this executor: the limit is ${max} (--max-sessions)`,
+      );
+    }
+    const session = new Session(this, this.#options);
+    session.sink = sink;
+    this.#sessions.set(session.id, session);
+    this.#options.log.info(`session ${session.id} created`);
+    return session;
+  }
+
+  /**
+   * Re-attaches a detached session. Throws -32600 for an unknown or expired
+   * id, -32010 when it is attached to another connection.
+   */
+  resume(id: string, sink: SessionSink): Session {
+    const session = this.#sessions.get(id);
+    if (session === undefined) throw new RpcError(INVALID_REQUEST, `unknown session id ${id}`);
+    if (session.sink !== null) {
+      throw new RpcError(
+        SESSION_ATTACHED,
+        `session ${id} is already attached to another connection`,
+      );
+    }
+    if (session.expiry !== null) clearTimeout(session.expiry);
+    session.expiry = null;
+    session.sink = sink;
+    this.#options.log.info(`session ${id} resumed`);
+    return session;
+  }
+
+  /** Detaches a session from `sink` (if still attached to it) and arms its expiry. */
+  detach(session: Session, sink: SessionSink): void {
+    if (session.sink !== sink) return;
+    session.sink = null;
+    const ttl = this.#options.ttlMs ?? 30_000;
+    this.#options.log.info(`session ${session.id} detached; it expires in ${ttl} ms`);
+    session.expiry = setTimeout(() => {
+      session.expiry = null;
+      if (session.sink !== null || this.#sessions.get(session.id) !== session) return;
+      this.#sessions.delete(session.id);
+      const live = session.processes.live;
+      session.processes.killAll();
+      this.#options.log.info(
+        `session ${session.id} expired; killed ${live} running process${live === 1 ? "" : "es"}`,
+      );
+    }, ttl);
+  }
+
+  /** Kills every process of every session. */
+  shutdown(): Session[] {
+    const sessions = [...this.#sessions.values()];
+    for (const session of sessions) {
+      if (session.expiry !== null) clearTimeout(session.expiry);
+      session.processes.killAll();
+    }
+    this.#sessions.clear();
+    return sessions;
+  }
+}

@@ -1,0 +1,376 @@
+/**
+ * The process interface, in both modes: local (LocalExecBackend) and remote
+ * (a real `serve` subprocess over WebSocket). Mirrors the reference's
+ * parameterised exec_process tests, plus scale and integrity checks.
+ */
+
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import {
+  type ExecBackend,
+  type ExecProcess,
+  type ExecProcessEvent,
+  INTERNAL_ERROR,
+  INVALID_PARAMS,
+  INVALID_REQUEST,
+  RpcError,
+} from "../mod.ts";
+import { waitGone } from "./support/processes.ts";
+import { type BackendMode, ENV, modes, type OpenOptions, text } from "./support/backends.ts";
+
+async function collect(proc: ExecProcess): Promise<ExecProcessEvent[]> {
+  const events: ExecProcessEvent[] = [];
+  for await (const event of proc.events()) events.push(event);
+  return events;
+}
+
+function outputs(events: ExecProcessEvent[]) {
+  return events.filter((e) => e.type === "output") as Extract<
+    ExecProcessEvent,
+    { type: "output" }
+  >[];
+}
+
+/** Reads until closed with long-polls, returning every chunk. */
+async function readAll(proc: ExecProcess) {
+  const chunks = [];
+  let afterSeq = 0;
+  while (true) {
+    const r = await proc.read({ afterSeq, waitMs: 5000 });
+    chunks.push(...r.chunks);
+    afterSeq = r.nextSeq - 1;
+    if (r.closed && r.chunks.length === 0) return { chunks, exitCode: r.exitCode };
+  }
+}
+
+function sh(script: string) {
+  return ["sh", "-c", script];
+}
+
+function each(
+  name: string,
+  fn: (backend: ExecBackend, mode: BackendMode) => Promise<void>,
+  options: OpenOptions = {},
+) {
+  for (const mode of modes) {
+    Deno.test(`${mode.name}: ${name}`, async () => {
+      const opened = await mode.open(options);
+      try {
+        await fn(opened.backend, mode);
+      } finally {
+        await opened.close();
+      }
+    });
+  }
+}
+
+each("starts and exits", async (backend) => {
+  const proc = await backend.start({ processId: "proc-1", argv: ["true"], env: ENV });
+  assert.equal(proc.processId, "proc-1");
+  assert.deepEqual(await proc.wait(), { exitCode: 0, signal: null });
+  const result = await readAll(proc);
+  assert.equal(result.exitCode, 0);
+});
+
+each("streams output", async (backend) => {
+  const proc = await backend.start({
+    processId: "p",
+    argv: sh("sleep 0.05; printf 'session output\\n'"),
+    env: ENV,
+  });
+  const result = await readAll(proc);
+  assert.equal(text(result.chunks), "session output\n");
+  assert.equal(result.exitCode, 0);
+});
+
+each("pushes events in seq order: output, output, exited 7, closed", async (backend) => {
+  const proc = await backend.start({
+    processId: "p",
+    argv: sh("printf 'event output\\n'; sleep 0.1; printf 'event err\\n' >&2; sleep 0.1; exit 7"),
+    env: ENV,
+  });
+  const events = await collect(proc);
+  const decoder = new TextDecoder();
+  assert.deepEqual(
+    events.map((e) => e.type === "output" ? { ...e, chunk: decoder.decode(e.chunk) } : e),
+    [
+      { type: "output", seq: 1, stream: "stdout", chunk: "event output\n" },
+      { type: "output", seq: 2, stream: "stderr", chunk: "event err\n" },
+      { type: "exited", seq: 3, exitCode: 7, signal: null },
+      { type: "closed", seq: 4 },
+    ],
+  );
+});
+
+each("replays events after close", async (backend) => {
+  const proc = await backend.start({
+    processId: "p",
+    argv: sh("printf 'one\\n'; printf 'two\\n' >&2"),
+    env: ENV,
+  });
+  const first = await collect(proc);
+  const replay = await collect(proc);
+  assert.deepEqual(replay.map((e) => e.type), first.map((e) => e.type));
+  assert.equal(text(outputs(replay).filter((e) => e.stream === "stdout")), "one\n");
+  assert.equal(text(outputs(replay).filter((e) => e.stream === "stderr")), "two\n");
+  assert.deepEqual(replay.at(-2), { type: "exited", seq: 3, exitCode: 0, signal: null });
+  assert.deepEqual(replay.at(-1), { type: "closed", seq: 4 });
+});
+
+each("writes to a tty and reads its output", async (backend) => {
+  const proc = await backend.start({
+    processId: "p",
+    argv: sh("read line; echo from-stdin:$line"),
+    env: ENV,
+    tty: true,
+  });
+  const events = proc.events();
+  assert.equal(await proc.write("hello\n"), "accepted");
+  let seen = "";
+  let exitCode = null;
+  for await (const event of events) {
+    if (event.type === "output") {
+      assert.equal(event.stream, "pty");
+      seen += new TextDecoder().decode(event.chunk);
+    }
+    if (event.type === "exited") exitCode = event.exitCode;
+  }
+  assert.match(seen, /from-stdin:hello/);
+  assert.equal(exitCode, 0);
+});
+
+each("writes to a stdin pipe and reads its output", async (backend) => {
+  const proc = await backend.start({
+    processId: "p",
+    argv: sh("read line; echo from-stdin:$line"),
+    env: ENV,
+    pipeStdin: true,
+  });
+  assert.equal(await proc.write("hello\n"), "accepted");
+  const result = await readAll(proc);
+  assert.equal(text(result.chunks), "from-stdin:hello\n");
+  assert.equal(result.exitCode, 0);
+});
+
+each(
+  "stdin is closed unless pipeStdin: write says stdinClosed, child sees EOF",
+  async (backend) => {
+    const proc = await backend.start({
+      processId: "p",
+      argv: sh("if read line; then echo got:$line; else echo eof; fi"),
+      env: ENV,
+    });
+    assert.equal(await proc.write("hello\n"), "stdinClosed");
+    const result = await readAll(proc);
+    assert.equal(text(result.chunks), "eof\n");
+    assert.equal(result.exitCode, 0);
+  },
+);
+
+each("keeps output produced before anyone subscribed", async (backend) => {
+  const proc = await backend.start({
+    processId: "p",
+    argv: sh("printf 'queued output\\n'"),
+    env: ENV,
+  });
+  // Wait for the close without subscribing, through long-polls only.
+  let afterSeq = 0;
+  while (true) {
+    const r = await proc.read({ afterSeq, waitMs: 5000 });
+    afterSeq = r.nextSeq - 1;
+    if (r.closed) break;
+  }
+  const events = await collect(proc);
+  assert.equal(text(outputs(events)), "queued output\n");
+  assert.deepEqual(events.at(-1)?.type, "closed");
+});
+
+each("terminate kills the whole process group", async (backend) => {
+  const proc = await backend.start({
+    processId: "p",
+    argv: sh("sleep 30 & echo $!; wait"),
+    env: ENV,
+  });
+  const events = proc.events();
+  const first = await events.next();
+  assert.equal(first.value?.type, "output");
+  const grandchild = Number(new TextDecoder().decode((first.value as { chunk: Uint8Array }).chunk));
+  assert.equal(await proc.terminate(), true);
+  const status = await proc.wait();
+  assert.deepEqual(status, { exitCode: -1, signal: "SIGKILL" });
+  assert.equal(await proc.terminate(), false);
+  await events.return?.();
+  assert.ok(await waitGone(grandchild), `grandchild ${grandchild} survived terminate`);
+});
+
+each("duplicate process ids: exactly one concurrent start wins", async (backend) => {
+  const results = await Promise.allSettled([
+    backend.start({ processId: "dup", argv: sh("sleep 0.2"), env: ENV }),
+    backend.start({ processId: "dup", argv: sh("sleep 0.2"), env: ENV }),
+  ]);
+  const ok = results.filter((r) => r.status === "fulfilled");
+  const failed = results.filter((r) => r.status === "rejected") as PromiseRejectedResult[];
+  assert.equal(ok.length, 1);
+  assert.equal(failed.length, 1);
+  assert.ok(failed[0].reason instanceof RpcError);
+  assert.equal(failed[0].reason.code, INVALID_REQUEST);
+  assert.equal(failed[0].reason.message, "process dup already exists");
+  await (ok[0] as PromiseFulfilledResult<ExecProcess>).value.wait();
+  // Still taken while retained after close.
+  await assert.rejects(
+    backend.start({ processId: "dup", argv: ["true"], env: ENV }),
+    /process dup already exists/,
+  );
+});
+
+each("spawn failure is -32603 and frees the id", async (backend) => {
+  await assert.rejects(
+    backend.start({ processId: "p", argv: ["definitely-not-a-program-xyz"], env: ENV }),
+    (error: unknown) => {
+      assert.ok(error instanceof RpcError);
+      assert.equal(error.code, INTERNAL_ERROR);
+      assert.match(error.message, /definitely-not-a-program-xyz/);
+      return true;
+    },
+  );
+  const proc = await backend.start({ processId: "p", argv: ["true"], env: ENV });
+  assert.equal((await proc.wait()).exitCode, 0);
+});
+
+each("empty argv is -32602", async (backend) => {
+  await assert.rejects(
+    backend.start({ processId: "p", argv: [], env: ENV }),
+    (error: unknown) => error instanceof RpcError && error.code === INVALID_PARAMS,
+  );
+});
+
+each("env without policy is exactly env; cwd is honoured", async (backend) => {
+  const dir = await Deno.realPath(await Deno.makeTempDir());
+  try {
+    const proc = await backend.start({
+      processId: "p",
+      argv: ["/usr/bin/env"],
+      env: { ONLY_THIS: "1" },
+      cwd: dir,
+    });
+    assert.equal(text((await readAll(proc)).chunks), "ONLY_THIS=1\n");
+    const pwd = await backend.start({ processId: "pwd", argv: ["pwd"], env: ENV, cwd: dir });
+    assert.equal(text((await readAll(pwd)).chunks), dir + "\n");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+each("envPolicy core drops credentials and lays env over it", async (backend) => {
+  const proc = await backend.start({
+    processId: "p",
+    argv: ["/usr/bin/env"],
+    env: { EXTRA: "x" },
+    envPolicy: {
+      inherit: "all",
+      ignoreDefaultExcludes: false,
+      exclude: [],
+      set: {},
+      includeOnly: [],
+    },
+  });
+  const lines = text((await readAll(proc)).chunks).split("\n");
+  assert.ok(lines.includes("EXTRA=x"));
+  assert.ok(lines.some((l) => l.startsWith("PATH=")));
+  assert.ok(!lines.some((l) => /^[^=]*(KEY|SECRET|TOKEN)[^=]*=/i.test(l)), lines.join("\n"));
+});
+
+each("read honours maxBytes (at least one chunk) and nextSeq", async (backend) => {
+  const proc = await backend.start({
+    processId: "p",
+    argv: sh("printf aaaa; sleep 0.05; printf bbbb; sleep 0.05; printf cccc"),
+    env: ENV,
+  });
+  await proc.wait();
+  const one = await proc.read({ maxBytes: 1 });
+  assert.equal(one.chunks.length, 1);
+  assert.equal(one.nextSeq, one.chunks[0].seq + 1);
+  const all = await proc.read({ afterSeq: 0 });
+  assert.equal(text(all.chunks), "aaaabbbbcccc");
+  const none = await proc.read({ afterSeq: all.nextSeq - 1 });
+  assert.equal(none.chunks.length, 0);
+  // No chunks: nextSeq is the next unassigned seq (after exited and closed).
+  assert.equal(none.nextSeq, all.chunks.at(-1)!.seq + 3);
+  assert.equal(none.closed, true);
+});
+
+each("a long-poll read wakes on new output", async (backend) => {
+  const proc = await backend.start({
+    processId: "p",
+    argv: sh("read x; echo got-$x; read y"),
+    env: ENV,
+    pipeStdin: true,
+  });
+  const pending = proc.read({ afterSeq: 0, waitMs: 30_000 });
+  await proc.write("it\n");
+  const result = await pending;
+  assert.equal(text(result.chunks), "got-it\n");
+  assert.equal(result.closed, false);
+  await proc.terminate();
+  await proc.wait();
+});
+
+each("200 concurrent processes", async (backend) => {
+  const procs = await Promise.all(
+    Array.from(
+      { length: 200 },
+      (_, i) => backend.start({ processId: `c${i}`, argv: sh(`sleep 0.2; echo x${i}`), env: ENV }),
+    ),
+  );
+  const results = await Promise.all(procs.map((p) => readAll(p)));
+  results.forEach((r, i) => {
+    assert.equal(r.exitCode, 0);
+    assert.equal(text(r.chunks), `x${i}\n`);
+  });
+});
+
+each("20 MB of output arrives intact (sha256)", async (backend) => {
+  const file = await Deno.makeTempFile();
+  try {
+    const data = new Uint8Array(20 * 1024 * 1024);
+    for (let i = 0; i < data.length; i += 65536) {
+      crypto.getRandomValues(data.subarray(i, i + 65536));
+    }
+    await Deno.writeFile(file, data);
+    const expected = createHash("sha256").update(data).digest("hex");
+    const proc = await backend.start({ processId: "big", argv: ["cat", file], env: ENV });
+    const hash = createHash("sha256");
+    let bytes = 0;
+    let lastSeq = 0;
+    for await (const event of proc.events()) {
+      assert.notEqual(event.type, "lagged");
+      if (event.type === "output") {
+        assert.equal(event.seq, lastSeq + 1);
+        hash.update(event.chunk);
+        bytes += event.chunk.byteLength;
+      }
+      if ("seq" in event) lastSeq = event.seq;
+    }
+    assert.equal(bytes, data.length);
+    assert.equal(hash.digest("hex"), expected);
+  } finally {
+    await Deno.remove(file);
+  }
+});
+
+each("retention: a closed process id can be reused after the window", async (backend) => {
+  const first = await backend.start({ processId: "again", argv: ["true"], env: ENV });
+  await first.wait();
+  // The window is 300 ms here (--process-retention-ms / retentionMs); retry until it passed.
+  const deadline = Date.now() + 10_000;
+  while (true) {
+    try {
+      const second = await backend.start({ processId: "again", argv: ["true"], env: ENV });
+      await second.wait();
+      break;
+    } catch (error) {
+      if (!(error instanceof RpcError) || Date.now() > deadline) throw error;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+}, { retentionMs: 300 });

@@ -1,0 +1,74 @@
+/**
+ * Starts a real `serve` subprocess (`Deno.execPath() run -A mod.ts serve`)
+ * for remote-mode tests, and stops it cleanly.
+ */
+
+const MOD = new URL("../../mod.ts", import.meta.url).pathname;
+const CONFIG = new URL("../../deno.json", import.meta.url).pathname;
+
+/** A running executor subprocess. */
+export interface ExecutorProcess {
+  /** The URL it printed on its first stdout line. */
+  url: string;
+  /** Its pid. */
+  pid: number;
+  /** Everything it wrote to stderr so far. */
+  stderr(): string;
+  /** SIGTERM (default) or SIGKILL, then waits for the exit. */
+  stop(signal?: Deno.Signal): Promise<Deno.CommandStatus>;
+  /** Resolves when it exits on its own. */
+  status: Promise<Deno.CommandStatus>;
+}
+
+/** Starts `serve` with extra args and waits for its URL line. */
+export async function startExecutor(
+  args: string[] = [],
+  options: { env?: Record<string, string> } = {},
+): Promise<ExecutorProcess> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--config", CONFIG, MOD, "serve", "--log-level", "warn", ...args],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    env: options.env,
+  }).spawn();
+  let stderrText = "";
+  const stderrDone = (async () => {
+    const decoder = new TextDecoder();
+    for await (const chunk of child.stderr) stderrText += decoder.decode(chunk, { stream: true });
+  })();
+  const reader = child.stdout.getReader();
+  const decoder = new TextDecoder();
+  let buffer = "";
+  while (!buffer.includes("\n")) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buffer += decoder.decode(value, { stream: true });
+  }
+  const stdoutDone = (async () => {
+    while (!(await reader.read()).done) { /* drain */ }
+  })();
+  const url = buffer.split("\n")[0];
+  const status = child.status.then(async (s) => {
+    await Promise.all([stderrDone, stdoutDone]);
+    return s;
+  });
+  if (!url.startsWith("ws")) {
+    await status;
+    throw new Error(`executor did not print its URL; stderr:\n${stderrText}`);
+  }
+  return {
+    url,
+    pid: child.pid,
+    stderr: () => stderrText,
+    status,
+    async stop(signal: Deno.Signal = "SIGTERM") {
+      try {
+        child.kill(signal);
+      } catch {
+        // Already exited.
+      }
+      return await status;
+    },
+  };
+}

@@ -1,0 +1,10 @@
+/**
+ * Entry point of a process worker: one Web Worker per executor process.
+ * See `src/process/runner.ts` for what it does.
+ *
+ * @module
+ */
+
+import { runProcessWorker, type WorkerScope } from "../src/process/runner.ts";
+
+runProcessWorker(self as unknown as WorkerScope);
