@@ -7,8 +7,9 @@ import {
   RpcError,
 } from "../src/protocol/errors.ts";
 import { type ExecFileSystem, LocalFileSystem, MAX_READ_FILE_BYTES } from "../src/fs/mod.ts";
+import { remote } from "./support/backends.ts";
 
-/** A filesystem implementation under test; a remote backend can be added here. */
+/** A filesystem implementation under test: local, or over a real `serve` subprocess. */
 interface Backend {
   name: string;
   open(): Promise<{ fs: ExecFileSystem; close(): Promise<void> }>;
@@ -22,6 +23,7 @@ const backends: Backend[] = [
       return { fs: new LocalFileSystem(), close: async () => {} };
     },
   },
+  remote,
 ];
 
 const encoder = new TextEncoder();

@@ -30,10 +30,8 @@ export function parseParams<T extends z.ZodType>(
 const seq = z.number().int().nonnegative();
 const base64 = z.string();
 const envMap = z.record(z.string(), z.string());
-/** An absolute POSIX path (relative paths are refused with -32602). */
-const absolutePath = z.string().refine((p) => p.startsWith("/"), {
-  message: "path must be absolute (start with /)",
-});
+/** A path; the filesystem layer refuses relative ones with -32602 and a message naming the field. */
+const absolutePath = z.string();
 
 /** The JSON-RPC envelope, with or without `"jsonrpc": "2.0"`. */
 export const envelopeSchema = z.object({

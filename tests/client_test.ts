@@ -1,0 +1,195 @@
+/**
+ * The client library against a scripted fake executor (reordering,
+ * duplicates, out-of-order responses, floods) and against a real executor
+ * that dies (the disconnect latch).
+ */
+
+import assert from "node:assert/strict";
+import { connectExecutor, DISCONNECTED_PREFIX, type ExecProcessEvent } from "../mod.ts";
+import { EventQueue } from "../src/client/event_queue.ts";
+import type { TextChannel } from "../src/rpc/channel.ts";
+import { RpcClient } from "../src/rpc/rpc_client.ts";
+import { startExecutor } from "./support/executor_process.ts";
+import { ENV } from "./support/backends.ts";
+
+// deno-lint-ignore no-explicit-any
+type Json = any;
+
+/** A fake executor: answers initialize, then lets the test script everything else. */
+function fakeExecutor(
+  onRequest: (message: Json, socket: WebSocket) => void,
+): Promise<{ url: string; close(): Promise<void> }> {
+  const sockets: WebSocket[] = [];
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (request) => {
+    const { socket, response } = Deno.upgradeWebSocket(request);
+    sockets.push(socket);
+    socket.onmessage = (event) => {
+      const message = JSON.parse(event.data);
+      if (message.method === "initialize") {
+        socket.send(JSON.stringify({ id: message.id, result: { sessionId: crypto.randomUUID() } }));
+      } else if (message.id !== undefined) {
+        onRequest(message, socket);
+      }
+    };
+    return response;
+  });
+  const addr = server.addr as Deno.NetAddr;
+  return Promise.resolve({
+    url: `ws://127.0.0.1:${addr.port}`,
+    async close() {
+      for (const socket of sockets) {
+        if (socket.readyState === WebSocket.OPEN) socket.close();
+      }
+      await server.shutdown();
+    },
+  });
+}
+
+function output(processId: string, seq: number, data: string) {
+  return JSON.stringify({
+    method: "process/output",
+    params: { processId, seq, stream: "stdout", chunk: btoa(data) },
+  });
+}
+
+async function collect(events: AsyncIterableIterator<ExecProcessEvent>) {
+  const list: ExecProcessEvent[] = [];
+  for await (const event of events) list.push(event);
+  return list;
+}
+
+Deno.test("client: reordered and duplicated notifications are delivered once, in seq order", async () => {
+  const fake = await fakeExecutor((message, socket) => {
+    if (message.method !== "process/start") return;
+    const id = message.params.processId;
+    socket.send(JSON.stringify({ method: "process/closed", params: { processId: id, seq: 4 } }));
+    socket.send(output(id, 1, "a"));
+    socket.send(JSON.stringify({ id: message.id, result: { processId: id } }));
+    socket.send(
+      JSON.stringify({ method: "process/exited", params: { processId: id, seq: 3, exitCode: 0 } }),
+    );
+    socket.send(output(id, 1, "a"));
+    socket.send(output(id, 2, "b"));
+    socket.send(output(id, 2, "b"));
+  });
+  const client = await connectExecutor(fake.url);
+  const proc = await client.start({ processId: "p", argv: ["x"] });
+  const events = await collect(proc.events());
+  assert.deepEqual(events.map((e) => "seq" in e ? e.seq : e.type), [1, 2, 3, 4]);
+  await client.close();
+  await fake.close();
+});
+
+Deno.test("rpc client: responses arriving out of order are matched by id", async () => {
+  const sent: Json[] = [];
+  const channel: TextChannel = {
+    onmessage: null,
+    onclose: null,
+    bufferedAmount: 0,
+    peer: "memory",
+    send(text) {
+      sent.push(JSON.parse(text));
+    },
+    close() {
+      return Promise.resolve();
+    },
+  };
+  const rpc = new RpcClient(channel);
+  const calls = ["a", "b", "c"].map((name) => rpc.call("echo", { name }));
+  for (const request of [...sent].reverse()) {
+    channel.onmessage!(JSON.stringify({ id: request.id, result: request.params.name }));
+  }
+  assert.deepEqual(await Promise.all(calls), ["a", "b", "c"]);
+  await rpc.disconnect();
+  await assert.rejects(rpc.call("echo"), (e: Error) => e.message.startsWith(DISCONNECTED_PREFIX));
+});
+
+Deno.test("client: a flood for one process does not hold up another", async () => {
+  const fake = await fakeExecutor((message, socket) => {
+    if (message.method !== "process/start") return;
+    const id = message.params.processId;
+    socket.send(JSON.stringify({ id: message.id, result: { processId: id } }));
+    if (id === "busy") {
+      for (let seq = 1; seq <= 4097; seq++) socket.send(output(id, seq, "x"));
+    } else {
+      socket.send(output(id, 1, "quiet"));
+    }
+  });
+  const client = await connectExecutor(fake.url);
+  const busy = await client.start({ processId: "busy", argv: ["x"] });
+  const quiet = await client.start({ processId: "quiet", argv: ["x"] });
+  const first = await quiet.events().next();
+  assert.equal(first.value?.type, "output");
+  // The busy process's history keeps the newest 256 events for late subscribers.
+  const replay = busy.events();
+  const firstReplayed = await replay.next();
+  assert.ok(firstReplayed.value && "seq" in firstReplayed.value);
+  await replay.return?.();
+  await client.close();
+  await fake.close();
+});
+
+Deno.test("event queue: a slow subscriber gets `lagged` and keeps the newest events", async () => {
+  const queue = new EventQueue({ maxEvents: 4 });
+  for (let seq = 1; seq <= 10; seq++) {
+    queue.push({ type: "output", seq, stream: "stdout", chunk: new Uint8Array(1) });
+  }
+  queue.push({ type: "closed", seq: 11 });
+  const events = await collect(queue);
+  assert.deepEqual(events[0], { type: "lagged", skipped: 7, lastSeq: 0 });
+  assert.deepEqual(events.slice(1).map((e) => "seq" in e ? e.seq : e.type), [8, 9, 10, 11]);
+});
+
+Deno.test("client: losing the executor fails pending calls at once and every later call fast", async () => {
+  const executor = await startExecutor([]);
+  const client = await connectExecutor(executor.url);
+  const proc = await client.start({ processId: "sleeper", argv: ["sleep", "10"], env: ENV });
+  const events = proc.events();
+  const pendingRead = proc.read({ afterSeq: 0, waitMs: 60_000 });
+  await executor.stop("SIGKILL");
+
+  const failed = await events.next();
+  assert.equal(failed.value?.type, "failed");
+  assert.ok((failed.value as { message: string }).message.startsWith(DISCONNECTED_PREFIX));
+  const read = await pendingRead;
+  assert.ok(read.failure?.startsWith(DISCONNECTED_PREFIX));
+  const later = await proc.read();
+  assert.equal(later.closed, true);
+  assert.ok(later.failure?.startsWith(DISCONNECTED_PREFIX));
+  await assert.rejects(proc.write("x"), (e: Error) => e.message.startsWith(DISCONNECTED_PREFIX));
+  await assert.rejects(proc.terminate(), (e: Error) => e.message.startsWith(DISCONNECTED_PREFIX));
+  await assert.rejects(
+    client.start({ processId: "new", argv: ["true"] }),
+    (e: Error) => e.message.startsWith(DISCONNECTED_PREFIX),
+  );
+  await assert.rejects(
+    client.fs.getMetadata("/"),
+    (e: Error) => e.message.startsWith(DISCONNECTED_PREFIX),
+  );
+  assert.ok(client.disconnected?.startsWith(DISCONNECTED_PREFIX));
+  await client.close();
+});
+
+Deno.test("client: resumes a session by id after reconnecting", async () => {
+  const executor = await startExecutor([]);
+  try {
+    const first = await connectExecutor(executor.url);
+    const proc = await first.start({
+      processId: "p",
+      argv: ["sh", "-c", "read x; echo got-$x"],
+      env: ENV,
+      pipeStdin: true,
+    });
+    void proc;
+    await first.close();
+    const second = await connectExecutor(executor.url, { resumeSessionId: first.sessionId });
+    assert.equal(second.sessionId, first.sessionId);
+    await assert.rejects(
+      second.start({ processId: "p", argv: ["true"] }),
+      /process p already exists/,
+    );
+    await second.close();
+  } finally {
+    await executor.stop();
+  }
+});

@@ -1,0 +1,94 @@
+/** Unit tests of the pieces behind a process: env policy, the output log, argument parsing. */
+
+import assert from "node:assert/strict";
+import { buildChildEnv, matchesGlob } from "../src/process/env_policy.ts";
+import { OutputLog } from "../src/process/output_log.ts";
+import { parseListenUrl } from "../src/server/serve.ts";
+
+const source = {
+  PATH: "/bin",
+  HOME: "/root",
+  API_KEY: "k",
+  GITHUB_TOKEN: "t",
+  MY_SECRET_THING: "s",
+  OTHER: "o",
+};
+
+Deno.test("env: without a policy the child gets exactly env", () => {
+  assert.deepEqual(buildChildEnv({ A: "1" }, { source }), { A: "1" });
+  assert.deepEqual(buildChildEnv(undefined, { source }), {});
+});
+
+Deno.test("env: policy core, default excludes, exclude, set, includeOnly, then overlay", () => {
+  const base = { ignoreDefaultExcludes: false, exclude: [], set: {}, includeOnly: [] };
+  assert.deepEqual(buildChildEnv({}, { source, policy: { ...base, inherit: "core" } }), {
+    PATH: "/bin",
+    HOME: "/root",
+  });
+  assert.deepEqual(
+    buildChildEnv({ OTHER: "overlay" }, { source, policy: { ...base, inherit: "all" } }),
+    { PATH: "/bin", HOME: "/root", OTHER: "overlay" },
+  );
+  assert.deepEqual(
+    buildChildEnv({}, {
+      source,
+      policy: { ...base, inherit: "all", ignoreDefaultExcludes: true, exclude: ["*token"] },
+    }),
+    { PATH: "/bin", HOME: "/root", API_KEY: "k", MY_SECRET_THING: "s", OTHER: "o" },
+  );
+  assert.deepEqual(
+    buildChildEnv({ X: "1" }, {
+      source,
+      policy: { ...base, inherit: "none", set: { S: "2", T: "3" }, includeOnly: ["s"] },
+    }),
+    { S: "2", X: "1" },
+  );
+  assert.ok(matchesGlob("path", "PA?H"));
+  assert.ok(!matchesGlob("PATHS", "PATH"));
+});
+
+Deno.test("output log: retention evicts oldest first; replay keeps exit and close", () => {
+  const log = new OutputLog({ retainedBytes: 3, replayEvents: 256 });
+  log.appendOutput("stdout", new TextEncoder().encode("hello"));
+  log.recordExit(0, null);
+  log.recordClose();
+  assert.deepEqual(log.history(), [
+    { type: "exited", seq: 2, exitCode: 0, signal: null },
+    { type: "closed", seq: 3 },
+  ]);
+  const read = log.readBytes(0, null);
+  assert.equal(read.chunks.length, 0);
+  assert.equal(read.nextSeq, 4);
+});
+
+Deno.test("output log: read budget returns at least one chunk and stops at the budget", () => {
+  const log = new OutputLog({ retainedBytes: 1024, replayEvents: 256 });
+  for (const s of ["aaaa", "bbbb", "cccc"]) log.appendOutput("stdout", new TextEncoder().encode(s));
+  assert.equal(log.readBytes(0, 1).chunks.length, 1);
+  assert.equal(log.readBytes(0, 8).chunks.length, 2);
+  assert.equal(log.readBytes(0, 9).chunks.length, 2);
+  assert.equal(log.readBytes(1, null).chunks[0].seq, 2);
+  assert.equal(log.readBytes(3, null).nextSeq, 4);
+  assert.equal(log.hasNews(3), false);
+  log.recordExit(1, null);
+  assert.equal(log.hasNews(3), true);
+  assert.equal(log.hasNews(4), false);
+});
+
+Deno.test("listen URLs: defaults, IPv6, localhost, and clear errors", () => {
+  assert.deepEqual(parseListenUrl("ws://127.0.0.1:0"), {
+    kind: "ws",
+    hostname: "127.0.0.1",
+    port: 0,
+  });
+  assert.deepEqual(parseListenUrl("ws://[::1]:9"), { kind: "ws", hostname: "::1", port: 9 });
+  assert.deepEqual(parseListenUrl("ws://localhost:9"), {
+    kind: "ws",
+    hostname: "127.0.0.1",
+    port: 9,
+  });
+  assert.deepEqual(parseListenUrl("stdio"), { kind: "stdio" });
+  assert.throws(() => parseListenUrl("http://127.0.0.1:1"), /unsupported --listen URL/);
+  assert.throws(() => parseListenUrl("ws://example.com:1"), /invalid websocket --listen URL/);
+  assert.throws(() => parseListenUrl("ws://127.0.0.1"), /invalid websocket --listen URL/);
+});

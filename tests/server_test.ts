@@ -1,0 +1,346 @@
+/**
+ * The executor's wire protocol, driven with raw JSON-RPC frames against a real
+ * `serve` subprocess: handshake gating, bad input, concurrency, sessions,
+ * expiry, shutdown and auth.
+ */
+
+import assert from "node:assert/strict";
+import { WebSocketHandshakeError } from "../src/rpc/websocket_client.ts";
+import { type ExecutorProcess, startExecutor } from "./support/executor_process.ts";
+import { isRunning, waitGone } from "./support/processes.ts";
+import { type Message, RawClient } from "./support/raw_client.ts";
+import { ENV } from "./support/backends.ts";
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+
+async function withExecutor(
+  args: string[],
+  fn: (executor: ExecutorProcess) => Promise<void>,
+  env?: Record<string, string>,
+): Promise<void> {
+  const executor = await startExecutor(args, { env });
+  try {
+    await fn(executor);
+  } finally {
+    await executor.stop();
+  }
+}
+
+function start(client: RawClient, processId: string, argv: string[], extra = {}) {
+  return client.request("process/start", {
+    processId,
+    argv,
+    cwd: "/",
+    env: ENV,
+    tty: false,
+    ...extra,
+  });
+}
+
+function decode(message: Message): string {
+  return new TextDecoder().decode(Uint8Array.fromBase64(message.params.chunk));
+}
+
+Deno.test("initialize returns a UUID session id; a second initialize is refused", async () => {
+  await withExecutor([], async ({ url }) => {
+    const client = await RawClient.connect(url);
+    const first = await client.request("initialize", { clientName: "test" });
+    assert.equal(first.jsonrpc, "2.0");
+    assert.match(first.result.sessionId, UUID);
+    const second = await client.request("initialize", { clientName: "test" });
+    assert.equal(second.error.code, -32600);
+    assert.equal(second.error.message, "initialize may only be sent once per connection");
+    await client.close();
+  });
+});
+
+Deno.test("bad frames get clear errors and the connection keeps working", async () => {
+  await withExecutor([], async ({ url }) => {
+    const client = await RawClient.connect(url);
+    await client.sendRaw("not-json");
+    const parseError = await client.nextUnmatched();
+    assert.equal(parseError.id, null);
+    assert.equal(parseError.error.code, -32700);
+    assert.match(parseError.error.message, /^failed to parse JSON-RPC message/);
+
+    await client.sendRaw("[1,2]");
+    assert.equal((await client.nextUnmatched()).error.code, -32600);
+    await client.sendRaw('{"id":{"x":1},"method":"initialize"}');
+    assert.equal((await client.nextUnmatched()).error.code, -32600);
+
+    const unknown = await client.request("no/such", {});
+    assert.equal(unknown.error.code, -32601);
+    assert.match(unknown.error.message, /unknown method "no\/such"/);
+
+    // Without the jsonrpc field, like Codex's JSON-RPC lite.
+    const init = await client.sendRaw(
+      '{"id":"a","method":"initialize","params":{"clientName":"x"}}',
+      "a",
+    );
+    assert.match(init.result.sessionId, UUID);
+    client.notify("initialized");
+
+    const badTypes = await client.request("process/start", { processId: "p", argv: "true" });
+    assert.equal(badTypes.error.code, -32602);
+    assert.match(badTypes.error.message, /argv/);
+    const emptyArgv = await start(client, "p", []);
+    assert.equal(emptyArgv.error.code, -32602);
+    assert.match(emptyArgv.error.message, /argv must not be empty/);
+    const negative = await client.request("process/read", { processId: "p", afterSeq: -1 });
+    assert.equal(negative.error.code, -32602);
+    const relative = await client.request("fs/readFile", { path: "relative.txt" });
+    assert.equal(relative.error.code, -32602);
+    const badBase64 = await client.request("fs/writeFile", { path: "/tmp/x", dataBase64: "!!!" });
+    assert.equal(badBase64.error.code, -32602);
+
+    // Still fully working.
+    const ok = await start(client, "p", ["true"]);
+    assert.deepEqual(ok.result, { processId: "p" });
+    await client.close();
+  });
+});
+
+Deno.test("methods are gated on initialize and initialized", async () => {
+  await withExecutor([], async ({ url }) => {
+    const client = await RawClient.connect(url);
+    const early = await start(client, "p", ["true"]);
+    assert.equal(early.error.code, -32600);
+    assert.equal(early.error.message, "client must call initialize before using exec methods");
+    const fsEarly = await client.request("fs/getMetadata", { path: "/" });
+    assert.equal(
+      fsEarly.error.message,
+      "client must call initialize before using filesystem methods",
+    );
+    await client.request("initialize", { clientName: "test" });
+    const beforeInitialized = await start(client, "p", ["true"]);
+    assert.equal(
+      beforeInitialized.error.message,
+      "client must send initialized before using exec methods",
+    );
+    client.notify("initialized", {});
+    const ok = await start(client, "p", ["true"]);
+    assert.deepEqual(ok.result, { processId: "p" });
+    await client.close();
+  });
+});
+
+Deno.test("process surface: start, write statuses, read and terminate of unknown ids", async () => {
+  await withExecutor([], async ({ url }) => {
+    const client = await RawClient.initialized(url);
+    assert.deepEqual((await start(client, "proc-1", ["true"])).result, { processId: "proc-1" });
+    await start(client, "sleeper", ["sleep", "5"]);
+    const closedStdin = await client.request("process/write", {
+      processId: "sleeper",
+      chunk: btoa("x"),
+    });
+    assert.equal(closedStdin.result.status, "stdinClosed");
+    const unknownWrite = await client.request("process/write", { processId: "nope", chunk: "" });
+    assert.equal(unknownWrite.result.status, "unknownProcess");
+    const unknownRead = await client.request("process/read", { processId: "nope" });
+    assert.equal(unknownRead.error.code, -32600);
+    assert.equal(unknownRead.error.message, "unknown process id nope");
+    const unknownTerminate = await client.request("process/terminate", { processId: "nope" });
+    assert.deepEqual(unknownTerminate.result, { running: false });
+    const terminated = await client.request("process/terminate", { processId: "sleeper" });
+    assert.deepEqual(terminated.result, { running: true });
+    const exited = await client.waitNotification((m) =>
+      m.method === "process/exited" && m.params.processId === "sleeper"
+    );
+    assert.equal(exited.params.exitCode, -1);
+    await client.waitNotification((m) =>
+      m.method === "process/closed" && m.params.processId === "sleeper"
+    );
+    await client.close();
+  });
+});
+
+Deno.test("a 5 s long-poll read never delays a write on the same connection", async () => {
+  await withExecutor([], async ({ url }) => {
+    const client = await RawClient.initialized(url);
+    await start(client, "cat", ["cat"], { pipeStdin: true });
+    const order: string[] = [];
+    const read = client.request("process/read", { processId: "cat", afterSeq: 0, waitMs: 5000 })
+      .then((m) => {
+        order.push("read");
+        return m;
+      });
+    const write = await client.request("process/write", {
+      processId: "cat",
+      chunk: btoa("ping\n"),
+    });
+    order.push("write");
+    assert.equal(write.result.status, "accepted");
+    const result = await read;
+    assert.deepEqual(order, ["write", "read"]);
+    assert.equal(atob(result.result.chunks[0].chunk), "ping\n");
+    await client.request("process/terminate", { processId: "cat" });
+    await client.close();
+  });
+});
+
+Deno.test("a session survives its connection and resumes without killing processes", async () => {
+  await withExecutor([], async ({ url }) => {
+    const first = await RawClient.initialized(url);
+    await start(first, "sleeper", ["sleep", "5"]);
+    await first.close();
+    const second = await RawClient.initialized(url, first.sessionId);
+    assert.equal(second.sessionId, first.sessionId);
+    const read = await second.request("process/read", { processId: "sleeper", waitMs: 0 });
+    assert.equal(read.result.exited, false);
+    assert.equal(read.result.closed, false);
+    assert.equal(read.result.failure, null);
+    const terminated = await second.request("process/terminate", { processId: "sleeper" });
+    assert.deepEqual(terminated.result, { running: true });
+    await second.close();
+  });
+});
+
+Deno.test("resuming a session attached elsewhere is -32010; unknown ids are -32600", async () => {
+  await withExecutor([], async ({ url }) => {
+    const owner = await RawClient.initialized(url);
+    const thief = await RawClient.connect(url);
+    const refused = await thief.request("initialize", {
+      clientName: "thief",
+      resumeSessionId: owner.sessionId,
+    });
+    assert.equal(refused.error.code, -32010);
+    assert.equal(
+      refused.error.message,
+      `session ${owner.sessionId} is already attached to another connection`,
+    );
+    // The failed attach does not use up the connection's initialize.
+    const unknown = await thief.request("initialize", {
+      clientName: "thief",
+      resumeSessionId: "00000000-0000-4000-8000-000000000000",
+    });
+    assert.equal(unknown.error.code, -32600);
+    assert.match(unknown.error.message, /unknown session id/);
+    const fresh = await thief.request("initialize", { clientName: "thief" });
+    assert.match(fresh.result.sessionId, UUID);
+    await owner.close();
+    await thief.close();
+  });
+});
+
+Deno.test("a long-poll in flight on a dropped connection does not hold up the resume", async () => {
+  await withExecutor([], async ({ url }) => {
+    const first = await RawClient.initialized(url);
+    await start(first, "sleeper", ["sleep", "30"]);
+    first.request("process/read", { processId: "sleeper", afterSeq: 0, waitMs: 5000 });
+    await first.close();
+    const began = performance.now();
+    const second = await RawClient.initialized(url, first.sessionId);
+    // Well under the 5 s of the abandoned long-poll.
+    assert.ok(performance.now() - began < 4000);
+    const terminated = await second.request("process/terminate", { processId: "sleeper" });
+    assert.deepEqual(terminated.result, { running: true });
+    await second.close();
+  });
+});
+
+Deno.test("an expired session's processes are killed, grandchildren included", async () => {
+  await withExecutor(["--session-ttl-ms", "200"], async ({ url }) => {
+    const client = await RawClient.initialized(url);
+    await start(client, "tree", ["sh", "-c", "sleep 300 & echo $!; wait"]);
+    const output = await client.waitNotification((m) => m.method === "process/output");
+    const grandchild = Number(decode(output));
+    assert.ok(isRunning(grandchild));
+    await client.close();
+    assert.ok(await waitGone(grandchild), "the grandchild outlived its session");
+    const late = await RawClient.connect(url);
+    const resumed = await late.request("initialize", {
+      clientName: "late",
+      resumeSessionId: client.sessionId,
+    });
+    assert.match(resumed.error.message, /unknown session id/);
+    await late.close();
+  });
+});
+
+Deno.test("SIGTERM kills every process group and exits 0", async () => {
+  const executor = await startExecutor([]);
+  const client = await RawClient.initialized(executor.url);
+  await start(client, "tree", ["sh", "-c", "sleep 300 & echo $!; wait"]);
+  const output = await client.waitNotification((m) => m.method === "process/output");
+  const grandchild = Number(decode(output));
+  const status = await executor.stop("SIGTERM");
+  assert.equal(status.code, 0);
+  assert.ok(await waitGone(grandchild), "the grandchild outlived the executor");
+  await client.closed;
+  await client.close();
+});
+
+Deno.test("with a token, upgrades without the right bearer token get 401", async () => {
+  await withExecutor([], async ({ url }) => {
+    const attempts: Record<string, string>[] = [
+      {},
+      { Authorization: "Bearer wrong" },
+      { Authorization: "s3cret" },
+    ];
+    for (const headers of attempts) {
+      await assert.rejects(
+        RawClient.connect(url, headers),
+        (error: unknown) => error instanceof WebSocketHandshakeError && error.status === 401,
+      );
+    }
+    await assert.rejects(
+      RawClient.connect(`${url}/?token=s3cret`),
+      (error: unknown) => error instanceof WebSocketHandshakeError && error.status === 401,
+    );
+    const client = await RawClient.connect(url, { Authorization: "Bearer s3cret" });
+    const init = await client.request("initialize", { clientName: "t" });
+    assert.match(init.result.sessionId, UUID);
+    await client.close();
+  }, { ...ENV, EXECBRIDGE_TOKEN: "s3cret" });
+});
+
+Deno.test("--listen stdio serves JSON-RPC lines and exits when stdin ends", async () => {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      "--config",
+      new URL("../deno.json", import.meta.url).pathname,
+      new URL("../mod.ts", import.meta.url).pathname,
+      "serve",
+      "--listen",
+      "stdio",
+      "--log-level",
+      "warn",
+    ],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  async function nextLine(): Promise<Message> {
+    while (!buffer.includes("\n")) {
+      const { value, done } = await lines.read();
+      if (done) throw new Error("stdout ended");
+      buffer += value;
+    }
+    const at = buffer.indexOf("\n");
+    const line = buffer.slice(0, at);
+    buffer = buffer.slice(at + 1);
+    return JSON.parse(line);
+  }
+  const send = (message: unknown) =>
+    writer.write(new TextEncoder().encode(JSON.stringify(message) + "\n"));
+  await send({ id: 1, method: "initialize", params: { clientName: "ssh" } });
+  assert.match((await nextLine()).result.sessionId, UUID);
+  await send({ method: "initialized" });
+  await send({
+    id: 2,
+    method: "process/start",
+    params: { processId: "p", argv: ["sh", "-c", "echo hi; sleep 300"], env: ENV },
+  });
+  const seen: Message[] = [];
+  while (!seen.some((m) => m.method === "process/output")) seen.push(await nextLine());
+  assert.ok(seen.some((m) => m.id === 2 && m.result?.processId === "p"));
+  await writer.close();
+  const status = await child.status;
+  assert.equal(status.code, 0);
+  await lines.cancel();
+});
