@@ -374,3 +374,39 @@ each("retention: a closed process id can be reused after the window", async (bac
     }
   }
 }, { retentionMs: 300 });
+
+each("closeStdin gives the child EOF; later writes say stdinClosed", async (backend) => {
+  const proc = await backend.start({
+    processId: "p",
+    argv: sh("cat; echo done"),
+    env: ENV,
+    pipeStdin: true,
+  });
+  assert.equal(await proc.write("abc"), "accepted");
+  assert.equal(await proc.closeStdin(), "accepted");
+  assert.equal(await proc.write("late"), "stdinClosed");
+  const result = await readAll(proc);
+  assert.equal(text(result.chunks), "abcdone\n");
+  assert.equal(result.exitCode, 0);
+});
+
+each("terminate with SIGTERM lets the process handle it", async (backend) => {
+  const proc = await backend.start({
+    processId: "p",
+    argv: sh('trap "echo term; exit 5" TERM; echo ready; while true; do sleep 0.05; done'),
+    env: ENV,
+  });
+  const events = proc.events();
+  assert.equal((await events.next()).value?.type, "output");
+  assert.equal(await proc.terminate({ signal: "SIGTERM" }), true);
+  let seen = "";
+  let exit = null;
+  for await (const event of events) {
+    if (event.type === "output" && event.stream === "stdout") {
+      seen += new TextDecoder().decode(event.chunk);
+    }
+    if (event.type === "exited") exit = event.exitCode;
+  }
+  assert.equal(seen, "term\n");
+  assert.equal(exit, 5);
+});

@@ -21,6 +21,7 @@ import type {
   ExitStatus,
   ReadOptions,
   ReadResponse,
+  TerminateSignal,
   WriteStatus,
 } from "./types.ts";
 
@@ -127,8 +128,12 @@ class LocalProcess implements ExecProcess {
     return Promise.resolve(this.#host.write(bytes));
   }
 
-  terminate(): Promise<boolean> {
-    return this.#host.terminate();
+  closeStdin(): Promise<WriteStatus> {
+    return Promise.resolve(this.#host.write(new Uint8Array(0), true));
+  }
+
+  terminate(options: { signal?: TerminateSignal } = {}): Promise<boolean> {
+    return this.#host.terminate(options.signal);
   }
 
   wait(): Promise<ExitStatus> {

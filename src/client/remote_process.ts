@@ -17,6 +17,7 @@ import type {
   ExitStatus,
   ReadOptions,
   ReadResponse,
+  TerminateSignal,
   WriteStatus,
 } from "./types.ts";
 import { waitForExit } from "./wait.ts";
@@ -123,8 +124,20 @@ export class RemoteProcess implements ExecProcess {
     return results.write.parse(raw).status;
   }
 
-  async terminate(): Promise<boolean> {
-    const raw = await this.#rpc.call("process/terminate", { processId: this.processId });
+  async closeStdin(): Promise<WriteStatus> {
+    const raw = await this.#rpc.call("process/write", {
+      processId: this.processId,
+      chunk: "",
+      closeStdin: true,
+    });
+    return results.write.parse(raw).status;
+  }
+
+  async terminate(options: { signal?: TerminateSignal } = {}): Promise<boolean> {
+    const raw = await this.#rpc.call("process/terminate", {
+      processId: this.processId,
+      signal: options.signal,
+    });
     return results.terminate.parse(raw).running;
   }
 

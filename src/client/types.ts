@@ -4,9 +4,14 @@
  * @module
  */
 
-import type { ProcessStream, StartParams, WriteStatus } from "../protocol/types.ts";
+import type {
+  ProcessStream,
+  StartParams,
+  TerminateSignal,
+  WriteStatus,
+} from "../protocol/types.ts";
 
-export type { ProcessStream, StartParams, WriteStatus };
+export type { ProcessStream, StartParams, TerminateSignal, WriteStatus };
 
 /** An event of a process, in seq order (history first, then live). */
 export type ExecProcessEvent =
@@ -111,8 +116,13 @@ export interface ExecProcess {
   read(options?: ReadOptions): Promise<ReadResponse>;
   /** Writes to the process's stdin (strings are UTF-8 encoded). */
   write(data: Uint8Array | string): Promise<WriteStatus>;
-  /** Kills the process group; resolves true if it was running. */
-  terminate(): Promise<boolean>;
+  /** Closes the process's stdin, so it reads EOF (for a tty: sends Ctrl-D). */
+  closeStdin(): Promise<WriteStatus>;
+  /**
+   * Signals the process group: SIGKILL by default (then it is gone); with a
+   * gentler signal it may keep running. Resolves true if it was running.
+   */
+  terminate(options?: { signal?: TerminateSignal }): Promise<boolean>;
   /** Resolves when the process closed; rejects when it failed. */
   wait(): Promise<ExitStatus>;
 }

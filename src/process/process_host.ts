@@ -7,7 +7,7 @@
  */
 
 import { INTERNAL_ERROR, RpcError } from "../protocol/errors.ts";
-import type { WriteStatus } from "../protocol/types.ts";
+import type { TerminateSignal, WriteStatus } from "../protocol/types.ts";
 import { OutputLog } from "./output_log.ts";
 import type { WorkerPool } from "./worker_pool.ts";
 import type {
@@ -140,20 +140,24 @@ export class ProcessHost {
     return await this.#request("read", { ...options, format: "bytes" }) as ByteReadResult;
   }
 
-  /** Queues bytes for the child's stdin and says what happened to them. */
-  write(data: Uint8Array): WriteStatus {
+  /**
+   * Queues bytes for the child's stdin (then closes it when `closeStdin`) and
+   * says what happened to them. `data` is transferred to the worker.
+   */
+  write(data: Uint8Array, closeStdin = false): WriteStatus {
     if (!this.#stdinOpen || this.#state !== "running") return "stdinClosed";
+    if (closeStdin) this.#stdinOpen = false;
     const transfer = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength
       ? [data.buffer as ArrayBuffer]
       : [];
-    this.#worker!.postMessage({ type: "write", data } satisfies ToWorker, transfer);
+    this.#worker!.postMessage({ type: "write", data, closeStdin } satisfies ToWorker, transfer);
     return "accepted";
   }
 
-  /** Kills the process group. Resolves true when the process was running. */
-  async terminate(): Promise<boolean> {
+  /** Signals the process group (SIGKILL by default). Resolves true when the process was running. */
+  async terminate(signal: TerminateSignal = "SIGKILL"): Promise<boolean> {
     if (this.#state !== "running") return false;
-    const result = await this.#request("terminate", {}) as { running: boolean };
+    const result = await this.#request("terminate", { signal }) as { running: boolean };
     return result.running;
   }
 

@@ -12,7 +12,7 @@
  * @module
  */
 
-import type { ProcessStream } from "../protocol/types.ts";
+import type { ProcessStream, TerminateSignal } from "../protocol/types.ts";
 import { OutputLog } from "./output_log.ts";
 import type {
   FromSubscriber,
@@ -38,7 +38,7 @@ const TERMINATE_DRAIN_MS = 200;
 interface Child {
   pid: number;
   status: Promise<{ code: number; signal: string | null }>;
-  kill(): void;
+  kill(signal: TerminateSignal): void;
   write(data: Uint8Array): Promise<void>;
   closeStdin(): void;
   cancelOutput(): void;
@@ -116,16 +116,20 @@ class ProcessRunner {
         this.#read(message.id, message.afterSeq, message.maxBytes, message.waitMs, message.format);
         break;
       case "write":
-        this.#write(message.data);
+        this.#write(message.data, message.closeStdin);
         break;
       case "terminate":
-        post(this.#scope, { type: "reply", id: message.id, result: this.#terminate() });
+        post(this.#scope, {
+          type: "reply",
+          id: message.id,
+          result: this.#terminate(message.signal),
+        });
         break;
       case "subscribe":
         this.#subscribe(message.port);
         break;
       case "kill":
-        this.#terminate();
+        this.#terminate("SIGKILL");
         break;
     }
   }
@@ -162,9 +166,9 @@ class ProcessRunner {
     return {
       pid: child.pid,
       status: child.status.then((s) => ({ code: s.code, signal: s.signal })),
-      kill() {
+      kill(signal) {
         try {
-          Deno.kill(-child.pid, "SIGKILL");
+          Deno.kill(-child.pid, signal);
         } catch {
           // The group is already gone.
         }
@@ -189,12 +193,25 @@ class ProcessRunner {
     return {
       pid: pty.pid,
       status: pty.status,
-      kill: () => pty.kill(),
+      kill(signal) {
+        if (signal === "SIGKILL") {
+          pty.kill();
+          return;
+        }
+        try {
+          Deno.kill(-pty.pid, signal);
+        } catch {
+          // The group is already gone.
+        }
+      },
       write: (data) => {
         pty.write(data);
         return Promise.resolve();
       },
-      closeStdin() {},
+      closeStdin() {
+        // A terminal has no separate stdin to close: send the EOF character.
+        pty.write(new Uint8Array([4]));
+      },
       cancelOutput() {
         reader.cancel().catch(() => {});
       },
@@ -331,10 +348,14 @@ class ProcessRunner {
     attempt();
   }
 
-  #write(data: Uint8Array): void {
+  #write(data: Uint8Array, closeStdin: boolean): void {
     const child = this.#child;
     if (child === null || !this.#stdinOpen) return;
-    this.#writeChain = this.#writeChain.then(() => child.write(data)).catch(() => {
+    if (closeStdin) this.#stdinOpen = false;
+    this.#writeChain = this.#writeChain.then(async () => {
+      if (data.byteLength > 0) await child.write(data);
+      if (closeStdin) child.closeStdin();
+    }).catch(() => {
       if (this.#stdinOpen) {
         this.#stdinOpen = false;
         post(this.#scope, { type: "stdinClosed" });
@@ -342,10 +363,10 @@ class ProcessRunner {
     });
   }
 
-  #terminate(): { running: boolean } {
+  #terminate(signal: TerminateSignal): { running: boolean } {
     if (this.#child === null || this.#log.exit !== null) return { running: false };
-    this.#terminated = true;
-    this.#child.kill();
+    if (signal === "SIGKILL") this.#terminated = true;
+    this.#child.kill(signal);
     return { running: true };
   }
 }

@@ -10,7 +10,7 @@
  * @module
  */
 
-import type { ProcessStream } from "../protocol/types.ts";
+import type { ProcessStream, TerminateSignal } from "../protocol/types.ts";
 
 /** Everything the worker needs to spawn the child. The environment is final. */
 export interface SpawnSpec {
@@ -110,8 +110,8 @@ export type ToWorker =
     /** `json`: reply with the JSON text of a wire `ReadResult`; `bytes`: a ByteReadResult. */
     format: "json" | "bytes";
   }
-  | { type: "write"; data: Uint8Array }
-  | { type: "terminate"; id: number }
+  | { type: "write"; data: Uint8Array; closeStdin: boolean }
+  | { type: "terminate"; id: number; signal: TerminateSignal }
   | { type: "subscribe"; port: MessagePort }
   | { type: "kill" }
   /** After `closed`: hand the log over and get ready for another process. */

@@ -81,10 +81,17 @@ export const readParams = z.object({
 });
 
 /** `process/write` params. */
-export const writeParams = z.object({ processId: z.string(), chunk: base64 });
+export const writeParams = z.object({
+  processId: z.string(),
+  chunk: base64,
+  closeStdin: z.boolean().nullish(),
+});
 
 /** `process/terminate` params. */
-export const terminateParams = z.object({ processId: z.string() });
+export const terminateParams = z.object({
+  processId: z.string(),
+  signal: z.enum(["SIGKILL", "SIGTERM", "SIGINT", "SIGHUP"]).nullish(),
+});
 
 /** The optional `sandbox` field of fs requests (only unsandboxed policies are supported). */
 const sandbox = z.unknown().optional();

@@ -113,8 +113,10 @@ export interface ReadResult {
 export interface WriteParams {
   /** The process to write to. */
   processId: string;
-  /** Bytes for the child's stdin, standard base64. */
+  /** Bytes for the child's stdin, standard base64 (may be empty). */
   chunk: string;
+  /** After these bytes, close the child's stdin (EOF). An execbridge extension. */
+  closeStdin?: boolean;
 }
 
 /** Outcome of `process/write`. */
@@ -126,10 +128,15 @@ export interface WriteResult {
   status: WriteStatus;
 }
 
+/** Signals `process/terminate` can send to a process group. */
+export type TerminateSignal = "SIGKILL" | "SIGTERM" | "SIGINT" | "SIGHUP";
+
 /** Params of `process/terminate`. */
 export interface TerminateParams {
-  /** The process to kill (its whole process group). */
+  /** The process to signal (its whole process group). */
   processId: string;
+  /** The signal (default SIGKILL, like the reference). An execbridge extension. */
+  signal?: TerminateSignal;
 }
 
 /** Result of `process/terminate`. */

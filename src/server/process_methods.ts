@@ -63,13 +63,13 @@ export const processMethods: Record<string, MethodHandler> = {
     const entry = session.processes.lookup(p.processId);
     if (entry === undefined) return Promise.resolve({ status: "unknownProcess" });
     if (entry === "starting") return Promise.resolve({ status: "starting" });
-    return Promise.resolve({ status: entry.write(data) });
+    return Promise.resolve({ status: entry.write(data, p.closeStdin ?? false) });
   },
 
   async "process/terminate"(params, { session }): Promise<TerminateResult> {
     const p = parseParams("process/terminate", terminateParams, params);
     const entry = session.processes.lookup(p.processId);
     if (entry === undefined || entry === "starting") return { running: false };
-    return { running: await entry.terminate() };
+    return { running: await entry.terminate(p.signal ?? "SIGKILL") };
   },
 };

@@ -1,0 +1,425 @@
+/**
+ * {@link McpConnectionManager}: starts every enabled server of a config with
+ * its placement (local child or executor process), tracks per-server status,
+ * exposes their tools as `server__tool`, and routes tool calls with the
+ * configured timeouts and concurrency.
+ *
+ * @module
+ */
+
+import { Client } from "@modelcontextprotocol/sdk/client";
+import type { Transport } from "@modelcontextprotocol/sdk/shared/transport";
+// @ts-types="@modelcontextprotocol/sdk/client/streamableHttp"
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+// @ts-types="@modelcontextprotocol/sdk/types"
+import type { CallToolResult, Tool } from "@modelcontextprotocol/sdk/types.js";
+import { connectExecutor, type ExecutorClient } from "../client/executor_client.ts";
+import { createLogger, type Logger } from "../log/logger.ts";
+import {
+  type McpConfig,
+  type McpServerConfig,
+  resolveExecutor,
+  validatePlacement,
+} from "./config.ts";
+import { ExecutorStdioServerLauncher } from "./executor_stdio.ts";
+import { LocalStdioServerLauncher } from "./local_stdio.ts";
+
+/** Separator between server and tool in qualified tool names. */
+export const TOOL_NAME_SEPARATOR = "__";
+
+/** Where a server is in its lifecycle. */
+export type McpServerState = "disabled" | "starting" | "ready" | "failed";
+
+/** What `mcp status` shows for one server. */
+export interface McpServerStatus {
+  /** Server name from the config. */
+  name: string;
+  /** `local` or `remote`. */
+  environment: "local" | "remote";
+  /** `stdio` or `http`. */
+  transport: "stdio" | "http";
+  /** Lifecycle state. */
+  state: McpServerState;
+  /** Why it failed. */
+  error?: string;
+  /** Number of tools it exposes (after filters), once ready. */
+  tools?: number;
+  /** Startup time in ms, once ready or failed. */
+  startupMs?: number;
+  /** What the server said about itself in `initialize`. */
+  serverInfo?: { name: string; version: string };
+  /** Whether a failure of this server fails startup. */
+  required: boolean;
+}
+
+/** A tool of a managed server. */
+export interface McpTool {
+  /** Qualified name: `server__tool`. */
+  name: string;
+  /** The server. */
+  server: string;
+  /** The tool's own name on its server. */
+  tool: string;
+  /** The tool's description. */
+  description?: string;
+  /** The tool's input JSON schema. */
+  inputSchema: Tool["inputSchema"];
+}
+
+/** Options of {@link McpConnectionManager.start}. */
+export interface McpConnectionManagerOptions {
+  /**
+   * The executor for remote servers: a connected client (not closed by the
+   * manager), or where to connect. Default: `EXECBRIDGE_EXECUTOR_URL`, then
+   * the config's `executor` section.
+   */
+  executor?: ExecutorClient | { url: string; token?: string; tokenFile?: string } | null;
+  /** Working directory for servers without `cwd` (default: this process's for local ones, the executor's for remote ones). */
+  cwd?: string;
+  /** Logs (stderr by default). */
+  log?: Logger;
+  /** Called whenever a server's status changes (progress display). */
+  onStatus?: (status: McpServerStatus) => void;
+  /** Name the MCP client reports to servers. */
+  clientInfo?: { name: string; version: string };
+  /** Grace periods when closing servers (default 2000 ms). */
+  graceMs?: number;
+}
+
+/** Thrown by {@link McpConnectionManager.start} when a `required` server failed. */
+export class RequiredServerError extends Error {
+  /** The statuses of the failed required servers. */
+  readonly failed: McpServerStatus[];
+  /** Creates the error. */
+  constructor(failed: McpServerStatus[]) {
+    super(
+      `required MCP server${failed.length > 1 ? "s" : ""} failed to start: ${
+        failed.map((s) => `${s.name} (${s.error})`).join("; ")
+      }`,
+    );
+    this.name = "RequiredServerError";
+    this.failed = failed;
+  }
+}
+
+interface Managed {
+  config: McpServerConfig;
+  status: McpServerStatus;
+  client: Client | null;
+  transport: Transport | null;
+  tools: Tool[];
+  queue: Promise<unknown>;
+}
+
+function isExecutorClient(value: unknown): value is ExecutorClient {
+  return typeof value === "object" && value !== null && "start" in value && "sessionId" in value;
+}
+
+async function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Runs the MCP servers of a config.
+ *
+ * @example
+ * ```ts
+ * import { loadMcpConfig, McpConnectionManager } from "@execbridge/execbridge";
+ *
+ * const config = await loadMcpConfig("mcp.json");
+ * const manager = await McpConnectionManager.start(config, { executor: { url: "ws://box:8765" } });
+ * console.log(manager.listTools().map((t) => t.name)); // ["fs__read_file", …]
+ * const result = await manager.callTool("fs__read_file", { path: "/etc/hostname" });
+ * await manager.close();
+ * ```
+ */
+export class McpConnectionManager implements AsyncDisposable {
+  readonly #servers: Managed[];
+  readonly #options: McpConnectionManagerOptions;
+  readonly #log: Logger;
+  #executor: ExecutorClient | null = null;
+  #ownsExecutor = false;
+  #closing: Promise<void> | null = null;
+
+  private constructor(config: McpConfig, options: McpConnectionManagerOptions) {
+    this.#options = options;
+    this.#log = options.log ?? createLogger({ name: "mcp" });
+    this.#servers = config.servers.map((server) => ({
+      config: server,
+      status: {
+        name: server.name,
+        environment: server.environment,
+        transport: server.transport,
+        state: server.enabled ? "starting" : "disabled",
+        required: server.required,
+      },
+      client: null,
+      transport: null,
+      tools: [],
+      queue: Promise.resolve(),
+    }));
+  }
+
+  /**
+   * Starts every enabled server concurrently. Resolves when all are ready or
+   * failed; rejects (after closing everything) when a `required` one failed,
+   * or when the config places a server where it cannot run.
+   */
+  static async start(
+    config: McpConfig,
+    options: McpConnectionManagerOptions = {},
+  ): Promise<McpConnectionManager> {
+    const manager = new McpConnectionManager(config, options);
+    try {
+      await manager.#connectExecutor(config);
+      await Promise.all(manager.#servers.map((m) => manager.#startServer(m)));
+    } catch (error) {
+      await manager.close();
+      throw error;
+    }
+    const failed = manager.#servers.filter((m) => m.config.required && m.status.state === "failed");
+    if (failed.length > 0) {
+      await manager.close();
+      throw new RequiredServerError(failed.map((m) => ({ ...m.status })));
+    }
+    return manager;
+  }
+
+  /** Every server's status, in config order. */
+  status(): McpServerStatus[] {
+    return this.#servers.map((m) => ({ ...m.status }));
+  }
+
+  /** The SDK client of a ready server. */
+  client(server: string): Client | undefined {
+    return this.#find(server)?.client ?? undefined;
+  }
+
+  /**
+   * Tools of the ready servers as `server__tool`, after each server's
+   * `enabled_tools` then `disabled_tools`. Throws when two names collide.
+   */
+  listTools(): McpTool[] {
+    const tools: McpTool[] = [];
+    const seen = new Map<string, McpTool>();
+    for (const m of this.#servers) {
+      if (m.status.state !== "ready") continue;
+      for (const tool of m.tools) {
+        const qualified: McpTool = {
+          name: `${m.config.name}${TOOL_NAME_SEPARATOR}${tool.name}`,
+          server: m.config.name,
+          tool: tool.name,
+          description: tool.description,
+          inputSchema: tool.inputSchema,
+        };
+        const other = seen.get(qualified.name);
+        if (other !== undefined) {
+          throw new Error(
+            `tool name collision: ${qualified.name} is both ${other.server}'s ${other.tool} ` +
+              `and ${qualified.server}'s ${qualified.tool}; rename one of the servers`,
+          );
+        }
+        seen.set(qualified.name, qualified);
+        tools.push(qualified);
+      }
+    }
+    return tools;
+  }
+
+  /**
+   * Calls a tool by its qualified name with the server's `tool_timeout_sec`.
+   * Calls to one server run one at a time unless it
+   * `supports_parallel_tool_calls`.
+   */
+  callTool(
+    name: string,
+    args: Record<string, unknown> = {},
+    options: { timeoutMs?: number; signal?: AbortSignal } = {},
+  ): Promise<CallToolResult> {
+    const tool = this.listTools().find((t) => t.name === name);
+    if (tool === undefined) {
+      return Promise.reject(
+        new Error(`unknown tool ${name}: \`mcp tools\` lists the available ones`),
+      );
+    }
+    const m = this.#find(tool.server)!;
+    const client = m.client!;
+    const run = () =>
+      client.callTool({ name: tool.tool, arguments: args }, undefined, {
+        timeout: options.timeoutMs ?? m.config.toolTimeoutMs,
+        signal: options.signal,
+      }) as Promise<CallToolResult>;
+    if (m.config.supportsParallelToolCalls) return run();
+    const result = m.queue.then(run, run);
+    m.queue = result.catch(() => {});
+    return result;
+  }
+
+  /** Closes every server (and the executor connection the manager opened). */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      await Promise.all(this.#servers.map(async (m) => {
+        const client = m.client;
+        const transport = m.transport;
+        m.client = null;
+        m.transport = null;
+        // Client.close() skips the transport once it saw it close: close both.
+        await client?.close().catch(() => {});
+        await transport?.close().catch(() => {});
+      }));
+      if (this.#ownsExecutor) await this.#executor?.close();
+    })();
+    return this.#closing;
+  }
+
+  /** Same as {@link close}. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  #find(server: string): Managed | undefined {
+    return this.#servers.find((m) => m.config.name === server);
+  }
+
+  async #connectExecutor(config: McpConfig): Promise<void> {
+    const given = this.#options.executor;
+    if (isExecutorClient(given)) {
+      this.#executor = given;
+      validatePlacement(config, { url: "connected" });
+      return;
+    }
+    const target: { url: string; token?: string; tokenFile?: string } | null = given ??
+      resolveExecutor(config, {});
+    validatePlacement(config, target);
+    const needed = config.servers.some((s) => s.enabled && s.environment === "remote");
+    if (!needed || target === null) return;
+    this.#executor = await connectExecutor(target.url, {
+      token: target.token,
+      tokenFile: target.tokenFile,
+      clientName: "execbridge-mcp",
+    });
+    this.#ownsExecutor = true;
+  }
+
+  #setStatus(m: Managed, change: Partial<McpServerStatus>): void {
+    Object.assign(m.status, change);
+    this.#options.onStatus?.({ ...m.status });
+  }
+
+  async #startServer(m: Managed): Promise<void> {
+    if (!m.config.enabled) return;
+    const began = performance.now();
+    this.#setStatus(m, { state: "starting" });
+    try {
+      const timeout = m.config.startupTimeoutMs;
+      const launching = this.#launch(m.config);
+      const transport = await withTimeout(
+        launching,
+        timeout,
+        `starting MCP server ${m.config.name}`,
+      ).catch((error) => {
+        // A launch that finishes after the timeout must not leave its server running.
+        launching.then((late) => late.close(), () => {});
+        throw error;
+      });
+      m.transport = transport;
+      const client = new Client(
+        this.#options.clientInfo ?? { name: "execbridge", version: "0.1.0" },
+      );
+      m.client = client;
+      await client.connect(transport, { timeout });
+      m.tools = filterTools(await listAllTools(client, timeout), m.config);
+      this.#setStatus(m, {
+        state: "ready",
+        tools: m.tools.length,
+        startupMs: Math.round(performance.now() - began),
+        serverInfo: client.getServerVersion(),
+      });
+      transport.onclose = chain(transport.onclose, () => {
+        if (m.status.state === "ready" && this.#closing === null) {
+          this.#log.warn(`MCP server ${m.config.name} closed`);
+          this.#setStatus(m, { state: "failed", error: "the server exited" });
+        }
+      });
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      const hint = /timed out/i.test(message)
+        ? `${message}; raise startup_timeout_sec for ${m.config.name} if it needs longer`
+        : message;
+      this.#setStatus(m, {
+        state: "failed",
+        error: hint,
+        startupMs: Math.round(performance.now() - began),
+      });
+      this.#log.error(`MCP server ${m.config.name} failed to start: ${hint}`);
+      const { client, transport } = m;
+      m.client = null;
+      m.transport = null;
+      await client?.close().catch(() => {});
+      await transport?.close().catch(() => {});
+    }
+  }
+
+  #launch(config: McpServerConfig): Promise<Transport> {
+    if (config.transport === "http") {
+      return Promise.resolve(
+        new StreamableHTTPClientTransport(new URL(config.url!), {
+          requestInit: { headers: config.headers },
+        }),
+      );
+    }
+    const command = {
+      name: config.name,
+      command: config.command!,
+      args: config.args,
+      env: config.env,
+      envVars: config.envVars,
+      cwd: config.cwd ?? this.#options.cwd,
+    };
+    const log = this.#log;
+    const graceMs = this.#options.graceMs;
+    if (config.environment === "remote") {
+      return new ExecutorStdioServerLauncher(this.#executor!, { log, graceMs }).launch(command);
+    }
+    return new LocalStdioServerLauncher({ log, graceMs }).launch(command);
+  }
+}
+
+function chain(first: (() => void) | undefined, second: () => void): () => void {
+  return () => {
+    first?.();
+    second();
+  };
+}
+
+async function listAllTools(client: Client, timeout: number): Promise<Tool[]> {
+  const tools: Tool[] = [];
+  let cursor: string | undefined;
+  do {
+    const page = await client.listTools(cursor ? { cursor } : undefined, { timeout });
+    tools.push(...page.tools);
+    cursor = page.nextCursor;
+  } while (cursor);
+  return tools;
+}
+
+function filterTools(tools: Tool[], config: McpServerConfig): Tool[] {
+  let result = tools;
+  if (config.enabledTools !== undefined) {
+    const allowed = new Set(config.enabledTools);
+    result = result.filter((t) => allowed.has(t.name));
+  }
+  if (config.disabledTools !== undefined) {
+    const denied = new Set(config.disabledTools);
+    result = result.filter((t) => !denied.has(t.name));
+  }
+  return result;
+}

@@ -1,0 +1,258 @@
+/**
+ * {@link ExecutorStdioServerLauncher}: an MCP stdio server started as a
+ * process of an {@link ExecBackend} (an executor connection, or
+ * `LocalExecBackend`), behind an MCP SDK `Transport`. Messages go in with
+ * `process/write`; stdout comes back as process events and is reassembled
+ * into lines; stderr is logged, never parsed.
+ *
+ * @module
+ */
+
+import type { Transport } from "@modelcontextprotocol/sdk/shared/transport";
+import type { ExecBackend, ExecProcess, WriteStatus } from "../client/types.ts";
+import { createLogger, type Logger } from "../log/logger.ts";
+import { LineSplitter, LineTooLongError } from "./line_splitter.ts";
+import type { StdioServerLauncher } from "./local_stdio.ts";
+import { decodeMessage, encodeMessage, type JSONRPCMessage, logStderrLine } from "./messages.ts";
+import { remoteServerEnv, requireUnicode, type StdioServerCommand } from "./stdio_command.ts";
+
+/** Options of {@link ExecutorStdioServerLauncher}. */
+export interface ExecutorStdioServerLauncherOptions {
+  /** Working directory when the command has none (default: the executor's own). */
+  cwd?: string;
+  /** Where server stderr and warnings go (default: stderr at info). */
+  log?: Logger;
+  /** Grace after closing stdin, then after SIGTERM (default 2000 ms each). */
+  graceMs?: number;
+  /** The caller's environment to copy `envVars` from (default `Deno.env`). */
+  callerEnv?: Record<string, string | undefined>;
+}
+
+let nextServerNumber = 1;
+
+/**
+ * Launches MCP stdio servers on an executor.
+ *
+ * @example
+ * ```ts
+ * import { Client } from "@modelcontextprotocol/sdk/client";
+ * import { connectExecutor, ExecutorStdioServerLauncher } from "@execbridge/execbridge";
+ *
+ * const executor = await connectExecutor("ws://devbox:8765", { tokenFile: "token" });
+ * const launcher = new ExecutorStdioServerLauncher(executor, { cwd: "/workspace" });
+ * const transport = await launcher.launch({ command: "node", args: ["server.js"] });
+ * const client = new Client({ name: "agent", version: "1.0.0" });
+ * await client.connect(transport);
+ * ```
+ */
+export class ExecutorStdioServerLauncher implements StdioServerLauncher {
+  readonly #backend: ExecBackend;
+  readonly #options: ExecutorStdioServerLauncherOptions;
+
+  /** Creates a launcher over a backend. */
+  constructor(backend: ExecBackend, options: ExecutorStdioServerLauncherOptions = {}) {
+    this.#backend = backend;
+    this.#options = options;
+  }
+
+  /**
+   * Starts the server as `mcp-stdio-N` with `pipeStdin: true`. Only `envVars`
+   * and `env` are sent; PATH, HOME and the like come from the executor host.
+   */
+  async launch(command: StdioServerCommand): Promise<ExecutorProcessTransport> {
+    requireUnicode("command", command.command);
+    for (const arg of command.args ?? []) requireUnicode("argument", arg);
+    const { env, envPolicy } = remoteServerEnv(command, this.#options.callerEnv);
+    for (const [name, value] of Object.entries(env)) {
+      requireUnicode("environment variable name", name);
+      requireUnicode("environment variable value", value);
+    }
+    const process = await this.#backend.start({
+      processId: `mcp-stdio-${nextServerNumber++}`,
+      argv: [command.command, ...(command.args ?? [])],
+      cwd: command.cwd ?? this.#options.cwd,
+      env,
+      envPolicy,
+      tty: false,
+      pipeStdin: true,
+    });
+    return new ExecutorProcessTransport(process, {
+      name: command.name ?? command.command,
+      log: this.#options.log ?? createLogger({ name: "mcp" }),
+      graceMs: this.#options.graceMs ?? 2000,
+    });
+  }
+}
+
+/** Options of {@link ExecutorProcessTransport}. */
+export interface ExecutorProcessTransportOptions {
+  /** Server name for logs. */
+  name: string;
+  /** Where stderr lines and warnings go. */
+  log: Logger;
+  /** Grace after closing stdin, then after SIGTERM (ms). */
+  graceMs: number;
+}
+
+/** An MCP SDK transport over an {@link ExecProcess} running a stdio server. */
+export class ExecutorProcessTransport implements Transport {
+  /** Called once when the transport closed (the process ended or the executor was lost). */
+  onclose?: () => void;
+  /** Called on errors (an over-long line, a lost executor). */
+  onerror?: (error: Error) => void;
+  /** Called for each message from the server. */
+  onmessage?: (message: JSONRPCMessage) => void;
+  /** The process running the server. */
+  readonly process: ExecProcess;
+  readonly #options: ExecutorProcessTransportOptions;
+  #events: AsyncIterableIterator<unknown> | null = null;
+  #closed = false;
+  #closing: Promise<void> | null = null;
+  #closeWaiters: (() => void)[] = [];
+  #exitCode: number | null = null;
+
+  /** Wraps a started process; events are consumed from `start()` (history replayed first). */
+  constructor(process: ExecProcess, options: ExecutorProcessTransportOptions) {
+    this.process = process;
+    this.#options = options;
+  }
+
+  /** The server's exit code once it exited. */
+  get exitCode(): number | null {
+    return this.#exitCode;
+  }
+
+  /** Starts reading the server's output. */
+  start(): Promise<void> {
+    if (this.#events !== null) throw new Error("the transport was already started");
+    this.#consume();
+    return Promise.resolve();
+  }
+
+  /** Writes one message (JSON + `\n`) to the server's stdin. */
+  async send(message: JSONRPCMessage): Promise<void> {
+    if (this.#closed || this.#closing !== null) {
+      throw new Error(`MCP server ${this.#options.name} is closed`);
+    }
+    const status = await this.process.write(encodeMessage(message));
+    if (status !== "accepted") throw new Error(describeWriteStatus(this.#options.name, status));
+  }
+
+  /**
+   * Ends the server's stdin, waits, sends SIGTERM, waits, sends SIGKILL (to
+   * its process group); resolves once it closed.
+   */
+  close(): Promise<void> {
+    this.#closing ??= this.#shutdown();
+    return this.#closing;
+  }
+
+  async #shutdown(): Promise<void> {
+    if (this.#events === null) this.#consume();
+    const grace = this.#options.graceMs;
+    try {
+      await this.process.closeStdin();
+      if (!await this.#closedWithin(grace)) {
+        await this.process.terminate({ signal: "SIGTERM" });
+        if (!await this.#closedWithin(grace)) await this.process.terminate();
+      }
+    } catch {
+      // The executor is gone: the process will be killed by its session expiry.
+    }
+    await this.#closedWithin(grace * 2);
+    this.#finish();
+  }
+
+  #closedWithin(ms: number): Promise<boolean> {
+    if (this.#closed) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(false), ms);
+      this.#closeWaiters.push(() => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+    });
+  }
+
+  async #consume(): Promise<void> {
+    const name = this.#options.name;
+    const log = this.#options.log;
+    const stdout = new LineSplitter();
+    const stderr = new LineSplitter(64 * 1024, { split: true });
+    const onLine = (line: Uint8Array) => {
+      const message = decodeMessage(line, name, log);
+      if (message !== null && !this.#closed) this.onmessage?.(message);
+    };
+    const onStderr = (line: Uint8Array) => logStderrLine(line, name, log);
+    let lastSeq = 0;
+    const feed = (seq: number, stream: string, chunk: Uint8Array) => {
+      if (seq <= lastSeq) return;
+      lastSeq = seq;
+      if (stream === "stderr") stderr.push(chunk, onStderr);
+      else stdout.push(chunk, onLine);
+    };
+    const events = this.process.events();
+    this.#events = events;
+    try {
+      for await (const event of events) {
+        switch (event.type) {
+          case "output":
+            feed(event.seq, event.stream, event.chunk);
+            break;
+          case "exited":
+            lastSeq = Math.max(lastSeq, event.seq);
+            this.#exitCode = event.exitCode;
+            break;
+          case "closed":
+            lastSeq = Math.max(lastSeq, event.seq);
+            break;
+          case "failed":
+            this.onerror?.(new Error(`MCP server ${name} failed: ${event.message}`));
+            break;
+          case "lagged": {
+            log.warn(`MCP server ${name}: fell ${event.skipped} events behind; catching up`);
+            const response = await this.process.read({ afterSeq: lastSeq });
+            for (const c of response.chunks) feed(c.seq, c.stream, c.chunk);
+            if (response.failure !== null || response.closed) {
+              if (response.exitCode !== null) this.#exitCode = response.exitCode;
+              await events.return?.();
+            }
+            break;
+          }
+        }
+      }
+      stdout.flush(onLine);
+      stderr.flush(onStderr);
+    } catch (error) {
+      if (error instanceof LineTooLongError) {
+        this.onerror?.(new Error(`MCP server ${name}: ${error.message}; closing it`));
+        await events.return?.();
+        this.#finish();
+        this.process.terminate().catch(() => {});
+        return;
+      }
+      this.onerror?.(error instanceof Error ? error : new Error(String(error)));
+    }
+    this.#finish();
+  }
+
+  #finish(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const wake of this.#closeWaiters.splice(0)) wake();
+    this.onclose?.();
+  }
+}
+
+function describeWriteStatus(name: string, status: WriteStatus): string {
+  switch (status) {
+    case "unknownProcess":
+      return `MCP server ${name}: unknown process (it ended and was forgotten)`;
+    case "stdinClosed":
+      return `MCP server ${name}: stdin closed (the server exited)`;
+    case "starting":
+      return `MCP server ${name}: process is starting`;
+    default:
+      return `MCP server ${name}: write ${status}`;
+  }
+}

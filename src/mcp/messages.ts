@@ -1,0 +1,53 @@
+/**
+ * Turning lines of a server's stdout into JSON-RPC messages, and messages
+ * into lines, for both MCP stdio transports.
+ *
+ * @module
+ */
+
+// @ts-types="@modelcontextprotocol/sdk/types"
+import { type JSONRPCMessage, JSONRPCMessageSchema } from "@modelcontextprotocol/sdk/types.js";
+import type { Logger } from "../log/logger.ts";
+
+export type { JSONRPCMessage };
+
+const decoder = new TextDecoder();
+const encoder = new TextEncoder();
+
+/** Encodes a message as one line (JSON plus `\n`). */
+export function encodeMessage(message: JSONRPCMessage): Uint8Array {
+  return encoder.encode(JSON.stringify(message) + "\n");
+}
+
+/**
+ * Parses one stdout line. A line that is not a JSON-RPC message is logged
+ * (servers print banners and warnings there) and skipped: returns null.
+ */
+export function decodeMessage(line: Uint8Array, name: string, log: Logger): JSONRPCMessage | null {
+  if (line.byteLength === 0) return null;
+  const text = decoder.decode(line);
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    log.warn(`MCP server ${name} wrote a line that is not JSON; skipped: ${preview(text)}`);
+    return null;
+  }
+  const parsed = JSONRPCMessageSchema.safeParse(value);
+  if (!parsed.success) {
+    log.warn(
+      `MCP server ${name} wrote JSON that is not a JSON-RPC message; skipped: ${preview(text)}`,
+    );
+    return null;
+  }
+  return parsed.data;
+}
+
+/** Logs a server's stderr, one line at a time, never into the protocol. */
+export function logStderrLine(line: Uint8Array, name: string, log: Logger): void {
+  log.info(`MCP server stderr (${name}): ${decoder.decode(line)}`);
+}
+
+function preview(text: string): string {
+  return JSON.stringify(text.length > 200 ? text.slice(0, 200) + "…" : text);
+}
