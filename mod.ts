@@ -51,6 +51,32 @@ export {
   LocalFileSystem,
 } from "./src/fs/mod.ts";
 
+export {
+  LocalStdioServerLauncher,
+  type LocalStdioServerLauncherOptions,
+  type StdioServerLauncher,
+} from "./src/mcp/local_stdio.ts";
+export {
+  ExecutorProcessTransport,
+  ExecutorStdioServerLauncher,
+  type ExecutorStdioServerLauncherOptions,
+} from "./src/mcp/executor_stdio.ts";
+export type { EnvVarSpec, StdioServerCommand } from "./src/mcp/stdio_command.ts";
+export {
+  loadMcpConfig,
+  type McpConfig,
+  McpConfigError,
+  type McpServerConfig,
+  parseMcpConfig,
+} from "./src/mcp/config.ts";
+export {
+  McpConnectionManager,
+  type McpConnectionManagerOptions,
+  type McpServerStatus,
+  type McpTool,
+  RequiredServerError,
+} from "./src/mcp/connection_manager.ts";
+
 if (import.meta.main) {
   const { runCli } = await import("./src/cli/main.ts");
   Deno.exit(await runCli(Deno.args));

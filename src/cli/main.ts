@@ -4,6 +4,8 @@
  * @module
  */
 
+import { bridgeCommand } from "./bridge_command.ts";
+import { mcpCommand } from "./mcp_command.ts";
 import { serveCommand } from "./serve_command.ts";
 
 /** Top-level usage text. */
@@ -24,11 +26,15 @@ export async function runCli(args: readonly string[]): Promise<number> {
     switch (command) {
       case "serve":
         return await serveCommand(rest);
+      case "bridge":
+        return await bridgeCommand(rest);
+      case "mcp":
+        return await mcpCommand(rest);
       case undefined:
       case "help":
       case "--help":
       case "-h":
-        console.log(USAGE);
+        console.error(USAGE);
         return command === undefined ? 2 : 0;
       default:
         console.error(`execbridge: unknown command ${JSON.stringify(command)}\n\n${USAGE}`);

@@ -359,7 +359,7 @@ export class McpConnectionManager implements AsyncDisposable {
         error: hint,
         startupMs: Math.round(performance.now() - began),
       });
-      this.#log.error(`MCP server ${m.config.name} failed to start: ${hint}`);
+      this.#log.info(`MCP server ${m.config.name} failed to start: ${hint}`);
       const { client, transport } = m;
       m.client = null;
       m.transport = null;

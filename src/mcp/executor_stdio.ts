@@ -60,6 +60,19 @@ export class ExecutorStdioServerLauncher implements StdioServerLauncher {
    * and `env` are sent; PATH, HOME and the like come from the executor host.
    */
   async launch(command: StdioServerCommand): Promise<ExecutorProcessTransport> {
+    const process = await this.startProcess(command);
+    return new ExecutorProcessTransport(process, {
+      name: command.name ?? command.command,
+      log: this.#options.log ?? createLogger({ name: "mcp" }),
+      graceMs: this.#options.graceMs ?? 2000,
+    });
+  }
+
+  /**
+   * Starts the server process without a transport (for byte-level bridging),
+   * with the same checks, environment and id rules as {@link launch}.
+   */
+  async startProcess(command: StdioServerCommand): Promise<ExecProcess> {
     requireUnicode("command", command.command);
     for (const arg of command.args ?? []) requireUnicode("argument", arg);
     const { env, envPolicy } = remoteServerEnv(command, this.#options.callerEnv);
@@ -67,7 +80,7 @@ export class ExecutorStdioServerLauncher implements StdioServerLauncher {
       requireUnicode("environment variable name", name);
       requireUnicode("environment variable value", value);
     }
-    const process = await this.#backend.start({
+    return await this.#backend.start({
       processId: `mcp-stdio-${nextServerNumber++}`,
       argv: [command.command, ...(command.args ?? [])],
       cwd: command.cwd ?? this.#options.cwd,
@@ -75,11 +88,6 @@ export class ExecutorStdioServerLauncher implements StdioServerLauncher {
       envPolicy,
       tty: false,
       pipeStdin: true,
-    });
-    return new ExecutorProcessTransport(process, {
-      name: command.name ?? command.command,
-      log: this.#options.log ?? createLogger({ name: "mcp" }),
-      graceMs: this.#options.graceMs ?? 2000,
     });
   }
 }

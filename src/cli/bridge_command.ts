@@ -1,0 +1,207 @@
+/**
+ * `bridge`: a stdio MCP server for any MCP client (Claude Desktop, Cursor,
+ * VS Code, Codex) whose real server runs on an executor. Bytes from stdin go
+ * to the remote process; its stdout comes back line by line (only JSON lines
+ * reach stdout); its stderr and our diagnostics go to stderr.
+ *
+ * @module
+ */
+
+import { connectExecutor } from "../client/executor_client.ts";
+import type { ExecProcess } from "../client/types.ts";
+import { createLogger, type Logger, type LogLevel } from "../log/logger.ts";
+import { ExecutorStdioServerLauncher } from "../mcp/executor_stdio.ts";
+import { LineSplitter } from "../mcp/line_splitter.ts";
+import { logStderrLine } from "../mcp/messages.ts";
+import { parseArgs } from "./args.ts";
+
+/** Usage text of `bridge`. */
+export const BRIDGE_USAGE = `usage: execbridge bridge --executor URL [options] -- COMMAND [ARGS…]
+
+Runs COMMAND (a stdio MCP server) on the executor and speaks MCP on this
+process's stdin/stdout, so any MCP client can use it as a local server.
+
+  --executor URL      the executor (else EXECBRIDGE_EXECUTOR_URL)
+  --token-file FILE   bearer token file (else EXECBRIDGE_TOKEN)
+  --cwd DIR           working directory on the executor (default: the executor's)
+  --env K=V           set a variable for the server (repeatable)
+  --env-var NAME      copy NAME from this environment (repeatable)
+  --log-level LEVEL   error | warn | info | debug (default info: the server's
+                      stderr is shown; warn hides it)
+`;
+
+const NEWLINE = new Uint8Array([10]);
+
+/** Runs `bridge`; resolves with the exit code. */
+export async function bridgeCommand(args: readonly string[]): Promise<number> {
+  const parsed = parseArgs(args, {
+    string: ["executor", "token-file", "cwd", "log-level"],
+    multiple: ["env", "env-var"],
+    boolean: ["help"],
+  });
+  if (parsed.flags.has("help")) {
+    console.error(BRIDGE_USAGE);
+    return 0;
+  }
+  const [command, ...commandArgs] = [...parsed.positional, ...parsed.rest];
+  if (command === undefined) throw new Error(`no server command given\n\n${BRIDGE_USAGE}`);
+  const url = parsed.strings.get("executor") || Deno.env.get("EXECBRIDGE_EXECUTOR_URL");
+  if (!url) {
+    throw new Error("no executor: pass --executor ws://HOST:PORT or set EXECBRIDGE_EXECUTOR_URL");
+  }
+  const env: Record<string, string> = {};
+  for (const pair of parsed.lists.get("env") ?? []) {
+    const eq = pair.indexOf("=");
+    if (eq <= 0) throw new Error(`--env expects NAME=VALUE, got ${JSON.stringify(pair)}`);
+    env[pair.slice(0, eq)] = pair.slice(eq + 1);
+  }
+  const log = createLogger({
+    name: "bridge",
+    level: (parsed.strings.get("log-level") ?? "info") as LogLevel,
+  });
+
+  const executor = await connectExecutor(url, {
+    tokenFile: parsed.strings.get("token-file"),
+    clientName: "execbridge-bridge",
+  });
+  let process: ExecProcess;
+  try {
+    process = await new ExecutorStdioServerLauncher(executor, { log }).startProcess({
+      command,
+      args: commandArgs,
+      env,
+      envVars: parsed.lists.get("env-var") ?? [],
+      cwd: parsed.strings.get("cwd"),
+    });
+  } catch (error) {
+    await executor.close();
+    throw new Error(`could not start ${command} on ${url}: ${(error as Error).message}`);
+  }
+  log.info(`started ${command} on ${url} as ${process.processId}`);
+
+  const output = pumpOutput(process, command, log);
+  const input = pumpInput(process);
+  const first = await Promise.race([
+    output.then((end) => ({ kind: "output" as const, end })),
+    input.then(() => ({ kind: "input" as const })),
+  ]);
+  let code: number;
+  if (first.kind === "input") {
+    // The MCP client closed stdin: shut the server down as the MCP spec says.
+    await shutdown(process);
+    const end = await output;
+    code = end.failure !== null ? 1 : 0;
+    if (end.failure !== null) log.error(`lost the executor: ${end.failure}`);
+  } else if (first.end.failure !== null) {
+    log.error(`lost the executor while ${command} was running: ${first.end.failure}`);
+    code = 1;
+  } else {
+    const exit = first.end.exitCode;
+    log.error(`the MCP server ${command} on the executor exited (code ${exit ?? "unknown"})`);
+    code = exit !== null && exit !== 0 ? exit & 0xff || 1 : 1;
+  }
+  await executor.close();
+  return code;
+}
+
+/** Forwards stdin to the remote process until EOF. */
+async function pumpInput(process: ExecProcess): Promise<void> {
+  const reader = Deno.stdin.readable.getReader();
+  try {
+    while (true) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      const status = await process.write(value);
+      if (status !== "accepted") return;
+    }
+  } catch {
+    // The executor went away; the output side reports it.
+  } finally {
+    reader.releaseLock();
+  }
+}
+
+interface OutputEnd {
+  exitCode: number | null;
+  failure: string | null;
+}
+
+/** Writes the server's JSON lines to stdout and its stderr to our stderr, until it closed. */
+async function pumpOutput(process: ExecProcess, name: string, log: Logger): Promise<OutputEnd> {
+  const stdout = new LineSplitter();
+  const stderr = new LineSplitter(64 * 1024, { split: true });
+  const lines: Uint8Array[] = [];
+  const decoder = new TextDecoder();
+  const onLine = (line: Uint8Array) => {
+    if (line.byteLength === 0) return;
+    try {
+      JSON.parse(decoder.decode(line));
+      lines.push(line);
+    } catch {
+      log.warn(`${name} wrote a line that is not JSON; kept off stdout: ${decoder.decode(line)}`);
+    }
+  };
+  const onStderr = (line: Uint8Array) => logStderrLine(line, name, log);
+  const end: OutputEnd = { exitCode: null, failure: null };
+  let lastSeq = 0;
+  const feed = (seq: number, stream: string, chunk: Uint8Array) => {
+    if (seq <= lastSeq) return;
+    lastSeq = seq;
+    if (stream === "stderr") stderr.push(chunk, onStderr);
+    else stdout.push(chunk, onLine);
+  };
+  const flush = async () => {
+    if (lines.length === 0) return;
+    const batch = lines.splice(0);
+    const parts: Uint8Array[] = [];
+    for (const line of batch) parts.push(line, NEWLINE);
+    await writeAll(concat(parts));
+  };
+  for await (const event of process.events()) {
+    if (event.type === "output") feed(event.seq, event.stream, event.chunk);
+    else if (event.type === "exited") end.exitCode = event.exitCode;
+    else if (event.type === "failed") end.failure = event.message;
+    else if (event.type === "lagged") {
+      const response = await process.read({ afterSeq: lastSeq });
+      for (const c of response.chunks) feed(c.seq, c.stream, c.chunk);
+    }
+    await flush();
+  }
+  stdout.flush(onLine);
+  stderr.flush(onStderr);
+  await flush();
+  return end;
+}
+
+/** Ends stdin, waits, then SIGTERM, waits, then SIGKILL. */
+async function shutdown(process: ExecProcess): Promise<void> {
+  const closed = process.wait().then(() => true, () => true);
+  const within = (ms: number) =>
+    Promise.race([closed, new Promise<boolean>((r) => setTimeout(() => r(false), ms))]);
+  try {
+    await process.closeStdin();
+    if (await within(2000)) return;
+    await process.terminate({ signal: "SIGTERM" });
+    if (await within(2000)) return;
+    await process.terminate();
+  } catch {
+    // The executor is gone; its session expiry kills the process.
+  }
+}
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  let total = 0;
+  for (const p of parts) total += p.byteLength;
+  const out = new Uint8Array(total);
+  let offset = 0;
+  for (const p of parts) {
+    out.set(p, offset);
+    offset += p.byteLength;
+  }
+  return out;
+}
+
+async function writeAll(data: Uint8Array): Promise<void> {
+  let offset = 0;
+  while (offset < data.byteLength) offset += await Deno.stdout.write(data.subarray(offset));
+}

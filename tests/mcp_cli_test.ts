@@ -1,0 +1,110 @@
+/** The `mcp` command for people: list, status, tools, call — tables and --json. */
+
+import assert from "node:assert/strict";
+import { startExecutor } from "./support/executor_process.ts";
+
+const MOD = new URL("../mod.ts", import.meta.url).pathname;
+const CONFIG = new URL("../deno.json", import.meta.url).pathname;
+const FIXTURE = new URL("./fixtures/test_mcp_server.ts", import.meta.url).pathname;
+
+async function mcp(args: string[], env: Record<string, string> = {}) {
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--config", CONFIG, MOD, "mcp", ...args],
+    env: { EXECBRIDGE_EXECUTOR_URL: "", ...env },
+    stdin: "null",
+  }).output();
+  const decoder = new TextDecoder();
+  return {
+    code: output.code,
+    stdout: decoder.decode(output.stdout),
+    stderr: decoder.decode(output.stderr),
+  };
+}
+
+async function withConfig(fn: (path: string) => Promise<void>) {
+  const fixture = { command: Deno.execPath(), args: ["run", "-A", "--config", CONFIG, FIXTURE] };
+  const toml = [
+    "[mcp_servers.here]",
+    `command = ${JSON.stringify(fixture.command)}`,
+    `args = ${JSON.stringify(fixture.args)}`,
+    "",
+    "[mcp_servers.there]",
+    `command = ${JSON.stringify(fixture.command)}`,
+    `args = ${JSON.stringify(fixture.args)}`,
+    `experimental_environment = "remote"`,
+    "",
+  ].join("\n");
+  const path = await Deno.makeTempFile({ suffix: ".toml" });
+  try {
+    await Deno.writeTextFile(path, toml);
+    await fn(path);
+  } finally {
+    await Deno.remove(path);
+  }
+}
+
+Deno.test("mcp list: a table by default, JSON with --json", async () => {
+  await withConfig(async (path) => {
+    const table = await mcp(["list", "--config", path]);
+    assert.equal(table.code, 0, table.stderr);
+    assert.match(table.stdout, /^SERVER\s+WHERE\s+ENABLED\s+COMMAND/);
+    assert.match(table.stdout, /\nthere\s+remote\s+yes/);
+    const json = JSON.parse((await mcp(["list", "--config", path, "--json"])).stdout);
+    assert.deepEqual(json.servers.map((s: { name: string }) => s.name), ["here", "there"]);
+  });
+});
+
+Deno.test("mcp status/tools/call through an executor; status fails without one", async () => {
+  await withConfig(async (path) => {
+    const missing = await mcp(["status", "--config", path]);
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /remote MCP server `there` requires an executor/);
+
+    const executor = await startExecutor([]);
+    try {
+      const status = await mcp(["status", "--config", path, "--executor", executor.url, "--json"]);
+      assert.equal(status.code, 0, status.stderr);
+      const servers = JSON.parse(status.stdout).servers;
+      assert.deepEqual(servers.map((s: { state: string }) => s.state), ["ready", "ready"]);
+      assert.match(status.stderr, /here ready|ready/);
+
+      const tools = await mcp(["tools", "there", "--config", path], {
+        EXECBRIDGE_EXECUTOR_URL: executor.url,
+      });
+      assert.equal(tools.code, 0, tools.stderr);
+      assert.match(tools.stdout, /there__echo/);
+      assert.doesNotMatch(tools.stdout, /^here__/m);
+
+      const call = await mcp([
+        "call",
+        "there",
+        "echo",
+        '{"message":"from the cli"}',
+        "--config",
+        path,
+        "--executor",
+        executor.url,
+      ]);
+      assert.equal(call.code, 0, call.stderr);
+      assert.equal(call.stdout.trim(), "ECHOING: from the cli");
+    } finally {
+      await executor.stop();
+    }
+  });
+});
+
+Deno.test("mcp status exits 1 and names the server that failed", async () => {
+  const path = await Deno.makeTempFile({ suffix: ".json" });
+  try {
+    await Deno.writeTextFile(
+      path,
+      JSON.stringify({ mcpServers: { broken: { command: "no-such-cmd-xyz" } } }),
+    );
+    const result = await mcp(["status", "--config", path]);
+    assert.equal(result.code, 1);
+    assert.match(result.stdout, /broken\s+local\s+failed/);
+    assert.match(result.stderr, /broken failed to start: .*no-such-cmd-xyz/);
+  } finally {
+    await Deno.remove(path);
+  }
+});
