@@ -410,3 +410,41 @@ each("terminate with SIGTERM lets the process handle it", async (backend) => {
   assert.equal(seen, "term\n");
   assert.equal(exit, 5);
 });
+
+each("terminate after exit still kills what holds the output open", async (backend) => {
+  const proc = await backend.start({
+    processId: "p",
+    argv: sh("sleep 30 & echo $!"),
+    env: ENV,
+  });
+  const events = proc.events();
+  let grandchild = 0;
+  for await (const event of events) {
+    if (event.type === "output") grandchild = Number(new TextDecoder().decode(event.chunk));
+    if (event.type === "exited") break;
+  }
+  assert.equal(await proc.terminate(), false);
+  const status = await proc.wait();
+  assert.equal(status.exitCode, 0);
+  assert.ok(await waitGone(grandchild), `grandchild ${grandchild} survived`);
+});
+
+each("arg0 overrides argv[0] without touching the environment", async (backend) => {
+  const proc = await backend.start({
+    processId: "p",
+    argv: ["cat", "/proc/self/cmdline"],
+    arg0: "renamed-cat",
+    env: ENV,
+  });
+  assert.equal(text((await readAll(proc)).chunks), "renamed-cat\0/proc/self/cmdline\0");
+  const env = await backend.start({
+    processId: "env",
+    argv: ["/usr/bin/env"],
+    arg0: "printenv-like",
+    env: { ONLY: "1", PATH: ENV.PATH },
+  });
+  assert.deepEqual(text((await readAll(env)).chunks).trim().split("\n").sort(), [
+    "ONLY=1",
+    `PATH=${ENV.PATH}`,
+  ]);
+});

@@ -93,6 +93,12 @@ Deno.test("bad frames get clear errors and the connection keeps working", async 
     const badBase64 = await client.request("fs/writeFile", { path: "/tmp/x", dataBase64: "!!!" });
     assert.equal(badBase64.error.code, -32602);
 
+    // A request with id null gets its response with id null.
+    await client.sendRaw('{"jsonrpc":"2.0","id":null,"method":"no/such"}');
+    const nullId = await client.nextUnmatched();
+    assert.equal(nullId.id, null);
+    assert.equal(nullId.error.code, -32601);
+
     // Still fully working.
     const ok = await start(client, "p", ["true"]);
     assert.deepEqual(ok.result, { processId: "p" });
@@ -150,6 +156,23 @@ Deno.test("process surface: start, write statuses, read and terminate of unknown
     await client.waitNotification((m) =>
       m.method === "process/closed" && m.params.processId === "sleeper"
     );
+    await client.close();
+  });
+});
+
+Deno.test("a terminate sent while the process is still starting applies once it runs", async () => {
+  await withExecutor([], async ({ url }) => {
+    const client = await RawClient.initialized(url);
+    const [started, terminated] = await Promise.all([
+      start(client, "racer", ["sleep", "30"]),
+      client.request("process/terminate", { processId: "racer" }),
+    ]);
+    assert.deepEqual(started.result, { processId: "racer" });
+    assert.deepEqual(terminated.result, { running: true });
+    const exited = await client.waitNotification((m) =>
+      m.method === "process/exited" && m.params.processId === "racer"
+    );
+    assert.equal(exited.params.signal, "SIGKILL");
     await client.close();
   });
 });

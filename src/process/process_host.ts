@@ -146,7 +146,7 @@ export class ProcessHost {
    */
   write(data: Uint8Array, closeStdin = false): WriteStatus {
     if (!this.#stdinOpen || this.#state !== "running") return "stdinClosed";
-    if (closeStdin) this.#stdinOpen = false;
+    if (closeStdin && !this.#spec.tty) this.#stdinOpen = false;
     const transfer = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength
       ? [data.buffer as ArrayBuffer]
       : [];

@@ -49,6 +49,7 @@ export type ProcessEntry = ProcessHost | "starting";
 export class ProcessTable {
   readonly #options: ProcessTableOptions;
   #entries = new Map<string, ProcessEntry>();
+  #starting = new Map<string, Promise<ProcessHost>>();
   #timers = new Set<ReturnType<typeof setTimeout>>();
   #closed = false;
 
@@ -76,6 +77,13 @@ export class ProcessTable {
     return this.#entries.get(processId);
   }
 
+  /** The process once it has started (waits for a start in progress); undefined if none. */
+  async whenStarted(processId: string): Promise<ProcessHost | undefined> {
+    const entry = this.#entries.get(processId);
+    if (entry !== "starting") return entry;
+    return await this.#starting.get(processId)?.catch(() => undefined);
+  }
+
   /**
    * Starts a process. Throws -32600 for a duplicate id, -32603 when the
    * program cannot be spawned.
@@ -98,7 +106,7 @@ export class ProcessTable {
       processId: id,
       argv: params.argv,
       cwd: params.cwd ?? Deno.cwd(),
-      env: buildChildEnv(params.env, { policy: params.envPolicy }),
+      env: buildChildEnv(params.env ?? undefined, { policy: params.envPolicy }),
       tty: params.tty ?? false,
       pipeStdin: params.pipeStdin ?? false,
       arg0: params.arg0 ?? null,
@@ -107,15 +115,19 @@ export class ProcessTable {
       replayEvents: options.replayEvents ?? DEFAULT_REPLAY_EVENTS,
     };
     let host: ProcessHost;
+    const starting = ProcessHost.start(spec, {
+      pool: options.pool,
+      onWire: options.onWire,
+      onArchived: () => this.#retain(id, host),
+    });
+    this.#starting.set(id, starting);
     try {
-      host = await ProcessHost.start(spec, {
-        pool: options.pool,
-        onWire: options.onWire,
-        onArchived: () => this.#retain(id, host),
-      });
+      host = await starting;
     } catch (error) {
       this.#entries.delete(id);
       throw error;
+    } finally {
+      this.#starting.delete(id);
     }
     if (this.#closed) {
       host.kill();

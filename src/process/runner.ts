@@ -145,9 +145,15 @@ class ProcessRunner {
     let program = spec.argv[0];
     let args = spec.argv.slice(1);
     if (spec.arg0 !== null && spec.arg0 !== spec.argv[0]) {
-      // Deno.Command cannot set argv[0]; bash's `exec -a` can.
-      program = "bash";
-      args = ["-c", 'exec -a "$0" "$@"', spec.arg0, ...spec.argv];
+      // Deno.Command cannot set argv[0]; perl's `exec {PROGRAM} LIST` can, without touching the env.
+      program = "perl";
+      args = [
+        "-e",
+        'my $p = shift; exec {$p} @ARGV or die "cannot run $p: $!\\n"',
+        spec.argv[0],
+        spec.arg0,
+        ...spec.argv.slice(1),
+      ];
     }
     const child = new Deno.Command(program, {
       args,
@@ -351,7 +357,8 @@ class ProcessRunner {
   #write(data: Uint8Array, closeStdin: boolean): void {
     const child = this.#child;
     if (child === null || !this.#stdinOpen) return;
-    if (closeStdin) this.#stdinOpen = false;
+    // A terminal stays writable after Ctrl-D; a pipe does not.
+    if (closeStdin && !this.#spec.tty) this.#stdinOpen = false;
     this.#writeChain = this.#writeChain.then(async () => {
       if (data.byteLength > 0) await child.write(data);
       if (closeStdin) child.closeStdin();
@@ -364,9 +371,19 @@ class ProcessRunner {
   }
 
   #terminate(signal: TerminateSignal): { running: boolean } {
-    if (this.#child === null || this.#log.exit !== null) return { running: false };
+    const child = this.#child;
+    if (child === null || this.#log.closedSeq !== null) return { running: false };
+    if (this.#log.exit !== null) {
+      // Exited, but something left in its group holds the output open: kill that too.
+      if (signal === "SIGKILL") {
+        this.#terminated = true;
+        child.kill(signal);
+        setTimeout(() => child.cancelOutput(), TERMINATE_DRAIN_MS);
+      }
+      return { running: false };
+    }
     if (signal === "SIGKILL") this.#terminated = true;
-    this.#child.kill(signal);
+    child.kill(signal);
     return { running: true };
   }
 }

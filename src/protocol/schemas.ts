@@ -64,8 +64,8 @@ export const envPolicySchema = z.object({
 export const startParams = z.object({
   processId: z.string().min(1, "processId must not be empty"),
   argv: z.array(z.string()).min(1, "argv must not be empty"),
-  cwd: z.string().optional(),
-  env: envMap.optional(),
+  cwd: z.string().nullish(),
+  env: envMap.nullish(),
   envPolicy: envPolicySchema.nullish(),
   tty: z.boolean().optional(),
   pipeStdin: z.boolean().optional(),

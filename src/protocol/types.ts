@@ -52,9 +52,9 @@ export interface StartParams {
   /** Program and arguments; `argv[0]` is looked up on PATH. Must not be empty. */
   argv: string[];
   /** Working directory on the executor host; defaults to the executor's own cwd. */
-  cwd?: string;
+  cwd?: string | null;
   /** Environment. Without `envPolicy` the child gets exactly this map. */
-  env?: Record<string, string>;
+  env?: Record<string, string> | null;
   /** Build the environment from the executor's own, then lay `env` over it. */
   envPolicy?: EnvPolicy | null;
   /** Run under a pseudo-terminal (output stream `pty`). */

@@ -34,7 +34,7 @@ export interface ServerConnectionOptions {
   onClose?: () => void;
 }
 
-type Id = number | string;
+type Id = number | string | null;
 
 /** The executor's side of one connection. */
 export class ServerConnection implements SessionSink {
@@ -87,8 +87,10 @@ export class ServerConnection implements SessionSink {
       return;
     }
     const { id, method, params } = message as { id?: unknown; method?: unknown; params?: unknown };
-    const validId = typeof id === "number" || typeof id === "string";
-    if (id !== undefined && id !== null && !validId) {
+    // `"id": null` is a (discouraged) request that still gets a response with id null.
+    const validId = typeof id === "number" || typeof id === "string" ||
+      ("id" in message && id === null);
+    if (id !== undefined && !validId) {
       this.#sendError(null, INVALID_REQUEST, "id must be a number or a string");
       return;
     }

@@ -68,8 +68,9 @@ export const processMethods: Record<string, MethodHandler> = {
 
   async "process/terminate"(params, { session }): Promise<TerminateResult> {
     const p = parseParams("process/terminate", terminateParams, params);
-    const entry = session.processes.lookup(p.processId);
-    if (entry === undefined || entry === "starting") return { running: false };
-    return { running: await entry.terminate(p.signal ?? "SIGKILL") };
+    // A terminate that races the start applies once the process runs.
+    const host = await session.processes.whenStarted(p.processId);
+    if (host === undefined) return { running: false };
+    return { running: await host.terminate(p.signal ?? "SIGKILL") };
   },
 };
