@@ -55,8 +55,12 @@ export interface ExecutorClient extends ExecBackend, AsyncDisposable {
 async function resolveToken(options: ConnectExecutorOptions): Promise<string | undefined> {
   if (options.token !== undefined) return options.token;
   if (options.tokenFile !== undefined) {
+    const home = Deno.env.get("HOME");
+    const path = options.tokenFile.startsWith("~/") && home
+      ? home + options.tokenFile.slice(1)
+      : options.tokenFile;
     try {
-      return (await Deno.readTextFile(options.tokenFile)).trim();
+      return (await Deno.readTextFile(path)).trim();
     } catch (error) {
       throw new Error(
         `cannot read the executor token file ${options.tokenFile}: ${
