@@ -307,7 +307,7 @@ Deno.test("with a token, upgrades without the right bearer token get 401", async
       );
     }
     await assert.rejects(
-      RawClient.connect(`${url}/?token=s3cret`),
+      RawClient.connect(`${url}/?token=s3cret`, {}),
       (error: unknown) => error instanceof WebSocketHandshakeError && error.status === 401,
     );
     const client = await RawClient.connect(url, { Authorization: "Bearer s3cret" });

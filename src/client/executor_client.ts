@@ -5,6 +5,7 @@
  * @module
  */
 
+import { expandHome, resolveClientToken } from "../auth/token.ts";
 import type { ExecFileSystem } from "../fs/file_system.ts";
 import { INVALID_REQUEST, RpcError } from "../protocol/errors.ts";
 import { notifications, parseParams, results, startParams } from "../protocol/schemas.ts";
@@ -18,9 +19,13 @@ import type { ExecBackend, ExecProcess } from "./types.ts";
 
 /** Options of {@link connectExecutor}. */
 export interface ConnectExecutorOptions {
-  /** Bearer token; defaults to the `EXECBRIDGE_TOKEN` environment variable. */
+  /**
+   * Bearer token. Default: `tokenFile`, else the `EXECBRIDGE_TOKEN`
+   * environment variable, else the default token file
+   * `${XDG_STATE_HOME:-~/.local/state}/execbridge/token` when it exists.
+   */
   token?: string;
-  /** Read the token from this file instead. */
+  /** Read the token from this file. */
   tokenFile?: string;
   /** Name sent in `initialize` (default `execbridge-client`). */
   clientName?: string;
@@ -32,6 +37,8 @@ export interface ConnectExecutorOptions {
   initializeTimeoutMs?: number;
   /** PEM CA certificates trusted for `wss://` (self-signed executors). */
   caCerts?: string[];
+  /** A PEM CA file to trust for `wss://` (default: `EXECBRIDGE_TLS_CA`). */
+  caFile?: string;
   /** Use an already open channel (e.g. `serve --listen stdio` over ssh) instead of `url`. */
   channel?: TextChannel;
 }
@@ -52,27 +59,23 @@ export interface ExecutorClient extends ExecBackend, AsyncDisposable {
   close(): Promise<void>;
 }
 
-async function resolveToken(options: ConnectExecutorOptions): Promise<string | undefined> {
-  if (options.token !== undefined) return options.token;
-  if (options.tokenFile !== undefined) {
-    const home = Deno.env.get("HOME");
-    const path = options.tokenFile.startsWith("~/") && home
-      ? home + options.tokenFile.slice(1)
-      : options.tokenFile;
+/** The environment variable naming a PEM CA file for `wss://` executors. */
+export const TLS_CA_ENV = "EXECBRIDGE_TLS_CA";
+
+async function resolveCaCerts(options: ConnectExecutorOptions): Promise<string[] | undefined> {
+  if (options.caCerts !== undefined) return options.caCerts;
+  const file = options.caFile ?? (() => {
     try {
-      return (await Deno.readTextFile(path)).trim();
-    } catch (error) {
-      throw new Error(
-        `cannot read the executor token file ${options.tokenFile}: ${
-          error instanceof Error ? error.message : error
-        }`,
-      );
+      return Deno.env.get(TLS_CA_ENV) || undefined;
+    } catch {
+      return undefined;
     }
-  }
+  })();
+  if (file === undefined) return undefined;
   try {
-    return Deno.env.get("EXECBRIDGE_TOKEN") || undefined;
-  } catch {
-    return undefined;
+    return [await Deno.readTextFile(expandHome(file))];
+  } catch (error) {
+    throw new Error(`cannot read the CA file ${file}: ${(error as Error).message}`);
   }
 }
 
@@ -97,12 +100,12 @@ export async function connectExecutor(
 ): Promise<ExecutorClient> {
   let channel = options.channel;
   if (channel === undefined) {
-    const token = await resolveToken(options);
+    const token = await resolveClientToken(options);
     const headers: Record<string, string> = {};
     if (token !== undefined) headers.Authorization = `Bearer ${token}`;
     const socket = await connectWebSocket(url, {
       headers,
-      caCerts: options.caCerts,
+      caCerts: await resolveCaCerts(options),
       connectTimeoutMs: options.connectTimeoutMs ?? 10_000,
     });
     const u = new URL(url);

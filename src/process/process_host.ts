@@ -65,6 +65,8 @@ export class ProcessHost {
   #failure: string | null = null;
   #sinks = new Set<EventSink>();
   #closedWaiters: (() => void)[] = [];
+  #stdinBacklog = 0;
+  #backlogWaiters: (() => void)[] = [];
   #archived: Promise<void> | null = null;
   #resolveArchived: () => void = () => {};
 
@@ -147,6 +149,7 @@ export class ProcessHost {
   write(data: Uint8Array, closeStdin = false): WriteStatus {
     if (!this.#stdinOpen || this.#state !== "running") return "stdinClosed";
     if (closeStdin && !this.#spec.tty) this.#stdinOpen = false;
+    this.#stdinBacklog += data.byteLength;
     const transfer = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength
       ? [data.buffer as ArrayBuffer]
       : [];
@@ -159,6 +162,33 @@ export class ProcessHost {
     if (this.#state !== "running") return false;
     const result = await this.#request("terminate", { signal }) as { running: boolean };
     return result.running;
+  }
+
+  /** Bytes written to stdin that the child has not taken yet. */
+  get stdinBacklog(): number {
+    return this.#stdinBacklog;
+  }
+
+  /** Resolves once the stdin backlog is at most `bytes` (or the process ended). */
+  whenBacklogBelow(bytes: number): Promise<void> {
+    if (this.#stdinBacklog <= bytes || this.#state !== "running") return Promise.resolve();
+    return new Promise((resolve) => {
+      const check = () => {
+        if (this.#stdinBacklog <= bytes || this.#state !== "running") resolve();
+        else this.#backlogWaiters.push(check);
+      };
+      this.#backlogWaiters.push(check);
+    });
+  }
+
+  /** Stops reading the child's output until {@link resume} (the pipe fills and the child blocks). */
+  pause(): void {
+    if (this.#state === "running") this.#worker?.postMessage({ type: "pause" } satisfies ToWorker);
+  }
+
+  /** Reads the child's output again. */
+  resume(): void {
+    if (this.#state === "running") this.#worker?.postMessage({ type: "resume" } satisfies ToWorker);
   }
 
   /** Kills the process group now, without waiting for the worker (shutdown, expiry). */
@@ -242,6 +272,12 @@ export class ProcessHost {
       case "stdinClosed":
         this.#stdinOpen = false;
         break;
+      case "written": {
+        this.#stdinBacklog -= message.bytes;
+        const waiters = this.#backlogWaiters.splice(0);
+        for (const check of waiters) check();
+        break;
+      }
       case "closed":
         // From here on the worker gets no new requests: they wait for the archive.
         this.#state = "closing";
@@ -280,5 +316,6 @@ export class ProcessHost {
 
   #notifyClosed(): void {
     for (const resolve of this.#closedWaiters.splice(0)) resolve();
+    for (const check of this.#backlogWaiters.splice(0)) check();
   }
 }

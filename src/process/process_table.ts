@@ -51,6 +51,7 @@ export class ProcessTable {
   #entries = new Map<string, ProcessEntry>();
   #starting = new Map<string, Promise<ProcessHost>>();
   #timers = new Set<ReturnType<typeof setTimeout>>();
+  #paused = false;
   #closed = false;
 
   /** Creates an empty table. */
@@ -135,7 +136,20 @@ export class ProcessTable {
       throw new RpcError(INVALID_REQUEST, "the session is shutting down");
     }
     this.#entries.set(id, host);
+    if (this.#paused) host.pause();
     return host;
+  }
+
+  /** Stops reading every process's output (and that of processes started later). */
+  pauseAll(): void {
+    this.#paused = true;
+    for (const entry of this.#entries.values()) if (entry !== "starting") entry.pause();
+  }
+
+  /** Reads every process's output again. */
+  resumeAll(): void {
+    this.#paused = false;
+    for (const entry of this.#entries.values()) if (entry !== "starting") entry.resume();
   }
 
   /** Kills every running process group now and forgets all entries. */

@@ -90,6 +90,8 @@ class ProcessRunner {
   #waiters = new Set<() => void>();
   #subscribers = new Set<MessagePort>();
   #writeChain: Promise<void> = Promise.resolve();
+  #paused: Promise<void> | null = null;
+  #resume: () => void = () => {};
 
   constructor(scope: WorkerScope, spec: SpawnSpec) {
     this.#scope = scope;
@@ -130,6 +132,13 @@ class ProcessRunner {
         break;
       case "kill":
         this.#terminate("SIGKILL");
+        break;
+      case "pause":
+        this.#paused ??= new Promise((resolve) => this.#resume = resolve);
+        break;
+      case "resume":
+        this.#resume();
+        this.#paused = null;
         break;
     }
   }
@@ -229,6 +238,7 @@ class ProcessRunner {
     this.#openStreams++;
     try {
       while (true) {
+        if (this.#paused !== null) await this.#paused;
         const { value, done } = await reader.read();
         if (done) break;
         if (value.byteLength > 0) this.#onOutput(stream, own(value));
@@ -367,6 +377,8 @@ class ProcessRunner {
         this.#stdinOpen = false;
         post(this.#scope, { type: "stdinClosed" });
       }
+    }).finally(() => {
+      if (data.byteLength > 0) post(this.#scope, { type: "written", bytes: data.byteLength });
     });
   }
 

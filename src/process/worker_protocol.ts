@@ -114,6 +114,9 @@ export type ToWorker =
   | { type: "terminate"; id: number; signal: TerminateSignal }
   | { type: "subscribe"; port: MessagePort }
   | { type: "kill" }
+  /** Stop reading the child's output (backpressure) until `resume`. */
+  | { type: "pause" }
+  | { type: "resume" }
   /** After `closed`: hand the log over and get ready for another process. */
   | { type: "release" };
 
@@ -124,6 +127,8 @@ export type FromWorker =
   | { type: "startFailed"; message: string }
   | { type: "reply"; id: number; result: unknown }
   | { type: "stdinClosed" }
+  /** Bytes of earlier writes that reached the child (or were dropped). */
+  | { type: "written"; bytes: number }
   | { type: "closed" }
   /** Answer to `release`: the final log (its buffers transferred). The worker is idle again. */
   | { type: "released"; snapshot: OutputLogSnapshot };

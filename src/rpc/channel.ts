@@ -24,9 +24,17 @@ export interface TextChannel {
   readonly peer: string;
 }
 
-/** Adapts a server-side WebSocket from `Deno.upgradeWebSocket`. */
-export function serverWebSocketChannel(socket: WebSocket, peer: string): TextChannel {
+/**
+ * Adapts a server-side WebSocket from `Deno.upgradeWebSocket`. A message
+ * larger than `maxMessageBytes` closes the connection with 1009.
+ */
+export function serverWebSocketChannel(
+  socket: WebSocket,
+  peer: string,
+  options: { maxMessageBytes?: number } = {},
+): TextChannel {
   const decoder = new TextDecoder();
+  const max = options.maxMessageBytes ?? Infinity;
   const channel: TextChannel = {
     onmessage: null,
     onclose: null,
@@ -46,6 +54,11 @@ export function serverWebSocketChannel(socket: WebSocket, peer: string): TextCha
   };
   socket.onmessage = (event) => {
     const data = event.data;
+    const size = typeof data === "string" ? data.length : (data as ArrayBuffer).byteLength;
+    if (size > max) {
+      channel.close(1009, `message too big: the limit is ${max} bytes (--max-frame-bytes)`);
+      return;
+    }
     channel.onmessage?.(typeof data === "string" ? data : decoder.decode(data));
   };
   socket.binaryType = "arraybuffer";

@@ -30,6 +30,10 @@ export interface ServerConnectionOptions {
   log: Logger;
   /** Most requests in flight at once (default 1024). */
   maxPendingRequests?: number;
+  /** Outbound bytes the connection may queue before its processes are paused (default 64 MiB). */
+  maxBufferedBytes?: number;
+  /** Close a connection whose queue made no progress for this long (default 60 s). */
+  stallTimeoutMs?: number;
   /** Called once when the connection ended. */
   onClose?: () => void;
 }
@@ -45,6 +49,7 @@ export class ServerConnection implements SessionSink {
   #initialized = false;
   #closed = false;
   #inFlight = 0;
+  #throttle: ReturnType<typeof setInterval> | null = null;
 
   /** Serves a channel until it closes. */
   constructor(channel: TextChannel, options: ServerConnectionOptions) {
@@ -56,7 +61,51 @@ export class ServerConnection implements SessionSink {
 
   /** Sends a pre-serialized notification (the session's sink). */
   send(text: string): void {
-    if (!this.#closed) this.#channel.send(text);
+    if (this.#closed) return;
+    this.#channel.send(text);
+    if (this.#throttle === null && this.#channel.bufferedAmount > this.#highWater) this.#pause();
+  }
+
+  get #highWater(): number {
+    return (this.#options.maxBufferedBytes ?? 64 * 1024 * 1024) / 2;
+  }
+
+  /**
+   * The peer reads slower than the processes write: stop reading their
+   * output (their pipes fill and they block) until the queue drained; close
+   * the connection if it makes no progress for the stall timeout.
+   */
+  #pause(): void {
+    const session = this.#session;
+    if (session === null) return;
+    session.processes.pauseAll();
+    const low = this.#highWater / 2;
+    const stallMs = this.#options.stallTimeoutMs ?? 60_000;
+    let lowest = this.#channel.bufferedAmount;
+    let progressAt = performance.now();
+    this.#options.log.debug(`${this.#channel.peer} reads slowly: pausing process output`);
+    this.#throttle = setInterval(() => {
+      const buffered = this.#channel.bufferedAmount;
+      if (buffered <= low || this.#closed) {
+        this.#unpause();
+      } else if (buffered < lowest) {
+        lowest = buffered;
+        progressAt = performance.now();
+      } else if (performance.now() - progressAt > stallMs) {
+        this.#options.log.warn(
+          `${this.#channel.peer} read nothing for ${stallMs} ms with ${buffered} bytes queued: closing it`,
+        );
+        this.#unpause();
+        this.#channel.close(1008, "the client stopped reading (--max-buffered-bytes)");
+      }
+    }, 10);
+  }
+
+  #unpause(): void {
+    if (this.#throttle === null) return;
+    clearInterval(this.#throttle);
+    this.#throttle = null;
+    this.#session?.processes.resumeAll();
   }
 
   /** Closes the connection. */
@@ -204,6 +253,7 @@ export class ServerConnection implements SessionSink {
     if (this.#closed) return;
     this.#closed = true;
     this.#options.log.debug(`${this.#channel.peer} disconnected: ${reason}`);
+    this.#unpause();
     if (this.#session !== null) this.#options.registry.detach(this.#session, this);
     this.#options.onClose?.();
   }

@@ -20,6 +20,11 @@ import { type MethodHandler, RawJson } from "./methods.ts";
 
 /** The longest long-poll a timer can express (~24.8 days). */
 const MAX_WAIT_MS = 2_147_483_647;
+/**
+ * Bytes a process's stdin may have waiting: past this a write is answered
+ * only once the child has read enough (backpressure on the writer).
+ */
+const MAX_STDIN_BACKLOG = 8 * 1024 * 1024;
 
 function runningProcess(table: ProcessTable, processId: string): ProcessHost {
   const entry = table.lookup(processId);
@@ -49,7 +54,7 @@ export const processMethods: Record<string, MethodHandler> = {
     return new RawJson(text);
   },
 
-  "process/write"(params, { session }): Promise<WriteResult> {
+  async "process/write"(params, { session }): Promise<WriteResult> {
     const p = parseParams("process/write", writeParams, params);
     let data: Uint8Array;
     try {
@@ -61,9 +66,11 @@ export const processMethods: Record<string, MethodHandler> = {
       );
     }
     const entry = session.processes.lookup(p.processId);
-    if (entry === undefined) return Promise.resolve({ status: "unknownProcess" });
-    if (entry === "starting") return Promise.resolve({ status: "starting" });
-    return Promise.resolve({ status: entry.write(data, p.closeStdin ?? false) });
+    if (entry === undefined) return { status: "unknownProcess" };
+    if (entry === "starting") return { status: "starting" };
+    const status = entry.write(data, p.closeStdin ?? false);
+    await entry.whenBacklogBelow(MAX_STDIN_BACKLOG);
+    return { status };
   },
 
   async "process/terminate"(params, { session }): Promise<TerminateResult> {

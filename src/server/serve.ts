@@ -10,7 +10,8 @@ import { createLogger, type Logger, type LogLevel } from "../log/logger.ts";
 import { DEFAULT_RETENTION_MS } from "../process/process_table.ts";
 import { WorkerPool } from "../process/worker_pool.ts";
 import { lineChannel, serverWebSocketChannel } from "../rpc/channel.ts";
-import { bearerMatches } from "./auth.ts";
+import { loadOrCreateDefaultToken } from "../auth/token.ts";
+import { guardRequest, isLoopback, type RequestPolicy } from "./request_guard.ts";
 import { ServerConnection } from "./connection.ts";
 import { SessionRegistry } from "./session_registry.ts";
 
@@ -18,8 +19,30 @@ import { SessionRegistry } from "./session_registry.ts";
 export interface ServeOptions {
   /** `ws://IP:PORT` (default `ws://127.0.0.1:0`, a free port) or `stdio`. */
   listen?: string;
-  /** Require `Authorization: Bearer <token>` on every WebSocket upgrade. */
-  token?: string | null;
+  /**
+   * The bearer token every WebSocket upgrade must carry. Default: the token
+   * in `${XDG_STATE_HOME:-~/.local/state}/execbridge/token`, created when
+   * missing.
+   */
+  token?: string;
+  /** Accept connections without a token: only allowed on a loopback address. */
+  noAuth?: boolean;
+  /** Serve `wss://` with this PEM certificate chain and key. */
+  tls?: { cert: string; key: string };
+  /** Origins (`scheme://host[:port]`) allowed to open a WebSocket; none by default. */
+  allowOrigins?: string[];
+  /** Host names accepted in the `Host` header besides IP literals (and `localhost` on loopback). */
+  allowHosts?: string[];
+  /** Largest inbound message in bytes (default and maximum 64 MiB); larger ones close the connection with 1009. */
+  maxFrameBytes?: number;
+  /**
+   * Outbound bytes a connection may have queued (default 64 MiB): past half of
+   * it the session's processes stop being read (backpressure); a connection
+   * that stays full for `stallTimeoutMs` is closed.
+   */
+  maxBufferedBytes?: number;
+  /** How long a connection may stay full before it is closed (default 60 s). */
+  stallTimeoutMs?: number;
   /** How long a detached session waits for a resume before its processes are killed (default 30 s). */
   sessionTtlMs?: number;
   /** How long a closed process stays readable (default 30 s). */
@@ -44,8 +67,10 @@ export interface ServeOptions {
 
 /** A running executor. */
 export interface Executor extends AsyncDisposable {
-  /** `ws://IP:PORT` it listens on, or `stdio`. */
+  /** `ws://IP:PORT` (or `wss://`) it listens on, or `stdio`. */
   readonly url: string;
+  /** The file the token came from, when it is the default token file. */
+  readonly tokenPath: string | null;
   /** Resolves once the executor stopped (close, or end of stdin in stdio mode). */
   readonly finished: Promise<void>;
   /** Stops accepting, closes connections, kills every process group, stops workers. */
@@ -61,6 +86,7 @@ export type ListenAddress = { kind: "stdio" } | { kind: "ws"; hostname: string; 
  */
 export function parseListenUrl(listen: string): ListenAddress {
   if (listen === "stdio") return { kind: "stdio" };
+  if (listen.startsWith("wss://")) listen = "ws://" + listen.slice("wss://".length);
   if (!listen.startsWith("ws://")) {
     throw new Error(
       `unsupported --listen URL \`${listen}\`; expected \`ws://IP:PORT\` or \`stdio\``,
@@ -85,9 +111,14 @@ export function parseListenUrl(listen: string): ListenAddress {
   return { kind: "ws", hostname, port: Number(url.port) };
 }
 
-function formatUrl(hostname: string, port: number): string {
-  return hostname.includes(":") ? `ws://[${hostname}]:${port}` : `ws://${hostname}:${port}`;
+function formatUrl(scheme: string, hostname: string, port: number): string {
+  return hostname.includes(":")
+    ? `${scheme}://[${hostname}]:${port}`
+    : `${scheme}://${hostname}:${port}`;
 }
+
+/** Most bytes Deno's WebSocket server accepts in one message. */
+const DENO_MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
 
 /**
  * Starts an executor in this process.
@@ -106,6 +137,27 @@ function formatUrl(hostname: string, port: number): string {
 export async function serve(options: ServeOptions = {}): Promise<Executor> {
   const address = parseListenUrl(options.listen ?? "ws://127.0.0.1:0");
   const log = options.logger ?? createLogger({ name: "serve", level: options.logLevel });
+  let token: string | null = options.token ?? null;
+  let tokenPath: string | null = null;
+  if (address.kind === "ws") {
+    if (options.noAuth) {
+      if (!isLoopback(address.hostname)) {
+        throw new Error(
+          `--no-auth is only allowed on a loopback address (127.0.0.0/8 or ::1), not ` +
+            `${address.hostname}: use a token (the default) to listen elsewhere`,
+        );
+      }
+      token = null;
+    } else if (token === null) {
+      const loaded = await loadOrCreateDefaultToken();
+      token = loaded.token;
+      tokenPath = loaded.path;
+    }
+  }
+  const maxFrameBytes = Math.min(
+    options.maxFrameBytes ?? DENO_MAX_MESSAGE_BYTES,
+    DENO_MAX_MESSAGE_BYTES,
+  );
   const pool = new WorkerPool({ warm: options.warmWorkers ?? 2, maxIdle: 64 });
   await pool.ready();
   const registry = new SessionRegistry({
@@ -122,6 +174,9 @@ export async function serve(options: ServeOptions = {}): Promise<Executor> {
     registry,
     log,
     maxPendingRequests: options.maxPendingRequests,
+    maxFrameBytes,
+    maxBufferedBytes: options.maxBufferedBytes ?? 64 * 1024 * 1024,
+    stallTimeoutMs: options.stallTimeoutMs ?? 60_000,
   };
   let resolveFinished: () => void = () => {};
   const finished = new Promise<void>((resolve) => resolveFinished = resolve);
@@ -148,7 +203,10 @@ export async function serve(options: ServeOptions = {}): Promise<Executor> {
   if (address.kind === "stdio") {
     const stdio = options.stdio ??
       { readable: Deno.stdin.readable, writable: Deno.stdout.writable };
-    const channel = lineChannel(stdio.readable, stdio.writable, { peer: "stdio" });
+    const channel = lineChannel(stdio.readable, stdio.writable, {
+      peer: "stdio",
+      maxLineBytes: maxFrameBytes,
+    });
     const connection = new ServerConnection(channel, {
       ...connectionOptions,
       onClose: () => {
@@ -160,39 +218,51 @@ export async function serve(options: ServeOptions = {}): Promise<Executor> {
     url = "stdio";
     log.info("serving JSON-RPC on stdin/stdout");
   } else {
-    const token = options.token ?? null;
-    const server = Deno.serve({
+    const policy: RequestPolicy = {
+      token,
+      allowOrigins: options.allowOrigins ?? [],
+      allowHosts: options.allowHosts ?? [],
+      listenHostname: address.hostname,
+      port: address.port,
+      ready: () => closing === null,
+    };
+    const serveOptions = {
       hostname: address.hostname,
       port: address.port,
       onListen() {},
-    }, (request, info) => {
-      if (request.headers.get("upgrade")?.toLowerCase() !== "websocket") {
-        return new Response("not found\n", { status: 404 });
-      }
-      if (token !== null && !bearerMatches(request.headers.get("authorization"), token)) {
-        log.warn(`refused a connection from ${info.remoteAddr.hostname}: missing or wrong token`);
-        return new Response("unauthorized: send Authorization: Bearer <token>\n", {
-          status: 401,
-          headers: { "www-authenticate": "Bearer" },
-        });
-      }
-      const peer = `${info.remoteAddr.hostname}:${info.remoteAddr.port}`;
-      const { socket, response } = Deno.upgradeWebSocket(request);
-      const connection = new ServerConnection(serverWebSocketChannel(socket, peer), {
-        ...connectionOptions,
-        onClose: () => connections.delete(connection),
-      });
-      connections.add(connection);
-      return response;
-    });
+    };
+    const server = Deno.serve(
+      options.tls
+        ? { ...serveOptions, cert: options.tls.cert, key: options.tls.key }
+        : serveOptions,
+      (request, info) => {
+        const peer = `${info.remoteAddr.hostname}:${info.remoteAddr.port}`;
+        const decision = guardRequest(request, policy);
+        if (decision.kind === "respond") {
+          if (decision.log) log.warn(`${peer}: ${decision.log}`);
+          return decision.response;
+        }
+        const { socket, response } = Deno.upgradeWebSocket(request);
+        const connection = new ServerConnection(
+          serverWebSocketChannel(socket, peer, { maxMessageBytes: maxFrameBytes }),
+          { ...connectionOptions, onClose: () => connections.delete(connection) },
+        );
+        connections.add(connection);
+        return response;
+      },
+    );
     stopListening = () => server.shutdown();
     const addr = server.addr as Deno.NetAddr;
-    url = formatUrl(addr.hostname, addr.port);
-    log.info(`listening on ${url}${token === null ? " (no token required)" : ""}`);
+    policy.port = addr.port;
+    url = formatUrl(options.tls ? "wss" : "ws", addr.hostname, addr.port);
+    if (token === null) log.warn(`listening on ${url} WITHOUT authentication (--no-auth)`);
+    else if (tokenPath !== null) log.info(`listening on ${url}; token in ${tokenPath}`);
+    else log.info(`listening on ${url}`);
   }
 
   return {
     url,
+    tokenPath,
     finished,
     close,
     [Symbol.asyncDispose]: close,

@@ -3,6 +3,14 @@
  * for remote-mode tests, and stops it cleanly.
  */
 
+/**
+ * The token test executors require. It is set in this process's
+ * EXECBRIDGE_TOKEN, so clients here and child processes (bridge, mcp)
+ * send it without being told.
+ */
+export const TEST_TOKEN = "test-token-" + crypto.randomUUID();
+Deno.env.set("EXECBRIDGE_TOKEN", TEST_TOKEN);
+
 const MOD = new URL("../../mod.ts", import.meta.url).pathname;
 const CONFIG = new URL("../../deno.json", import.meta.url).pathname;
 

@@ -45,9 +45,10 @@ export class RawClient {
     };
   }
 
-  /** Connects (optionally with headers). */
-  static async connect(url: string, headers: Record<string, string> = {}): Promise<RawClient> {
-    return new RawClient(await connectWebSocket(url, { headers }));
+  /** Connects with the test token, or with exactly `headers` when given. */
+  static async connect(url: string, headers?: Record<string, string>): Promise<RawClient> {
+    const auth = { Authorization: `Bearer ${Deno.env.get("EXECBRIDGE_TOKEN")}` };
+    return new RawClient(await connectWebSocket(url, { headers: headers ?? auth }));
   }
 
   /** Connects and completes initialize + initialized. */
