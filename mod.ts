@@ -42,6 +42,7 @@ export type {
   ReadResponse,
 } from "./src/client/types.ts";
 export { DISCONNECTED_PREFIX, DisconnectedError } from "./src/rpc/rpc_client.ts";
+export { lineChannel, type TextChannel } from "./src/rpc/channel.ts";
 export type { EnvPolicy, ProcessStream, StartParams, WriteStatus } from "./src/protocol/types.ts";
 export * from "./src/protocol/errors.ts";
 export {

@@ -22,7 +22,8 @@ Runs COMMAND (a stdio MCP server) on the executor and speaks MCP on this
 process's stdin/stdout, so any MCP client can use it as a local server.
 
   --executor URL      the executor (else EXECBRIDGE_EXECUTOR_URL)
-  --token-file FILE   bearer token file (else EXECBRIDGE_TOKEN)
+  --token-file FILE   bearer token file (else EXECBRIDGE_TOKEN, else the default token file)
+  --tls-ca FILE       trust this PEM CA for wss:// (else EXECBRIDGE_TLS_CA)
   --cwd DIR           working directory on the executor (default: the executor's)
   --env K=V           set a variable for the server (repeatable)
   --env-var NAME      copy NAME from this environment (repeatable)
@@ -35,7 +36,7 @@ const NEWLINE = new Uint8Array([10]);
 /** Runs `bridge`; resolves with the exit code. */
 export async function bridgeCommand(args: readonly string[]): Promise<number> {
   const parsed = parseArgs(args, {
-    string: ["executor", "token-file", "cwd", "log-level"],
+    string: ["executor", "token-file", "tls-ca", "cwd", "log-level"],
     multiple: ["env", "env-var"],
     boolean: ["help"],
   });
@@ -62,6 +63,7 @@ export async function bridgeCommand(args: readonly string[]): Promise<number> {
 
   const executor = await connectExecutor(url, {
     tokenFile: parsed.strings.get("token-file"),
+    caFile: parsed.strings.get("tls-ca"),
     clientName: "execbridge-bridge",
   });
   let process: ExecProcess;
@@ -77,7 +79,7 @@ export async function bridgeCommand(args: readonly string[]): Promise<number> {
     await executor.close();
     throw new Error(`could not start ${command} on ${url}: ${(error as Error).message}`);
   }
-  log.info(`started ${command} on ${url} as ${process.processId}`);
+  log.debug(`started ${command} on ${url} as ${process.processId}`);
 
   const output = pumpOutput(process, command, log);
   const input = pumpInput(process);

@@ -26,7 +26,8 @@ export const MCP_USAGE = `usage: execbridge mcp COMMAND --config FILE [options]
   --config FILE             .json (mcpServers) or .toml ([mcp_servers.NAME])
   --executor URL            executor for remote servers (else EXECBRIDGE_EXECUTOR_URL,
                             else the config's executor.url)
-  --token-file FILE         executor token (else EXECBRIDGE_TOKEN)
+  --token-file FILE         executor token (else EXECBRIDGE_TOKEN, else the default token file)
+  --tls-ca FILE             trust this PEM CA for a wss:// executor (else EXECBRIDGE_TLS_CA)
   --json                    one JSON document on stdout instead of a table
   --log-level LEVEL         error | warn | info | debug (default warn)
 
@@ -36,7 +37,7 @@ status and tools exit 1 when an enabled server failed to start.
 /** Runs `mcp`; resolves with the exit code. */
 export async function mcpCommand(args: readonly string[]): Promise<number> {
   const parsed = parseArgs(args, {
-    string: ["config", "executor", "token-file", "log-level"],
+    string: ["config", "executor", "token-file", "tls-ca", "log-level"],
     boolean: ["json", "help"],
   });
   const [sub, ...positional] = parsed.positional;
@@ -78,7 +79,7 @@ export async function mcpCommand(args: readonly string[]): Promise<number> {
       const selected = only === undefined ? config : selectServer(config, only);
       const progress = new Progress(selected.servers.filter((s) => s.enabled).length);
       const manager = await McpConnectionManager.start(selected, {
-        executor,
+        executor: executor && { ...executor, caFile: parsed.strings.get("tls-ca") },
         log,
         onStatus: (status) => progress.update(status),
       });

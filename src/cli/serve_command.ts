@@ -30,6 +30,8 @@ export const SERVE_USAGE = `usage: execbridge serve [options]
   --max-pending-requests N      requests in flight per connection (default 1024)
   --max-frame-bytes N           largest inbound message (default and maximum 67108864)
   --max-buffered-bytes N        outbound queue per connection before backpressure (default 67108864)
+  --stall-timeout-ms N          close a connection that reads nothing for this long while its
+                                queue is full (default 60000)
   --warm-workers N              pre-started process workers (default 2)
   --exit-on-stdin-close         stop (killing every process) when stdin ends
   --log-level LEVEL             error | warn | info | debug (default info)
@@ -53,6 +55,7 @@ export async function serveCommand(args: readonly string[]): Promise<number> {
       "max-pending-requests",
       "max-frame-bytes",
       "max-buffered-bytes",
+      "stall-timeout-ms",
       "warm-workers",
       "log-level",
     ],
@@ -99,6 +102,7 @@ export async function serveCommand(args: readonly string[]): Promise<number> {
     maxPendingRequests: intOption(parsed, "max-pending-requests"),
     maxFrameBytes: intOption(parsed, "max-frame-bytes"),
     maxBufferedBytes: intOption(parsed, "max-buffered-bytes"),
+    stallTimeoutMs: intOption(parsed, "stall-timeout-ms"),
     warmWorkers: intOption(parsed, "warm-workers"),
     logLevel: logLevel as LogLevel,
   });

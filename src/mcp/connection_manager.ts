@@ -73,7 +73,10 @@ export interface McpConnectionManagerOptions {
    * manager), or where to connect. Default: `EXECBRIDGE_EXECUTOR_URL`, then
    * the config's `executor` section.
    */
-  executor?: ExecutorClient | { url: string; token?: string; tokenFile?: string } | null;
+  executor?:
+    | ExecutorClient
+    | { url: string; token?: string; tokenFile?: string; caFile?: string }
+    | null;
   /** Working directory for servers without `cwd` (default: this process's for local ones, the executor's for remote ones). */
   cwd?: string;
   /** Logs (stderr by default). */
@@ -296,14 +299,15 @@ export class McpConnectionManager implements AsyncDisposable {
       validatePlacement(config, { url: "connected" });
       return;
     }
-    const target: { url: string; token?: string; tokenFile?: string } | null = given ??
-      resolveExecutor(config, {});
+    const target: { url: string; token?: string; tokenFile?: string; caFile?: string } | null =
+      given ?? resolveExecutor(config, {});
     validatePlacement(config, target);
     const needed = config.servers.some((s) => s.enabled && s.environment === "remote");
     if (!needed || target === null) return;
     this.#executor = await connectExecutor(target.url, {
       token: target.token,
       tokenFile: target.tokenFile,
+      caFile: target.caFile,
       clientName: "execbridge-mcp",
     });
     this.#ownsExecutor = true;
