@@ -115,6 +115,8 @@ async function describeEnvironment(): Promise<Record<string, string | number>> {
 
 /** The open backends of this run; `close` releases them all and is idempotent. */
 class Targets {
+  /** Problems met while closing (a backend that did not close in time). */
+  readonly warnings: string[] = [];
   readonly #targets = new Map<BackendName, ExecTarget>();
   readonly #failures = new Map<BackendName, string>();
   #closing: Promise<void> | null = null;
@@ -146,6 +148,7 @@ class Targets {
         try {
           await withDeadline(target.close(), 15_000, `closing the ${name} backend`);
         } catch (error) {
+          this.warnings.push(messageOf(error));
           console.error(`warning: ${messageOf(error)}`);
         }
       }
@@ -240,8 +243,9 @@ async function main(args: readonly string[]): Promise<number> {
   const started = performance.now();
   try {
     await targets.open(backends);
-    for (const scenario of list) {
+    runs: for (const scenario of list) {
       for (const backend of backends) {
+        if (interrupted) break runs;
         if (backend === "direct" && scenario.direct === undefined) continue;
         const t0 = performance.now();
         console.error(`${backend.padEnd(6)} ${scenario.name} …`);
@@ -256,6 +260,7 @@ async function main(args: readonly string[]): Promise<number> {
             } s`,
           );
         } catch (error) {
+          if (interrupted) break runs;
           const message = messageOf(error);
           errors.push({ backend, scenario: scenario.name, message });
           for (const metric of scenario.metrics) {
@@ -293,6 +298,10 @@ async function main(args: readonly string[]): Promise<number> {
     console.log(`${errors.length} measurement(s) FAILED:`);
     for (const e of errors) console.log(`  ${e.backend} / ${e.scenario}: ${e.message}`);
   }
+  if (targets.warnings.length > 0) {
+    console.log("");
+    for (const warning of targets.warnings) console.log(`warning: ${warning}`);
+  }
 
   if (options.jsonFile !== null) {
     const report: BenchReport = {
@@ -300,6 +309,7 @@ async function main(args: readonly string[]): Promise<number> {
       settings: { mode, ...settings, backends: backends.join(",") },
       results: rows,
       errors,
+      warnings: targets.warnings,
     };
     await Deno.writeTextFile(options.jsonFile, JSON.stringify(report, null, 2) + "\n");
     console.error(`wrote ${options.jsonFile}`);
@@ -308,5 +318,7 @@ async function main(args: readonly string[]): Promise<number> {
 }
 
 if (import.meta.main) {
-  Deno.exitCode = await main(Deno.args);
+  // Exit explicitly: a backend that failed to close in time (its processes
+  // were killed, but a worker may be left) would otherwise keep us alive.
+  Deno.exit(await main(Deno.args));
 }

@@ -59,6 +59,8 @@ export interface BenchReport {
   results: ResultRow[];
   /** Failures; the run exits with status 1 when there is any. */
   errors: BenchError[];
+  /** Cleanup problems that did not invalidate a measurement. */
+  warnings: string[];
 }
 
 /** The nearest-rank percentile (`p` in 0..1) of `values`. */

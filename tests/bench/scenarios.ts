@@ -180,9 +180,9 @@ function stdoutThroughput(settings: BenchSettings): Scenario {
 
 /**
  * Counts the stdout bytes of `proc` through `events()` until `closed`. Seqs
- * must be contiguous from 1: a late subscription whose replay no longer
- * reaches back to the first chunk, a `lagged` gap, stderr output or a
- * non-zero exit are errors.
+ * must be contiguous from 1: a replay that no longer reaches back to the
+ * first chunk (the subscription came too late), a silent seq gap, a
+ * `lagged` event, stderr output or a non-zero exit are errors.
  */
 async function countOutput(proc: ExecProcess, expected: number): Promise<number> {
   let received = 0;
@@ -192,7 +192,7 @@ async function countOutput(proc: ExecProcess, expected: number): Promise<number>
   const gaps: string[] = [];
   for await (const event of proc.events()) {
     if ("seq" in event) {
-      if (event.seq !== nextSeq) gaps.push(`seq ${nextSeq}..${event.seq - 1}`);
+      if (event.seq !== nextSeq) gaps.push(`${nextSeq}..${event.seq - 1}`);
       nextSeq = event.seq + 1;
     }
     switch (event.type) {
@@ -220,8 +220,8 @@ async function countOutput(proc: ExecProcess, expected: number): Promise<number>
     throw new Error(
       `events() delivered ${received} of ${expected} bytes` +
         (gaps.length > 0
-          ? `; missing ${gaps.join(", ")} (first output event had seq ${firstOutputSeq}):` +
-            " chunks produced before events() subscribed were already evicted from the replay log"
+          ? `; seqs ${gaps.join(", ")} never reached the subscriber without a lagged event` +
+            ` (first output event: seq ${firstOutputSeq})`
           : ""),
     );
   }
