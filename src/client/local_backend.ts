@@ -12,7 +12,7 @@ import type { StartParams } from "../protocol/types.ts";
 import type { ProcessHost } from "../process/process_host.ts";
 import { ProcessTable } from "../process/process_table.ts";
 import { WorkerPool } from "../process/worker_pool.ts";
-import { EventQueue } from "./event_queue.ts";
+import { ProcessEvents } from "./process_events.ts";
 import { waitForExit } from "./wait.ts";
 import type {
   ExecBackend,
@@ -76,8 +76,13 @@ export class LocalExecBackend implements ExecBackend, AsyncDisposable {
   /** Starts a process. Rejects with `RpcError` -32600 (duplicate id) or -32603 (spawn failure). */
   async start(params: StartParams): Promise<ExecProcess> {
     if (this.#closed) throw new RpcError(INVALID_REQUEST, "the local backend is closed");
-    const host = await this.#table.start(parseParams("process/start", startParams, params));
-    return new LocalProcess(host);
+    // Subscribed at start: the events of the very first output on are kept.
+    const events = new ProcessEvents();
+    const host = await this.#table.start(parseParams("process/start", startParams, params), {
+      push: (event) => events.accept(event),
+      fail: (message) => events.fail(message),
+    });
+    return new LocalProcess(host, events);
   }
 
   /** Kills every process and stops the workers. */
@@ -98,20 +103,16 @@ export class LocalExecBackend implements ExecBackend, AsyncDisposable {
 class LocalProcess implements ExecProcess {
   readonly processId: string;
   readonly #host: ProcessHost;
+  readonly #events: ProcessEvents;
 
-  constructor(host: ProcessHost) {
+  constructor(host: ProcessHost, events: ProcessEvents) {
     this.processId = host.processId;
     this.#host = host;
+    this.#events = events;
   }
 
   events(): AsyncIterableIterator<ExecProcessEvent> {
-    let unsubscribe = () => {};
-    const queue = new EventQueue({ onDone: () => unsubscribe() });
-    unsubscribe = this.#host.subscribe({
-      push: (event) => queue.push(event),
-      fail: (message) => queue.push({ type: "failed", message }),
-    });
-    return queue;
+    return this.#events.subscribe();
   }
 
   async read(options: ReadOptions = {}): Promise<ReadResponse> {

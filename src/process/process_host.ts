@@ -52,8 +52,6 @@ type State = "running" | "closing" | "archived" | "failed";
 export class ProcessHost {
   /** The caller's process id. */
   readonly processId: string;
-  /** OS pid of the child (its process group id). */
-  readonly pid: number;
   readonly #spec: SpawnSpec;
   readonly #options: ProcessHostOptions;
   #worker: Worker | null;
@@ -70,46 +68,79 @@ export class ProcessHost {
   #archived: Promise<void> | null = null;
   #resolveArchived: () => void = () => {};
 
-  private constructor(spec: SpawnSpec, worker: Worker, pid: number, options: ProcessHostOptions) {
+  #pid = 0;
+  #started: Promise<void>;
+
+  private constructor(
+    spec: SpawnSpec,
+    worker: Worker,
+    options: ProcessHostOptions,
+    sink?: EventSink,
+  ) {
     this.processId = spec.processId;
-    this.pid = pid;
     this.#spec = spec;
     this.#options = options;
     this.#worker = worker;
     this.#stdinOpen = spec.tty || spec.pipeStdin;
-    worker.onmessage = (event) => this.#onMessage(event.data);
+    let resolveStarted: () => void = () => {};
+    let rejectStarted: (error: Error) => void = () => {};
+    this.#started = new Promise((resolve, reject) => {
+      resolveStarted = resolve;
+      rejectStarted = reject;
+    });
+    // One handler from the first message on: nothing the worker posts right
+    // after `started` (output, even `closed`) can fall between two handlers.
+    worker.onmessage = (event: MessageEvent<FromWorker | string>) => {
+      const message = event.data;
+      if (typeof message !== "string" && message.type === "started") {
+        this.#pid = message.pid;
+        resolveStarted();
+      } else if (typeof message !== "string" && message.type === "startFailed") {
+        rejectStarted(new RpcError(INTERNAL_ERROR, message.message));
+      } else {
+        this.#onMessage(message);
+      }
+    };
     worker.onerror = (event) => {
       event.preventDefault();
-      this.#fail(`the worker of process ${spec.processId} crashed: ${event.message}`);
+      const message = `the worker of process ${spec.processId} crashed: ${event.message}`;
+      rejectStarted(new RpcError(INTERNAL_ERROR, message));
+      this.#fail(message);
     };
+    const port = sink === undefined ? undefined : this.#attach(sink);
+    worker.postMessage(
+      { type: "start", spec, port } satisfies ToWorker,
+      port === undefined ? [] : [port],
+    );
   }
 
   /**
    * Spawns the process in a pooled worker. Resolves once the child runs;
-   * rejects with -32603 and the OS error when it cannot be started.
+   * rejects with -32603 and the OS error when it cannot be started. A `sink`
+   * given here is subscribed before the child writes anything.
    */
-  static async start(spec: SpawnSpec, options: ProcessHostOptions): Promise<ProcessHost> {
+  static async start(
+    spec: SpawnSpec,
+    options: ProcessHostOptions,
+    sink?: EventSink,
+  ): Promise<ProcessHost> {
     const worker = await options.pool.acquire();
-    const pid = await new Promise<number>((resolve, reject) => {
-      worker.onmessage = (event: MessageEvent<FromWorker | string>) => {
-        const message = event.data;
-        if (typeof message === "string") return;
-        if (message.type === "started") resolve(message.pid);
-        else if (message.type === "startFailed") {
-          reject(new RpcError(INTERNAL_ERROR, message.message));
-        }
-      };
-      worker.onerror = (event) => {
-        event.preventDefault();
-        reject(new RpcError(INTERNAL_ERROR, `process worker crashed: ${event.message}`));
-      };
-      worker.postMessage({ type: "start", spec } satisfies ToWorker);
-    }).catch((error) => {
+    const host = new ProcessHost(spec, worker, options, sink);
+    try {
+      await host.#started;
+    } catch (error) {
       // A failed spawn leaves the worker clean (no process), but don't risk reusing it.
+      host.#worker = null;
+      host.#state = "failed";
       options.pool.discard(worker);
       throw error;
-    });
-    return new ProcessHost(spec, worker, pid, options);
+    }
+    return host;
+  }
+
+  /** OS pid of the child (its process group id). */
+  get pid(): number {
+    return this.#pid;
   }
 
   /** True until the process closed (exit seen and both streams ended). */
@@ -222,28 +253,33 @@ export class ProcessHost {
       sink.fail(this.#failure);
       return () => {};
     }
+    const port = this.#attach(sink);
+    this.#worker!.postMessage({ type: "subscribe", port } satisfies ToWorker, [port]);
+    return () => this.#detach(sink);
+  }
+
+  #ports = new Map<EventSink, MessagePort>();
+
+  /** Connects a sink to a new channel; returns the end to hand to the worker. */
+  #attach(sink: EventSink): MessagePort {
     const channel = new MessageChannel();
     const port = channel.port1;
-    let open = true;
-    const close = () => {
-      if (!open) return;
-      open = false;
-      this.#sinks.delete(sink);
-      port.close();
-    };
+    this.#ports.set(sink, port);
+    this.#sinks.add(sink);
     port.onmessage = (event: MessageEvent<ProcessEvent>) => {
       sink.push(event.data);
-      if (event.data.type === "closed") close();
+      if (event.data.type === "closed") this.#detach(sink, false);
     };
-    this.#sinks.add(sink);
-    this.#worker!.postMessage(
-      { type: "subscribe", port: channel.port2 } satisfies ToWorker,
-      [channel.port2],
-    );
-    return () => {
-      if (open) port.postMessage({ type: "unsubscribe" });
-      close();
-    };
+    return channel.port2;
+  }
+
+  #detach(sink: EventSink, notify = true): void {
+    const port = this.#ports.get(sink);
+    if (port === undefined) return;
+    this.#ports.delete(sink);
+    this.#sinks.delete(sink);
+    if (notify) port.postMessage({ type: "unsubscribe" });
+    port.close();
   }
 
   #request(type: "read" | "terminate", fields: Record<string, unknown>): Promise<unknown> {
@@ -307,7 +343,10 @@ export class ProcessHost {
     const error = new RpcError(INTERNAL_ERROR, message);
     for (const pending of this.#pending.values()) pending.reject(error);
     this.#pending.clear();
-    for (const sink of this.#sinks) sink.fail(message);
+    for (const sink of [...this.#sinks]) {
+      sink.fail(message);
+      this.#detach(sink, false);
+    }
     this.#sinks.clear();
     this.#resolveArchived();
     this.#notifyClosed();

@@ -9,7 +9,7 @@
 import { INVALID_REQUEST, RpcError } from "../protocol/errors.ts";
 import type { StartParams } from "../protocol/types.ts";
 import { buildChildEnv } from "./env_policy.ts";
-import { ProcessHost } from "./process_host.ts";
+import { type EventSink, ProcessHost } from "./process_host.ts";
 import type { WorkerPool } from "./worker_pool.ts";
 import type { SpawnSpec } from "./worker_protocol.ts";
 
@@ -89,7 +89,7 @@ export class ProcessTable {
    * Starts a process. Throws -32600 for a duplicate id, -32603 when the
    * program cannot be spawned.
    */
-  async start(params: StartParams): Promise<ProcessHost> {
+  async start(params: StartParams, sink?: EventSink): Promise<ProcessHost> {
     const id = params.processId;
     if (this.#closed) throw new RpcError(INVALID_REQUEST, "the session is shutting down");
     if (this.#entries.has(id)) throw new RpcError(INVALID_REQUEST, `process ${id} already exists`);
@@ -120,7 +120,7 @@ export class ProcessTable {
       pool: options.pool,
       onWire: options.onWire,
       onArchived: () => this.#retain(id, host),
-    });
+    }, sink);
     this.#starting.set(id, starting);
     try {
       host = await starting;

@@ -53,6 +53,7 @@ export function runProcessWorker(scope: WorkerScope): void {
     const message = event.data;
     if (message.type === "start") {
       runner = new ProcessRunner(scope, message.spec);
+      if (message.port !== undefined) runner.handle({ type: "subscribe", port: message.port });
       runner.start();
     } else if (message.type === "release") {
       const snapshot = runner!.release();

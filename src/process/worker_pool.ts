@@ -24,6 +24,8 @@ export interface WorkerPoolOptions {
 }
 
 const DEFAULT_WORKER_URL = new URL("../../workers/process_worker.ts", import.meta.url);
+/** Workers being started at once. */
+const SPAWN_CONCURRENCY = Math.max(2, navigator.hardwareConcurrency ?? 2);
 
 /** A pool of ready process workers. */
 export class WorkerPool {
@@ -51,9 +53,16 @@ export class WorkerPool {
     return this.#all.size;
   }
 
-  /** Starts workers until `warm` are idle or warming. */
+  /**
+   * Starts workers until `warm` are idle or warming (plus one per waiting
+   * start). Only a few start at once: starting many Web Workers in parallel
+   * is slower than starting them a few at a time.
+   */
   prewarm(): void {
-    while (!this.#closed && this.#idle.length + this.#warming < this.#warm + this.#waiting.length) {
+    while (
+      !this.#closed && this.#warming < SPAWN_CONCURRENCY &&
+      this.#idle.length + this.#warming < this.#warm + this.#waiting.length
+    ) {
       this.#spawn();
     }
   }
@@ -120,6 +129,7 @@ export class WorkerPool {
       if (event.data?.type !== "ready") return;
       this.#warming--;
       this.release(worker);
+      this.prewarm();
     };
     worker.onerror = (event) => {
       event.preventDefault();

@@ -100,7 +100,8 @@ export interface OutputLogSnapshot {
 
 /** Main thread → worker. */
 export type ToWorker =
-  | { type: "start"; spec: SpawnSpec }
+  /** `port`, when given, is subscribed before the child can write anything. */
+  | { type: "start"; spec: SpawnSpec; port?: MessagePort }
   | {
     type: "read";
     id: number;

@@ -1,0 +1,157 @@
+/**
+ * The client-side event stream of one process, shared by local and remote
+ * processes: it puts events in seq order (dropping duplicates, parking early
+ * ones), keeps a bounded replay history for late subscribers, and fans
+ * events out to subscriber queues until `closed` or `failed`.
+ *
+ * @module
+ */
+
+import { EventQueue } from "./event_queue.ts";
+import type { ExecProcessEvent, OutputChunk } from "./types.ts";
+
+/** A sequenced event (everything but `failed` and `lagged`). */
+export type SequencedEvent = Exclude<ExecProcessEvent, { type: "failed" | "lagged" }>;
+
+/** Replay history bound: events. */
+const HISTORY_MAX_EVENTS = 256;
+/** Replay history bound: output bytes. */
+const HISTORY_MAX_BYTES = 1024 * 1024;
+/** How long an out-of-order event may wait for the seqs before it. */
+const GAP_RECOVERY_MS = 250;
+
+/** Options of {@link ProcessEvents}. */
+export interface ProcessEventsOptions {
+  /** Called once after the terminal event (`closed` or `failed`) was published. */
+  onEnded?: () => void;
+  /** Fetches retained output after a seq, to fill a gap that notifications left. */
+  recover?: (afterSeq: number) => Promise<OutputChunk[]>;
+}
+
+/** Ordered, replayable events of one process. */
+export class ProcessEvents {
+  readonly #options: ProcessEventsOptions;
+  #lastSeq = 0;
+  #parked = new Map<number, SequencedEvent>();
+  #gapTimer: ReturnType<typeof setTimeout> | null = null;
+  #history: ExecProcessEvent[] = [];
+  #historyHead = 0;
+  #historyBytes = 0;
+  #subscribers = new Set<EventQueue>();
+  #ended = false;
+  #failure: string | null = null;
+
+  /** Creates an empty stream. */
+  constructor(options: ProcessEventsOptions = {}) {
+    this.#options = options;
+  }
+
+  /** The last published seq. */
+  get lastSeq(): number {
+    return this.#lastSeq;
+  }
+
+  /** The failure message once `failed` was published. */
+  get failure(): string | null {
+    return this.#failure;
+  }
+
+  /** Takes an event: publishes it in seq order, drops duplicates, parks early ones. */
+  accept(event: SequencedEvent): void {
+    if (this.#ended || event.seq <= this.#lastSeq) return;
+    if (event.seq !== this.#lastSeq + 1) {
+      this.#parked.set(event.seq, event);
+      if (this.#options.recover !== undefined) {
+        this.#gapTimer ??= setTimeout(() => this.#recoverGap(), GAP_RECOVERY_MS);
+      }
+      return;
+    }
+    this.#publish(event);
+    let next: SequencedEvent | undefined;
+    while ((next = this.#parked.get(this.#lastSeq + 1)) !== undefined) {
+      this.#parked.delete(next.seq);
+      this.#publish(next);
+    }
+    if (this.#parked.size === 0 && this.#gapTimer !== null) {
+      clearTimeout(this.#gapTimer);
+      this.#gapTimer = null;
+    }
+  }
+
+  /** Publishes `failed`: every subscription ends with it. */
+  fail(message: string): void {
+    if (this.#ended) return;
+    this.#failure = message;
+    this.#end({ type: "failed", message });
+  }
+
+  /** A new subscriber: history first, then live events. */
+  subscribe(): AsyncIterableIterator<ExecProcessEvent> {
+    const queue: EventQueue = new EventQueue({ onDone: () => this.#subscribers.delete(queue) });
+    for (let i = this.#historyHead; i < this.#history.length; i++) queue.push(this.#history[i]);
+    if (this.#ended) queue.end();
+    else this.#subscribers.add(queue);
+    return queue;
+  }
+
+  /**
+   * Missing seqs did not arrive (notifications were dropped while the session
+   * was detached): fetch the retained output, then publish what is parked.
+   */
+  async #recoverGap(): Promise<void> {
+    this.#gapTimer = null;
+    if (this.#ended || this.#parked.size === 0) return;
+    try {
+      for (const c of await this.#options.recover!(this.#lastSeq)) {
+        if (c.seq > this.#lastSeq) {
+          this.#publish({ type: "output", seq: c.seq, stream: c.stream, chunk: c.chunk });
+        }
+      }
+    } catch {
+      // Nothing more to recover; publish what we have.
+    }
+    const parked = [...this.#parked.values()].sort((a, b) => a.seq - b.seq);
+    this.#parked.clear();
+    for (const event of parked) {
+      if (event.seq > this.#lastSeq) this.#publish(event);
+    }
+  }
+
+  #publish(event: SequencedEvent): void {
+    this.#lastSeq = event.seq;
+    this.#remember(event);
+    if (event.type === "closed") {
+      this.#end(event);
+      return;
+    }
+    for (const queue of this.#subscribers) queue.push(event);
+  }
+
+  #end(event: ExecProcessEvent): void {
+    this.#ended = true;
+    if (event.type === "failed") this.#remember(event);
+    if (this.#gapTimer !== null) clearTimeout(this.#gapTimer);
+    this.#gapTimer = null;
+    this.#parked.clear();
+    for (const queue of this.#subscribers) queue.push(event);
+    this.#subscribers.clear();
+    this.#options.onEnded?.();
+  }
+
+  #remember(event: ExecProcessEvent): void {
+    this.#history.push(event);
+    if (event.type === "output") this.#historyBytes += event.chunk.byteLength;
+    while (
+      this.#history.length - this.#historyHead > 1 &&
+      (this.#history.length - this.#historyHead > HISTORY_MAX_EVENTS ||
+        this.#historyBytes > HISTORY_MAX_BYTES)
+    ) {
+      const dropped = this.#history[this.#historyHead++];
+      if (dropped.type === "output") this.#historyBytes -= dropped.chunk.byteLength;
+    }
+    if (this.#historyHead > 1024) {
+      this.#history = this.#history.slice(this.#historyHead);
+      this.#historyHead = 0;
+    }
+  }
+}
