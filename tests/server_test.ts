@@ -360,7 +360,10 @@ Deno.test("--listen stdio serves JSON-RPC lines and exits when stdin ends", asyn
     params: { processId: "p", argv: ["sh", "-c", "echo hi; sleep 300"], env: ENV },
   });
   const seen: Message[] = [];
-  while (!seen.some((m) => m.method === "process/output")) seen.push(await nextLine());
+  // Output may arrive before the start response (as in the reference).
+  while (!seen.some((m) => m.method === "process/output") || !seen.some((m) => m.id === 2)) {
+    seen.push(await nextLine());
+  }
   assert.ok(seen.some((m) => m.id === 2 && m.result?.processId === "p"));
   await writer.close();
   const status = await child.status;

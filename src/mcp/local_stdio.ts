@@ -9,6 +9,7 @@
 
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport";
 import { createLogger, type Logger } from "../log/logger.ts";
+import { spawnSession } from "../process/spawn.ts";
 import { LineSplitter, LineTooLongError } from "./line_splitter.ts";
 import { decodeMessage, encodeMessage, type JSONRPCMessage, logStderrLine } from "./messages.ts";
 import { localServerEnv, type StdioServerCommand } from "./stdio_command.ts";
@@ -60,16 +61,11 @@ export class LocalStdioServerLauncher implements StdioServerLauncher {
   /** Spawns the server in its own process group. */
   launch(command: StdioServerCommand): Promise<Transport> {
     const env = localServerEnv(command, this.#options.callerEnv);
-    const child = new Deno.Command(command.command, {
-      args: command.args ?? [],
-      cwd: command.cwd ?? this.#options.cwd,
+    const child = spawnSession([command.command, ...(command.args ?? [])], {
+      cwd: command.cwd ?? this.#options.cwd ?? Deno.cwd(),
       env,
-      clearEnv: true,
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "piped",
-      detached: true,
-    }).spawn();
+      pipeStdin: true,
+    });
     return Promise.resolve(
       new LocalStdioTransport(child, {
         name: command.name ?? command.command,

@@ -14,6 +14,7 @@
 
 import type { ProcessStream, TerminateSignal } from "../protocol/types.ts";
 import { OutputLog } from "./output_log.ts";
+import { spawnSession } from "./spawn.ts";
 import type {
   FromSubscriber,
   FromWorker,
@@ -165,16 +166,11 @@ class ProcessRunner {
         ...spec.argv.slice(1),
       ];
     }
-    const child = new Deno.Command(program, {
-      args,
+    const child = spawnSession([program, ...args], {
       cwd: spec.cwd,
       env: spec.env,
-      clearEnv: true,
-      stdin: spec.pipeStdin ? "piped" : "null",
-      stdout: "piped",
-      stderr: "piped",
-      detached: true,
-    }).spawn();
+      pipeStdin: spec.pipeStdin,
+    });
     const stdin = spec.pipeStdin ? child.stdin.getWriter() : null;
     const readers = [child.stdout.getReader(), child.stderr.getReader()];
     this.#pump(readers[0], "stdout");
