@@ -11,8 +11,8 @@ import { connectExecutor } from "../client/executor_client.ts";
 import type { ExecProcess } from "../client/types.ts";
 import { createLogger, type Logger, type LogLevel } from "../log/logger.ts";
 import { ExecutorStdioServerLauncher } from "../mcp/executor_stdio.ts";
-import { LineSplitter } from "../mcp/line_splitter.ts";
-import { logStderrLine } from "../mcp/messages.ts";
+import { concatBytes } from "../mcp/line_splitter.ts";
+import { type ProcessLinesEnd, readProcessLines, stopGracefully } from "../mcp/process_lines.ts";
 import { parseArgs } from "./args.ts";
 
 /** Usage text of `bridge`. */
@@ -123,84 +123,37 @@ async function pumpInput(process: ExecProcess): Promise<void> {
   }
 }
 
-interface OutputEnd {
-  exitCode: number | null;
-  failure: string | null;
-}
-
-/** Writes the server's JSON lines to stdout and its stderr to our stderr, until it closed. */
-async function pumpOutput(process: ExecProcess, name: string, log: Logger): Promise<OutputEnd> {
-  const stdout = new LineSplitter();
-  const stderr = new LineSplitter(64 * 1024, { split: true });
-  const lines: Uint8Array[] = [];
+/** Writes the server's JSON lines to stdout, its stderr to ours, until it closed. */
+function pumpOutput(process: ExecProcess, name: string, log: Logger): Promise<ProcessLinesEnd> {
   const decoder = new TextDecoder();
-  const onLine = (line: Uint8Array) => {
-    if (line.byteLength === 0) return;
-    try {
-      JSON.parse(decoder.decode(line));
-      lines.push(line);
-    } catch {
-      log.warn(`${name} wrote a line that is not JSON; kept off stdout: ${decoder.decode(line)}`);
-    }
-  };
-  const onStderr = (line: Uint8Array) => logStderrLine(line, name, log);
-  const end: OutputEnd = { exitCode: null, failure: null };
-  let lastSeq = 0;
-  const feed = (seq: number, stream: string, chunk: Uint8Array) => {
-    if (seq <= lastSeq) return;
-    lastSeq = seq;
-    if (stream === "stderr") stderr.push(chunk, onStderr);
-    else stdout.push(chunk, onLine);
-  };
-  const flush = async () => {
-    if (lines.length === 0) return;
-    const batch = lines.splice(0);
-    const parts: Uint8Array[] = [];
-    for (const line of batch) parts.push(line, NEWLINE);
-    await writeAll(concat(parts));
-  };
-  for await (const event of process.events()) {
-    if (event.type === "output") feed(event.seq, event.stream, event.chunk);
-    else if (event.type === "exited") end.exitCode = event.exitCode;
-    else if (event.type === "failed") end.failure = event.message;
-    else if (event.type === "lagged") {
-      const response = await process.read({ afterSeq: lastSeq });
-      for (const c of response.chunks) feed(c.seq, c.stream, c.chunk);
-    }
-    await flush();
-  }
-  stdout.flush(onLine);
-  stderr.flush(onStderr);
-  await flush();
-  return end;
+  const lines: Uint8Array[] = [];
+  return readProcessLines(process, {
+    name,
+    log,
+    onLine(line) {
+      if (line.byteLength === 0) return;
+      try {
+        JSON.parse(decoder.decode(line));
+        lines.push(line, NEWLINE);
+      } catch {
+        log.warn(`${name} wrote a line that is not JSON; kept off stdout: ${decoder.decode(line)}`);
+      }
+    },
+    async afterEvent() {
+      if (lines.length > 0) await writeAll(concatBytes(lines.splice(0)));
+    },
+  });
 }
 
 /** Ends stdin, waits, then SIGTERM, waits, then SIGKILL. */
-async function shutdown(process: ExecProcess): Promise<void> {
+function shutdown(process: ExecProcess): Promise<void> {
   const closed = process.wait().then(() => true, () => true);
-  const within = (ms: number) =>
-    Promise.race([closed, new Promise<boolean>((r) => setTimeout(() => r(false), ms))]);
-  try {
-    await process.closeStdin();
-    if (await within(2000)) return;
-    await process.terminate({ signal: "SIGTERM" });
-    if (await within(2000)) return;
-    await process.terminate();
-  } catch {
-    // The executor is gone; its session expiry kills the process.
-  }
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  let total = 0;
-  for (const p of parts) total += p.byteLength;
-  const out = new Uint8Array(total);
-  let offset = 0;
-  for (const p of parts) {
-    out.set(p, offset);
-    offset += p.byteLength;
-  }
-  return out;
+  const within = (ms: number) => {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<boolean>((r) => timer = setTimeout(() => r(false), ms));
+    return Promise.race([closed, timeout]).finally(() => clearTimeout(timer));
+  };
+  return stopGracefully(process, within, 2000);
 }
 
 async function writeAll(data: Uint8Array): Promise<void> {

@@ -11,34 +11,16 @@
  * @module
  */
 
+import type { DirectoryEntry, GetMetadataResult } from "../protocol/types.ts";
+
 /** The largest file `readFile` returns: 512 MiB. Larger files are refused. */
 export const MAX_READ_FILE_BYTES = 536_870_912;
 
-/** What `getMetadata` reports about a path. */
-export interface FileMetadata {
-  /** True for a directory (symlinks followed). */
-  isDirectory: boolean;
-  /** True for a regular file (symlinks followed). */
-  isFile: boolean;
-  /** True when the path itself is a symlink (broken or not). */
-  isSymlink: boolean;
-  /** Size in bytes (symlinks followed; the link's own size when it is broken). */
-  size: number;
-  /** Creation time, Unix ms (0 when unavailable). */
-  createdAtMs: number;
-  /** Modification time, Unix ms (0 when unavailable). */
-  modifiedAtMs: number;
-}
+/** What `getMetadata` reports (the `fs/getMetadata` result). */
+export type FileMetadata = GetMetadataResult;
 
-/** One entry returned by `readDirectory`. */
-export interface DirectoryEntry {
-  /** Name within the directory. */
-  fileName: string;
-  /** True for a directory (symlinks followed). */
-  isDirectory: boolean;
-  /** True for a regular file (symlinks followed). */
-  isFile: boolean;
-}
+/** One entry of `readDirectory`. */
+export type { DirectoryEntry };
 
 /**
  * Filesystem operations of the executor. Paths must be absolute; errors are

@@ -11,9 +11,10 @@
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport";
 import type { ExecBackend, ExecProcess, WriteStatus } from "../client/types.ts";
 import { createLogger, type Logger } from "../log/logger.ts";
-import { LineSplitter, LineTooLongError } from "./line_splitter.ts";
+import { LineTooLongError } from "./line_splitter.ts";
 import type { StdioServerLauncher } from "./local_stdio.ts";
-import { decodeMessage, encodeMessage, type JSONRPCMessage, logStderrLine } from "./messages.ts";
+import { decodeMessage, encodeMessage, type JSONRPCMessage } from "./messages.ts";
+import { type ProcessLinesEnd, readProcessLines, stopGracefully } from "./process_lines.ts";
 import { remoteServerEnv, requireUnicode, type StdioServerCommand } from "./stdio_command.ts";
 
 /** Options of {@link ExecutorStdioServerLauncher}. */
@@ -113,7 +114,7 @@ export class ExecutorProcessTransport implements Transport {
   /** The process running the server. */
   readonly process: ExecProcess;
   readonly #options: ExecutorProcessTransportOptions;
-  #events: AsyncIterableIterator<unknown> | null = null;
+  #events: Promise<ProcessLinesEnd> | null = null;
   #closed = false;
   #closing: Promise<void> | null = null;
   #closeWaiters: (() => void)[] = [];
@@ -158,15 +159,7 @@ export class ExecutorProcessTransport implements Transport {
   async #shutdown(): Promise<void> {
     if (this.#events === null) this.#consume();
     const grace = this.#options.graceMs;
-    try {
-      await this.process.closeStdin();
-      if (!await this.#closedWithin(grace)) {
-        await this.process.terminate({ signal: "SIGTERM" });
-        if (!await this.#closedWithin(grace)) await this.process.terminate();
-      }
-    } catch {
-      // The executor is gone: the process will be killed by its session expiry.
-    }
+    await stopGracefully(this.process, (ms) => this.#closedWithin(ms), grace);
     await this.#closedWithin(grace * 2);
     this.#finish();
   }
@@ -183,63 +176,28 @@ export class ExecutorProcessTransport implements Transport {
   }
 
   async #consume(): Promise<void> {
-    const name = this.#options.name;
-    const log = this.#options.log;
-    const stdout = new LineSplitter();
-    const stderr = new LineSplitter(64 * 1024, { split: true });
-    const onLine = (line: Uint8Array) => {
-      const message = decodeMessage(line, name, log);
-      if (message !== null && !this.#closed) this.onmessage?.(message);
-    };
-    const onStderr = (line: Uint8Array) => logStderrLine(line, name, log);
-    let lastSeq = 0;
-    const feed = (seq: number, stream: string, chunk: Uint8Array) => {
-      if (seq <= lastSeq) return;
-      lastSeq = seq;
-      if (stream === "stderr") stderr.push(chunk, onStderr);
-      else stdout.push(chunk, onLine);
-    };
-    const events = this.process.events();
-    this.#events = events;
+    const { name, log } = this.#options;
+    this.#events = readProcessLines(this.process, {
+      name,
+      log,
+      onLine: (line) => {
+        const message = decodeMessage(line, name, log);
+        if (message !== null && !this.#closed) this.onmessage?.(message);
+      },
+    });
     try {
-      for await (const event of events) {
-        switch (event.type) {
-          case "output":
-            feed(event.seq, event.stream, event.chunk);
-            break;
-          case "exited":
-            lastSeq = Math.max(lastSeq, event.seq);
-            this.#exitCode = event.exitCode;
-            break;
-          case "closed":
-            lastSeq = Math.max(lastSeq, event.seq);
-            break;
-          case "failed":
-            this.onerror?.(new Error(`MCP server ${name} failed: ${event.message}`));
-            break;
-          case "lagged": {
-            log.warn(`MCP server ${name}: fell ${event.skipped} events behind; catching up`);
-            const response = await this.process.read({ afterSeq: lastSeq });
-            for (const c of response.chunks) feed(c.seq, c.stream, c.chunk);
-            if (response.failure !== null || response.closed) {
-              if (response.exitCode !== null) this.#exitCode = response.exitCode;
-              await events.return?.();
-            }
-            break;
-          }
-        }
+      const end = await this.#events;
+      this.#exitCode = end.exitCode;
+      if (end.failure !== null) {
+        this.onerror?.(new Error(`MCP server ${name} failed: ${end.failure}`));
       }
-      stdout.flush(onLine);
-      stderr.flush(onStderr);
     } catch (error) {
       if (error instanceof LineTooLongError) {
         this.onerror?.(new Error(`MCP server ${name}: ${error.message}; closing it`));
-        await events.return?.();
-        this.#finish();
         this.process.terminate().catch(() => {});
-        return;
+      } else {
+        this.onerror?.(error instanceof Error ? error : new Error(String(error)));
       }
-      this.onerror?.(error instanceof Error ? error : new Error(String(error)));
     }
     this.#finish();
   }

@@ -76,17 +76,22 @@ export class LineSplitter {
     const parts = this.#parts;
     this.#parts = [];
     this.#size = 0;
-    if (parts.length === 1) return parts[0];
-    let total = 0;
-    for (const p of parts) total += p.byteLength;
-    const line = new Uint8Array(total);
-    let offset = 0;
-    for (const p of parts) {
-      line.set(p, offset);
-      offset += p.byteLength;
-    }
-    return line;
+    return concatBytes(parts);
   }
+}
+
+/** Joins byte arrays (no copy for a single one). */
+export function concatBytes(parts: Uint8Array[]): Uint8Array {
+  if (parts.length === 1) return parts[0];
+  let total = 0;
+  for (const p of parts) total += p.byteLength;
+  const joined = new Uint8Array(total);
+  let offset = 0;
+  for (const p of parts) {
+    joined.set(p, offset);
+    offset += p.byteLength;
+  }
+  return joined;
 }
 
 function trimCr(line: Uint8Array): Uint8Array {
