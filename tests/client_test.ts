@@ -84,9 +84,12 @@ Deno.test("rpc client: responses arriving out of order are matched by id", async
   const sent: Json[] = [];
   const channel: TextChannel = {
     onmessage: null,
+    onbinary: null,
     onclose: null,
     bufferedAmount: 0,
     peer: "memory",
+    binary: false,
+    sendBinary() {},
     send(text) {
       sent.push(JSON.parse(text));
     },
@@ -189,6 +192,31 @@ Deno.test("client: resumes a session by id after reconnecting", async () => {
       /process p already exists/,
     );
     await second.close();
+  } finally {
+    await executor.stop();
+  }
+});
+
+Deno.test("client: with binaryOutput off, output arrives as base64 JSON, intact", async () => {
+  const executor = await startExecutor([]);
+  try {
+    const client = await connectExecutor(executor.url, { binaryOutput: false });
+    const proc = await client.start({
+      processId: "p",
+      argv: ["sh", "-c", "head -c 5000000 /dev/urandom | tee /dev/stderr | md5sum"],
+      env: ENV,
+    });
+    const { createHash } = await import("node:crypto");
+    const hash = createHash("md5");
+    let printed = "";
+    for await (const event of proc.events()) {
+      if (event.type === "output" && event.stream === "stderr") hash.update(event.chunk);
+      if (event.type === "output" && event.stream === "stdout") {
+        printed += new TextDecoder().decode(event.chunk);
+      }
+    }
+    assert.equal(printed.split(" ")[0], hash.digest("hex"));
+    await client.close();
   } finally {
     await executor.stop();
   }

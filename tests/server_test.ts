@@ -370,3 +370,81 @@ Deno.test("--listen stdio serves JSON-RPC lines and exits when stdin ends", asyn
   assert.equal(status.code, 0);
   await lines.cancel();
 });
+
+Deno.test("binaryOutput: output comes as binary frames to a client that asked, as JSON after a JSON client resumes", async () => {
+  await withExecutor([], async ({ url }) => {
+    const { decodeOutputFrame } = await import("../src/protocol/binary_output.ts");
+    const { connectWebSocket } = await import("../src/rpc/websocket_client.ts");
+    const token = Deno.env.get("EXECBRIDGE_TOKEN");
+    const ws = await connectWebSocket(url, { headers: { Authorization: `Bearer ${token}` } });
+    const binary: Uint8Array[] = [];
+    const texts: Message[] = [];
+    let wake = () => {};
+    ws.onmessage = (data) => {
+      if (typeof data === "string") texts.push(JSON.parse(data));
+      else binary.push(data);
+      wake();
+    };
+    const until = async (test: () => boolean) => {
+      while (!test()) await new Promise<void>((r) => wake = r);
+    };
+    ws.send(
+      JSON.stringify({
+        id: 1,
+        method: "initialize",
+        params: { clientName: "b", binaryOutput: true },
+      }),
+    );
+    await until(() => texts.some((m) => m.id === 1));
+    const init = texts.find((m) => m.id === 1)!;
+    assert.equal(init.result.binaryOutput, true);
+    assert.equal(init.result.writeNotifications, true);
+    ws.send('{"method":"initialized"}');
+    ws.send(JSON.stringify({
+      id: 2,
+      method: "process/start",
+      params: { processId: "cat", argv: ["cat"], env: ENV, pipeStdin: true },
+    }));
+    await until(() => texts.some((m) => m.id === 2));
+    // A write sent as a notification gets no response, and its echo arrives as a binary frame.
+    ws.send(
+      JSON.stringify({
+        method: "process/write",
+        params: { processId: "cat", chunk: btoa("bin\n") },
+      }),
+    );
+    await until(() => binary.length > 0);
+    const frame = decodeOutputFrame(binary[0])!;
+    assert.deepEqual(
+      { ...frame, chunk: new TextDecoder().decode(frame.chunk) },
+      { processId: "cat", seq: 1, stream: "stdout", chunk: "bin\n" },
+    );
+    assert.equal(texts.filter((m) => m.id === undefined && m.result).length, 0);
+    await ws.close();
+
+    // A client without binaryOutput resumes the session: output is JSON again.
+    const json = await RawClient.initialized(url, init.result.sessionId);
+    await json.request("process/write", { processId: "cat", chunk: btoa("text\n") });
+    const output = await json.waitNotification((m) => m.method === "process/output");
+    assert.equal(output.params.seq, 2);
+    assert.equal(decode(output), "text\n");
+    await json.request("process/terminate", { processId: "cat" });
+    await json.close();
+  });
+});
+
+Deno.test("a client flooding stdin with notification writes is cut off", async () => {
+  await withExecutor([], async ({ url }) => {
+    const client = await RawClient.initialized(url);
+    await start(client, "deaf", ["sleep", "30"], { pipeStdin: true });
+    const chunk = new Uint8Array(4 * 1024 * 1024).toBase64();
+    for (let i = 0; i < 20; i++) {
+      client.notify("process/write", { processId: "deaf", chunk });
+      while (client.socket.bufferedAmount > 8 * 1024 * 1024) {
+        await new Promise((r) => setTimeout(r, 1));
+      }
+    }
+    assert.equal((await client.closed).code, 1008);
+    await client.close();
+  });
+});

@@ -12,7 +12,12 @@ import type { ExecProcess } from "../client/types.ts";
 import { createLogger, type Logger, type LogLevel } from "../log/logger.ts";
 import { ExecutorStdioServerLauncher } from "../mcp/executor_stdio.ts";
 import { concatBytes } from "../mcp/line_splitter.ts";
-import { type ProcessLinesEnd, readProcessLines, stopGracefully } from "../mcp/process_lines.ts";
+import {
+  type ProcessLinesEnd,
+  readProcessLines,
+  StdinWriter,
+  stopGracefully,
+} from "../mcp/process_lines.ts";
 import { parseArgs } from "./args.ts";
 
 /** Usage text of `bridge`. */
@@ -109,11 +114,12 @@ export async function bridgeCommand(args: readonly string[]): Promise<number> {
 /** Forwards stdin to the remote process until EOF. */
 async function pumpInput(process: ExecProcess): Promise<void> {
   const reader = Deno.stdin.readable.getReader();
+  const stdin = new StdinWriter(process);
   try {
     while (true) {
       const { value, done } = await reader.read();
       if (done) return;
-      const status = await process.write(value);
+      const status = await stdin.write(value);
       if (status !== "accepted") return;
     }
   } catch {

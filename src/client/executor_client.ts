@@ -8,6 +8,7 @@
 import { expandHome, resolveClientToken } from "../auth/token.ts";
 import type { ExecFileSystem } from "../fs/file_system.ts";
 import { INVALID_REQUEST, RpcError } from "../protocol/errors.ts";
+import { decodeOutputFrame } from "../protocol/binary_output.ts";
 import { notifications, parseParams, results, startParams } from "../protocol/schemas.ts";
 import type { StartParams } from "../protocol/types.ts";
 import { clientWebSocketChannel, type TextChannel } from "../rpc/channel.ts";
@@ -41,6 +42,11 @@ export interface ConnectExecutorOptions {
   caFile?: string;
   /** Use an already open channel (e.g. `serve --listen stdio` over ssh) instead of `url`. */
   channel?: TextChannel;
+  /**
+   * Ask for output as binary frames instead of base64 JSON (default true;
+   * an execbridge extension, ignored by other executors).
+   */
+  binaryOutput?: boolean;
 }
 
 /** A connected, initialized executor session. */
@@ -125,6 +131,7 @@ class ExecutorConnection implements ExecutorClient {
   readonly fs: ExecFileSystem;
   readonly done: Promise<string>;
   #sessionId = "";
+  #writeNotifications = false;
   readonly #rpc: RpcClient;
   readonly #routes = new Map<string, RemoteProcess>();
 
@@ -133,6 +140,16 @@ class ExecutorConnection implements ExecutorClient {
     this.done = new Promise((resolve) => resolveDone = resolve);
     this.#rpc = new RpcClient(channel, {
       onNotification: (method, params) => this.#route(method, params),
+      onBinary: (data) => {
+        const frame = decodeOutputFrame(data);
+        if (frame === null) return;
+        this.#routes.get(frame.processId)?.accept({
+          type: "output",
+          seq: frame.seq,
+          stream: frame.stream,
+          chunk: frame.chunk,
+        });
+      },
       onDisconnect: (message) => {
         for (const process of [...this.#routes.values()]) process.fail(message);
         this.#routes.clear();
@@ -166,10 +183,13 @@ class ExecutorConnection implements ExecutorClient {
         this.#rpc.call("initialize", {
           clientName: options.clientName ?? "execbridge-client",
           resumeSessionId: options.resumeSessionId ?? null,
+          binaryOutput: options.binaryOutput ?? true,
         }),
         timeout,
       ]);
-      this.#sessionId = results.initialize.parse(raw).sessionId;
+      const result = results.initialize.parse(raw);
+      this.#sessionId = result.sessionId;
+      this.#writeNotifications = result.writeNotifications === true;
       this.#rpc.notify("initialized", {});
     } finally {
       clearTimeout(timer);
@@ -186,8 +206,11 @@ class ExecutorConnection implements ExecutorClient {
       throw new RpcError(INVALID_REQUEST, `process ${id} already exists`);
     }
     // Register before starting so that early notifications are captured.
-    const process: RemoteProcess = new RemoteProcess(checked, this.#rpc, () => {
-      if (this.#routes.get(id) === process) this.#routes.delete(id);
+    const process: RemoteProcess = new RemoteProcess(checked, this.#rpc, {
+      onClosed: () => {
+        if (this.#routes.get(id) === process) this.#routes.delete(id);
+      },
+      notifyWrites: this.#writeNotifications,
     });
     this.#routes.set(id, process);
     try {

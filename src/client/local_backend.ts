@@ -129,6 +129,10 @@ class LocalProcess implements ExecProcess {
     return Promise.resolve(this.#host.write(bytes));
   }
 
+  send(data: Uint8Array | string): void {
+    this.#host.write(typeof data === "string" ? encoder.encode(data) : data.slice());
+  }
+
   closeStdin(): Promise<WriteStatus> {
     return Promise.resolve(this.#host.write(new Uint8Array(0), true));
   }

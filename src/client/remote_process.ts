@@ -32,8 +32,20 @@ export class RemoteProcess implements ExecProcess {
   readonly #rpc: RpcClient;
   readonly #events: ProcessEvents;
 
-  /** Creates the client-side record; the caller routes notifications to {@link accept}. */
-  constructor(params: StartParams, rpc: RpcClient, onClosed: () => void) {
+  readonly #notifyWrites: boolean;
+
+  /**
+   * Creates the client-side record; the caller routes notifications to
+   * {@link accept}. `notifyWrites`: the executor takes `process/write` as a
+   * notification.
+   */
+  constructor(
+    params: StartParams,
+    rpc: RpcClient,
+    options: { onClosed: () => void; notifyWrites: boolean },
+  ) {
+    const onClosed = options.onClosed;
+    this.#notifyWrites = options.notifyWrites;
     this.processId = params.processId;
     this.#rpc = rpc;
     this.#events = new ProcessEvents({
@@ -95,6 +107,16 @@ export class RemoteProcess implements ExecProcess {
       chunk: bytes.toBase64(),
     });
     return results.write.parse(raw).status;
+  }
+
+  send(data: Uint8Array | string): void {
+    const bytes = typeof data === "string" ? encoder.encode(data) : data;
+    const params = { processId: this.processId, chunk: bytes.toBase64() };
+    if (this.#notifyWrites && this.#rpc.disconnected === null) {
+      this.#rpc.notify("process/write", params);
+    } else {
+      this.#rpc.call("process/write", params).catch(() => {});
+    }
   }
 
   async closeStdin(): Promise<WriteStatus> {

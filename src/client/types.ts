@@ -114,8 +114,14 @@ export interface ExecProcess {
   events(): AsyncIterableIterator<ExecProcessEvent>;
   /** Retained output after `afterSeq`, optionally long-polling. */
   read(options?: ReadOptions): Promise<ReadResponse>;
-  /** Writes to the process's stdin (strings are UTF-8 encoded). */
+  /** Writes to the process's stdin (strings are UTF-8 encoded) and says what happened. */
   write(data: Uint8Array | string): Promise<WriteStatus>;
+  /**
+   * Writes to stdin without waiting for a status: the fastest way to feed a
+   * process. Failures show up as its events (it closed, or the connection
+   * failed). For large amounts use {@link write}, which applies backpressure.
+   */
+  send(data: Uint8Array | string): void;
   /** Closes the process's stdin, so it reads EOF (for a tty: sends Ctrl-D). */
   closeStdin(): Promise<WriteStatus>;
   /**

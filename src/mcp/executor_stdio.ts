@@ -14,7 +14,12 @@ import { createLogger, type Logger } from "../log/logger.ts";
 import { LineTooLongError } from "./line_splitter.ts";
 import type { StdioServerLauncher } from "./local_stdio.ts";
 import { decodeMessage, encodeMessage, type JSONRPCMessage } from "./messages.ts";
-import { type ProcessLinesEnd, readProcessLines, stopGracefully } from "./process_lines.ts";
+import {
+  type ProcessLinesEnd,
+  readProcessLines,
+  StdinWriter,
+  stopGracefully,
+} from "./process_lines.ts";
 import { remoteServerEnv, requireUnicode, type StdioServerCommand } from "./stdio_command.ts";
 
 /** Options of {@link ExecutorStdioServerLauncher}. */
@@ -114,6 +119,7 @@ export class ExecutorProcessTransport implements Transport {
   /** The process running the server. */
   readonly process: ExecProcess;
   readonly #options: ExecutorProcessTransportOptions;
+  readonly #stdin: StdinWriter;
   #events: Promise<ProcessLinesEnd> | null = null;
   #closed = false;
   #closing: Promise<void> | null = null;
@@ -124,6 +130,7 @@ export class ExecutorProcessTransport implements Transport {
   constructor(process: ExecProcess, options: ExecutorProcessTransportOptions) {
     this.process = process;
     this.#options = options;
+    this.#stdin = new StdinWriter(process);
   }
 
   /** The server's exit code once it exited. */
@@ -138,12 +145,16 @@ export class ExecutorProcessTransport implements Transport {
     return Promise.resolve();
   }
 
-  /** Writes one message (JSON + `\n`) to the server's stdin. */
+  /**
+   * Writes one message (JSON + `\n`) to the server's stdin. Most go without
+   * waiting for a write status (a dead server shows up as the transport
+   * closing); every MiB one waits, which applies backpressure.
+   */
   async send(message: JSONRPCMessage): Promise<void> {
     if (this.#closed || this.#closing !== null) {
       throw new Error(`MCP server ${this.#options.name} is closed`);
     }
-    const status = await this.process.write(encodeMessage(message));
+    const status = await this.#stdin.write(encodeMessage(message));
     if (status !== "accepted") throw new Error(describeWriteStatus(this.#options.name, status));
   }
 

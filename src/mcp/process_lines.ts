@@ -7,7 +7,7 @@
  * @module
  */
 
-import type { ExecProcess } from "../client/types.ts";
+import type { ExecProcess, WriteStatus } from "../client/types.ts";
 import type { Logger } from "../log/logger.ts";
 import { LineSplitter } from "./line_splitter.ts";
 import { logStderrLine } from "./messages.ts";
@@ -111,5 +111,34 @@ export async function stopGracefully(
     await process.terminate();
   } catch {
     // The executor is gone.
+  }
+}
+
+/**
+ * Feeds a process's stdin with as few round trips as is safe: writes go out
+ * without waiting for a status (`send`) until `windowBytes` are unconfirmed;
+ * then one write waits for its status, which confirms everything before it
+ * and lets the executor's backpressure reach the writer.
+ */
+export class StdinWriter {
+  readonly #process: ExecProcess;
+  readonly #window: number;
+  #unconfirmed = 0;
+
+  /** Wraps a process (default window 1 MiB). */
+  constructor(process: ExecProcess, options: { windowBytes?: number } = {}) {
+    this.#process = process;
+    this.#window = options.windowBytes ?? 1024 * 1024;
+  }
+
+  /** Writes `data`; resolves with `accepted` at once, or with the status of a confirming write. */
+  async write(data: Uint8Array): Promise<WriteStatus> {
+    if (this.#unconfirmed + data.byteLength <= this.#window) {
+      this.#unconfirmed += data.byteLength;
+      this.#process.send(data);
+      return "accepted";
+    }
+    this.#unconfirmed = 0;
+    return await this.#process.write(data);
   }
 }

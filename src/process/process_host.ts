@@ -16,6 +16,7 @@ import type {
   ProcessEvent,
   SpawnSpec,
   ToWorker,
+  WireFormat,
 } from "./worker_protocol.ts";
 
 /** Receives a subscriber's events: history first, then live. */
@@ -30,8 +31,8 @@ export interface EventSink {
 export interface ProcessHostOptions {
   /** Where workers come from. */
   pool: WorkerPool;
-  /** Receives pre-serialized JSON-RPC notifications (when `spec.wire`). */
-  onWire?: (text: string) => void;
+  /** Receives pre-serialized notifications: JSON-RPC text or binary output frames. */
+  onWire?: (message: string | Uint8Array) => void;
   /** Called once the process closed and its log was archived. */
   onArchived?: () => void;
 }
@@ -90,12 +91,14 @@ export class ProcessHost {
     });
     // One handler from the first message on: nothing the worker posts right
     // after `started` (output, even `closed`) can fall between two handlers.
-    worker.onmessage = (event: MessageEvent<FromWorker | string>) => {
+    worker.onmessage = (event: MessageEvent<FromWorker | string | Uint8Array>) => {
       const message = event.data;
-      if (typeof message !== "string" && message.type === "started") {
+      if (typeof message === "string" || message instanceof Uint8Array) {
+        options.onWire?.(message);
+      } else if (message.type === "started") {
         this.#pid = message.pid;
         resolveStarted();
-      } else if (typeof message !== "string" && message.type === "startFailed") {
+      } else if (message.type === "startFailed") {
         rejectStarted(new RpcError(INTERNAL_ERROR, message.message));
       } else {
         this.#onMessage(message);
@@ -212,6 +215,13 @@ export class ProcessHost {
     });
   }
 
+  /** Serializes output notifications in `format` from now on (the connection changed). */
+  setWireFormat(format: WireFormat): void {
+    if (this.#state === "running") {
+      this.#worker?.postMessage({ type: "wireFormat", format } satisfies ToWorker);
+    }
+  }
+
   /** Stops reading the child's output until {@link resume} (the pipe fills and the child blocks). */
   pause(): void {
     if (this.#state === "running") this.#worker?.postMessage({ type: "pause" } satisfies ToWorker);
@@ -293,11 +303,7 @@ export class ProcessHost {
     });
   }
 
-  #onMessage(message: FromWorker | string): void {
-    if (typeof message === "string") {
-      this.#options.onWire?.(message);
-      return;
-    }
+  #onMessage(message: FromWorker): void {
     switch (message.type) {
       case "reply": {
         const pending = this.#pending.get(message.id);

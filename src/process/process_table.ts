@@ -11,7 +11,7 @@ import type { StartParams } from "../protocol/types.ts";
 import { buildChildEnv } from "./env_policy.ts";
 import { type EventSink, ProcessHost } from "./process_host.ts";
 import type { WorkerPool } from "./worker_pool.ts";
-import type { SpawnSpec } from "./worker_protocol.ts";
+import type { SpawnSpec, WireFormat } from "./worker_protocol.ts";
 
 /** Retained output per process: 1 MiB. */
 export const DEFAULT_RETAINED_BYTES = 1024 * 1024;
@@ -30,8 +30,8 @@ export interface ProcessTableOptions {
   retainedBytes?: number;
   /** Replay history in output events (default 256). */
   replayEvents?: number;
-  /** Receives pre-serialized JSON-RPC notifications; when absent none are made. */
-  onWire?: (text: string) => void;
+  /** Receives pre-serialized notifications; when absent none are made. */
+  onWire?: (message: string | Uint8Array) => void;
   /** Don't let retention timers keep the program alive (library use). */
   unrefTimers?: boolean;
   /** Refuse starts beyond this many live processes. */
@@ -52,6 +52,7 @@ export class ProcessTable {
   #starting = new Map<string, Promise<ProcessHost>>();
   #timers = new Set<ReturnType<typeof setTimeout>>();
   #paused = false;
+  #wireFormat: WireFormat = "json";
   #closed = false;
 
   /** Creates an empty table. */
@@ -111,7 +112,7 @@ export class ProcessTable {
       tty: params.tty ?? false,
       pipeStdin: params.pipeStdin ?? false,
       arg0: params.arg0 ?? null,
-      wire: options.onWire !== undefined,
+      wire: options.onWire !== undefined ? this.#wireFormat : "none",
       retainedBytes: options.retainedBytes ?? DEFAULT_RETAINED_BYTES,
       replayEvents: options.replayEvents ?? DEFAULT_REPLAY_EVENTS,
     };
@@ -138,6 +139,15 @@ export class ProcessTable {
     this.#entries.set(id, host);
     if (this.#paused) host.pause();
     return host;
+  }
+
+  /** Serializes output notifications in `format` (for the connection now attached). */
+  setWireFormat(format: WireFormat): void {
+    if (format === this.#wireFormat) return;
+    this.#wireFormat = format;
+    for (const entry of this.#entries.values()) {
+      if (entry !== "starting") entry.setWireFormat(format);
+    }
   }
 
   /** Stops reading every process's output (and that of processes started later). */

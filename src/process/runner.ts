@@ -15,12 +15,14 @@
 import type { ProcessStream, TerminateSignal } from "../protocol/types.ts";
 import { OutputLog } from "./output_log.ts";
 import { spawnSession } from "./spawn.ts";
+import { encodeOutputFrame, encodeProcessId } from "../protocol/binary_output.ts";
 import type {
   FromSubscriber,
   FromWorker,
   ProcessEvent,
   SpawnSpec,
   ToWorker,
+  WireFormat,
 } from "./worker_protocol.ts";
 
 /** The subset of a worker's global scope the runner uses. */
@@ -33,6 +35,10 @@ export interface WorkerScope {
 
 /** Chunks at least this big are copied once and transferred; smaller ones are cloned. */
 const TRANSFER_THRESHOLD = 64 * 1024;
+/** A read this big filled Deno's read buffer: more output is probably waiting. */
+const FULL_READ = 64 * 1024;
+/** Most bytes gathered into one output chunk. */
+const MAX_GATHER = 1024 * 1024;
 /** After a terminate, how long output may keep draining once the exit was seen. */
 const TERMINATE_DRAIN_MS = 200;
 
@@ -85,6 +91,8 @@ class ProcessRunner {
   readonly #spec: SpawnSpec;
   readonly #log: OutputLog;
   readonly #wirePrefix: string;
+  readonly #idBytes: Uint8Array;
+  #wire: WireFormat;
   #child: Child | null = null;
   #openStreams = 0;
   #terminated = false;
@@ -101,6 +109,8 @@ class ProcessRunner {
     this.#log = new OutputLog(spec);
     this.#stdinOpen = spec.tty || spec.pipeStdin;
     this.#wirePrefix = `"processId":${JSON.stringify(spec.processId)},"seq":`;
+    this.#idBytes = encodeProcessId(spec.processId);
+    this.#wire = spec.wire;
   }
 
   async start(): Promise<void> {
@@ -134,6 +144,9 @@ class ProcessRunner {
         break;
       case "kill":
         this.#terminate("SIGKILL");
+        break;
+      case "wireFormat":
+        this.#wire = message.format;
         break;
       case "pause":
         this.#paused ??= new Promise((resolve) => this.#resume = resolve);
@@ -231,18 +244,48 @@ class ProcessRunner {
     };
   }
 
+  /**
+   * Reads one stream until EOF. Reads that filled the whole read buffer mean
+   * more is waiting: they are gathered (up to 1 MiB) into one chunk, so bulk
+   * output costs one event and one message per MiB instead of per 64 KiB. A
+   * short read, the cap, or 1 ms without another read sends the gathered
+   * bytes, so interactive output is never held back.
+   */
   async #pump(reader: ReadableStreamDefaultReader<Uint8Array>, stream: ProcessStream) {
     this.#openStreams++;
+    let parts: Uint8Array[] = [];
+    let size = 0;
+    let timer: ReturnType<typeof setTimeout> | null = null;
+    const flush = () => {
+      if (timer !== null) clearTimeout(timer);
+      timer = null;
+      if (size === 0) return;
+      const chunk = parts.length === 1 ? parts[0] : concat(parts, size);
+      parts = [];
+      size = 0;
+      this.#onOutput(stream, chunk);
+    };
     try {
       while (true) {
-        if (this.#paused !== null) await this.#paused;
+        if (this.#paused !== null) {
+          flush();
+          await this.#paused;
+        }
         const { value, done } = await reader.read();
         if (done) break;
-        if (value.byteLength > 0) this.#onOutput(stream, own(value));
+        if (value.byteLength === 0) continue;
+        parts.push(own(value));
+        size += value.byteLength;
+        if (value.byteLength >= FULL_READ && size < MAX_GATHER) {
+          timer ??= setTimeout(flush, 1);
+        } else {
+          flush();
+        }
       }
     } catch {
       // A cancelled or broken stream ends like EOF.
     } finally {
+      flush();
       reader.releaseLock();
     }
     this.#openStreams--;
@@ -253,7 +296,10 @@ class ProcessRunner {
 
   #onOutput(stream: ProcessStream, data: Uint8Array): void {
     const seq = this.#log.appendOutput(stream, data);
-    if (this.#spec.wire) {
+    if (this.#wire === "binary") {
+      const frame = encodeOutputFrame(this.#idBytes, { seq, stream, data });
+      this.#scope.postMessage(frame, [frame.buffer as ArrayBuffer]);
+    } else if (this.#wire === "json") {
       this.#scope.postMessage(
         `{"jsonrpc":"2.0","method":"process/output","params":{${this.#wirePrefix}${seq},"stream":"${stream}","chunk":"${data.toBase64()}"}}`,
       );
@@ -267,7 +313,7 @@ class ProcessRunner {
     const exit = this.#log.recordExit(code, status.signal);
     this.#child?.closeStdin();
     this.#stdinOpen = false;
-    if (this.#spec.wire) {
+    if (this.#wire !== "none") {
       const signal = status.signal === null ? "null" : JSON.stringify(status.signal);
       this.#scope.postMessage(
         `{"jsonrpc":"2.0","method":"process/exited","params":{${this.#wirePrefix}${exit.seq},"exitCode":${code},"signal":${signal}}}`,
@@ -286,7 +332,7 @@ class ProcessRunner {
     if (this.#log.closedSeq !== null || this.#log.exit === null || this.#openStreams > 0) return;
     const seq = this.#log.recordClose();
     this.#child?.dispose();
-    if (this.#spec.wire) {
+    if (this.#wire !== "none") {
       this.#scope.postMessage(
         `{"jsonrpc":"2.0","method":"process/closed","params":{${this.#wirePrefix}${seq}}}`,
       );
@@ -395,6 +441,16 @@ class ProcessRunner {
     child.kill(signal);
     return { running: true };
   }
+}
+
+function concat(parts: Uint8Array[], size: number): Uint8Array {
+  const joined = new Uint8Array(size);
+  let offset = 0;
+  for (const part of parts) {
+    joined.set(part, offset);
+    offset += part.byteLength;
+  }
+  return joined;
 }
 
 function sendChunk(port: MessagePort, seq: number, stream: ProcessStream, data: Uint8Array): void {

@@ -28,13 +28,19 @@ export interface SpawnSpec {
   pipeStdin: boolean;
   /** argv[0] override. */
   arg0: string | null;
-  /** Emit pre-serialized JSON-RPC notifications to the main thread. */
-  wire: boolean;
+  /**
+   * Pre-serialized notifications for the main thread: none, JSON-RPC text,
+   * or binary output frames (exit and close are always JSON).
+   */
+  wire: WireFormat;
   /** Retained output cap in bytes (1 MiB by default). */
   retainedBytes: number;
   /** Replay history cap in events (256 by default). */
   replayEvents: number;
 }
+
+/** How a worker serializes notifications for an executor connection. */
+export type WireFormat = "none" | "json" | "binary";
 
 /** A process event as delivered to `bytes` subscribers and the client API. */
 export type ProcessEvent =
@@ -118,6 +124,8 @@ export type ToWorker =
   /** Stop reading the child's output (backpressure) until `resume`. */
   | { type: "pause" }
   | { type: "resume" }
+  /** The attached connection changed: serialize output in this format from now on. */
+  | { type: "wireFormat"; format: WireFormat }
   /** After `closed`: hand the log over and get ready for another process. */
   | { type: "release" };
 

@@ -49,6 +49,8 @@ export const envelopeSchema = z.object({
 export const initializeParams = z.object({
   clientName: z.string(),
   resumeSessionId: z.string().nullish(),
+  /** Ask for binary `process/output` frames (an execbridge extension). */
+  binaryOutput: z.boolean().nullish(),
 });
 
 /** `envPolicy` of `process/start`. Inner fields default like the reference's serde defaults. */
@@ -127,7 +129,11 @@ export const copyParams = z.object({
 
 /** Result schemas the client checks responses against. */
 export const results = {
-  initialize: z.object({ sessionId: z.string() }),
+  initialize: z.object({
+    sessionId: z.string(),
+    binaryOutput: z.boolean().optional(),
+    writeNotifications: z.boolean().optional(),
+  }),
   start: z.object({ processId: z.string() }),
   read: z.object({
     chunks: z.array(

@@ -37,12 +37,18 @@ export interface InitializeParams {
   clientName: string;
   /** A session to re-attach to instead of creating a new one. */
   resumeSessionId?: string | null;
+  /** Ask for binary `process/output` frames (an execbridge extension; WebSocket only). */
+  binaryOutput?: boolean | null;
 }
 
 /** Result of `initialize`. */
 export interface InitializeResult {
   /** The session id (UUID v4); pass it as `resumeSessionId` to resume. */
   sessionId: string;
+  /** True when output will arrive as binary frames. */
+  binaryOutput?: boolean;
+  /** True when `process/write` may be sent as a notification (no status answered). */
+  writeNotifications?: boolean;
 }
 
 /** Params of `process/start`. */

@@ -12,8 +12,14 @@ import type { WebSocketClient } from "./websocket_client.ts";
 export interface TextChannel {
   /** Sends one message. A no-op once the channel closed. */
   send(text: string): void;
-  /** Receives each inbound message. */
+  /** Whether binary messages can be sent (WebSocket, not stdio). */
+  readonly binary: boolean;
+  /** Sends one binary message (only when {@link binary}). */
+  sendBinary(data: Uint8Array): void;
+  /** Receives each inbound text message. */
   onmessage: ((text: string) => void) | null;
+  /** Receives inbound binary messages when set (otherwise they are decoded as UTF-8 text). */
+  onbinary: ((data: Uint8Array) => void) | null;
   /** Called once when the channel ends, with a reason for logs and errors. */
   onclose: ((reason: string) => void) | null;
   /** Bytes accepted by `send` but not yet written (backpressure signal). */
@@ -37,13 +43,18 @@ export function serverWebSocketChannel(
   const max = options.maxMessageBytes ?? Infinity;
   const channel: TextChannel = {
     onmessage: null,
+    onbinary: null,
     onclose: null,
     peer,
+    binary: true,
     get bufferedAmount() {
       return socket.bufferedAmount;
     },
     send(text) {
       if (socket.readyState === WebSocket.OPEN) socket.send(text);
+    },
+    sendBinary(data) {
+      if (socket.readyState === WebSocket.OPEN) socket.send(data);
     },
     close(code, reason) {
       if (socket.readyState === WebSocket.OPEN || socket.readyState === WebSocket.CONNECTING) {
@@ -78,20 +89,27 @@ export function clientWebSocketChannel(client: WebSocketClient, peer: string): T
   const decoder = new TextDecoder();
   const channel: TextChannel = {
     onmessage: null,
+    onbinary: null,
     onclose: null,
     peer,
+    binary: true,
     get bufferedAmount() {
       return client.bufferedAmount;
     },
     send(text) {
       client.send(text);
     },
+    sendBinary(data) {
+      client.sendBinary(data);
+    },
     close(code, reason) {
       return client.close(code, reason).catch(() => {});
     },
   };
   client.onmessage = (data) => {
-    channel.onmessage?.(typeof data === "string" ? data : decoder.decode(data));
+    if (typeof data === "string") channel.onmessage?.(data);
+    else if (channel.onbinary !== null) channel.onbinary(data);
+    else channel.onmessage?.(decoder.decode(data));
   };
   client.onclose = (event) => {
     const reason = event.reason ? `: ${event.reason}` : "";
@@ -119,8 +137,13 @@ export function lineChannel(
   const reader = readable.getReader();
   const channel: TextChannel = {
     onmessage: null,
+    onbinary: null,
     onclose: null,
     peer: options.peer ?? "stdio",
+    binary: false,
+    sendBinary() {
+      throw new Error("a line channel carries text only");
+    },
     get bufferedAmount() {
       return buffered;
     },

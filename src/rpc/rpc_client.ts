@@ -27,6 +27,8 @@ export class DisconnectedError extends Error {
 export interface RpcClientOptions {
   /** Receives every notification (method and raw params). */
   onNotification?: (method: string, params: unknown) => void;
+  /** Receives binary messages (output frames). */
+  onBinary?: (data: Uint8Array) => void;
   /** Called once, with the latched message, when the connection is lost. */
   onDisconnect?: (message: string) => void;
 }
@@ -50,6 +52,7 @@ export class RpcClient {
     this.#channel = channel;
     this.#options = options;
     channel.onmessage = (text) => this.#onMessage(text);
+    if (options.onBinary !== undefined) channel.onbinary = options.onBinary;
     channel.onclose = (reason) => this.disconnect(reason);
   }
 

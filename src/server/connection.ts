@@ -15,11 +15,12 @@ import {
   PARSE_ERROR,
   RpcError,
 } from "../protocol/errors.ts";
+import { decodeOutputFrame, outputFrameToJson } from "../protocol/binary_output.ts";
 import { initializeParams, parseParams } from "../protocol/schemas.ts";
 import type { TextChannel } from "../rpc/channel.ts";
 import { fsMethods } from "./fs_methods.ts";
 import { type MethodHandler, RawJson } from "./methods.ts";
-import { processMethods } from "./process_methods.ts";
+import { MAX_NOTIFIED_BACKLOG, processMethods } from "./process_methods.ts";
 import type { Session, SessionRegistry, SessionSink } from "./session_registry.ts";
 
 /** Options of {@link ServerConnection}. */
@@ -49,6 +50,7 @@ export class ServerConnection implements SessionSink {
   #initialized = false;
   #closed = false;
   #inFlight = 0;
+  #binaryOutput = false;
   #throttle: ReturnType<typeof setInterval> | null = null;
 
   /** Serves a channel until it closes. */
@@ -59,10 +61,20 @@ export class ServerConnection implements SessionSink {
     channel.onclose = (reason) => this.#onClose(reason);
   }
 
-  /** Sends a pre-serialized notification (the session's sink). */
-  send(text: string): void {
+  /**
+   * Sends a pre-serialized notification (the session's sink). A binary
+   * output frame goes out as is to a client that opted in, as JSON otherwise.
+   */
+  send(message: string | Uint8Array): void {
     if (this.#closed) return;
-    this.#channel.send(text);
+    if (typeof message === "string") {
+      this.#channel.send(message);
+    } else if (this.#binaryOutput) {
+      this.#channel.sendBinary(message);
+    } else {
+      const frame = decodeOutputFrame(message);
+      if (frame !== null) this.#channel.send(outputFrameToJson(frame));
+    }
     if (this.#throttle === null && this.#channel.bufferedAmount > this.#highWater) this.#pause();
   }
 
@@ -151,13 +163,27 @@ export class ServerConnection implements SessionSink {
       return;
     }
     if (!validId) {
-      this.#onNotification(method);
+      this.#onNotification(method, params);
       return;
     }
     this.#dispatch(id as Id, method, params);
   }
 
-  #onNotification(method: string): void {
+  #onNotification(method: string, params: unknown): void {
+    if (method === "process/write" && this.#session !== null && this.#initialized) {
+      // A write sent as a notification: done, with no status answered (an execbridge extension).
+      const processId = (params as { processId?: unknown } | null)?.processId;
+      const host = typeof processId === "string" ? this.#session.processes.lookup(processId) : null;
+      if (typeof host === "object" && host !== null && host.stdinBacklog > MAX_NOTIFIED_BACKLOG) {
+        this.#options.log.warn(`${this.#channel.peer} floods stdin of ${processId}: closing it`);
+        this.#channel.close(1008, "stdin backlog exceeded: send process/write as requests");
+        return;
+      }
+      this.#handle(method, params).catch((error) => {
+        this.#options.log.debug(`process/write notification failed: ${(error as Error).message}`);
+      });
+      return;
+    }
     if (method === "initialized") {
       if (this.#session !== null) this.#initialized = true;
       else this.#options.log.warn(`${this.#channel.peer} sent initialized before initialize`);
@@ -225,7 +251,9 @@ export class ServerConnection implements SessionSink {
     return handler(params, { session });
   }
 
-  #initialize(params: unknown): { sessionId: string } {
+  #initialize(
+    params: unknown,
+  ): { sessionId: string; binaryOutput?: boolean; writeNotifications: boolean } {
     if (this.#initializing || this.#session !== null) {
       throw new RpcError(INVALID_REQUEST, "initialize may only be sent once per connection");
     }
@@ -239,8 +267,12 @@ export class ServerConnection implements SessionSink {
     } finally {
       this.#initializing = false;
     }
+    this.#binaryOutput = p.binaryOutput === true && this.#channel.binary;
+    this.#session.processes.setWireFormat(this.#binaryOutput ? "binary" : "json");
     this.#options.log.debug(`${this.#channel.peer} (${p.clientName}) initialized`);
-    return { sessionId: this.#session.id };
+    return this.#binaryOutput
+      ? { sessionId: this.#session.id, binaryOutput: true, writeNotifications: true }
+      : { sessionId: this.#session.id, writeNotifications: true };
   }
 
   #sendError(id: Id | null, code: number, message: string, data?: unknown): void {

@@ -24,7 +24,13 @@ const MAX_WAIT_MS = 2_147_483_647;
  * Bytes a process's stdin may have waiting: past this a write is answered
  * only once the child has read enough (backpressure on the writer).
  */
-const MAX_STDIN_BACKLOG = 8 * 1024 * 1024;
+export const MAX_STDIN_BACKLOG = 8 * 1024 * 1024;
+/**
+ * A process's stdin backlog past which a write sent as a notification (which
+ * cannot be held back) closes the connection: a client that floods without
+ * waiting for statuses must not exhaust the executor's memory.
+ */
+export const MAX_NOTIFIED_BACKLOG = 8 * MAX_STDIN_BACKLOG;
 
 function runningProcess(table: ProcessTable, processId: string): ProcessHost {
   const entry = table.lookup(processId);

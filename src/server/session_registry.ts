@@ -13,8 +13,8 @@ import type { WorkerPool } from "../process/worker_pool.ts";
 
 /** Whatever a session sends its notifications through. */
 export interface SessionSink {
-  /** Sends a pre-serialized notification. */
-  send(text: string): void;
+  /** Sends a pre-serialized notification: JSON-RPC text or a binary output frame. */
+  send(message: string | Uint8Array): void;
 }
 
 /** Options of {@link SessionRegistry}. */
@@ -51,7 +51,7 @@ export class Session {
     this.processes = new ProcessTable({
       pool: options.pool,
       retentionMs: options.retentionMs,
-      onWire: (text) => this.sink?.send(text),
+      onWire: (message) => this.sink?.send(message),
       maxProcesses: options.maxProcessesPerSession ?? 1024,
       maxProcessesHint: `too many processes in this session: the limit is ${
         options.maxProcessesPerSession ?? 1024

@@ -145,14 +145,16 @@ function stdoutThroughput(settings: BenchSettings): Scenario {
   const label = `stdout ${Math.round(bytes / MIB)} MiB throughput`;
   const measure = async (once: () => Promise<number>): Promise<MetricValues> => {
     const rates: number[] = [];
-    for (let i = 0; i < settings.throughputRuns; i++) {
+    // One unmeasured run first: the reading code (in a process worker, for
+    // execbridge) is still being compiled by V8 during the first megabytes.
+    for (let i = -1; i < settings.throughputRuns; i++) {
       const t0 = performance.now();
       const received = await once();
       const seconds = (performance.now() - t0) / 1000;
       if (received !== bytes) {
         throw new Error(`${argv.join(" ")}: received ${received} bytes, expected ${bytes}`);
       }
-      rates.push(bytes / 1e6 / seconds);
+      if (i >= 0) rates.push(bytes / 1e6 / seconds);
     }
     return { stdout_mbps: median(rates) };
   };
@@ -292,11 +294,10 @@ function echoRoundTrip(settings: BenchSettings): Scenario {
           ctx.checkAborted();
           const data = payload(i);
           const t0 = performance.now();
-          const written = proc.write(data);
+          // send(): the write without waiting for its status, as the MCP transport does.
+          proc.send(data);
           const echoed = await readOutput(events, size);
           const elapsed = performance.now() - t0;
-          const status = await written;
-          if (status !== "accepted") throw new Error(`write to cat returned ${status}`);
           checkEcho(data, echoed);
           if (i >= warmup) samples.push(elapsed);
         }
