@@ -33,6 +33,8 @@ export const SERVE_USAGE = `usage: execbridge serve [options]
   --stall-timeout-ms N          close a connection that reads nothing for this long while its
                                 queue is full (default 60000)
   --warm-workers N              pre-started process workers (default 2)
+  --max-idle-workers N          idle workers kept after a burst of starts (default 256)
+  --idle-worker-ttl-ms N        how long those extra idle workers are kept (default 60000)
   --exit-on-stdin-close         stop (killing every process) when stdin ends
   --log-level LEVEL             error | warn | info | debug (default info)
 `;
@@ -57,6 +59,8 @@ export async function serveCommand(args: readonly string[]): Promise<number> {
       "max-buffered-bytes",
       "stall-timeout-ms",
       "warm-workers",
+      "max-idle-workers",
+      "idle-worker-ttl-ms",
       "log-level",
     ],
     multiple: ["allow-origin", "allow-host"],
@@ -104,6 +108,8 @@ export async function serveCommand(args: readonly string[]): Promise<number> {
     maxBufferedBytes: intOption(parsed, "max-buffered-bytes"),
     stallTimeoutMs: intOption(parsed, "stall-timeout-ms"),
     warmWorkers: intOption(parsed, "warm-workers"),
+    maxIdleWorkers: intOption(parsed, "max-idle-workers"),
+    idleWorkerTtlMs: intOption(parsed, "idle-worker-ttl-ms"),
     logLevel: logLevel as LogLevel,
   });
   if (executor.url !== "stdio") {

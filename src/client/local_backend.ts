@@ -63,7 +63,9 @@ export class LocalExecBackend implements ExecBackend, AsyncDisposable {
   constructor(options: LocalExecBackendOptions = {}) {
     this.#pool = new WorkerPool({
       warm: options.warmWorkers ?? 2,
+      maxIdle: 64,
       idleTimeoutMs: options.idleTimeoutMs ?? 2000,
+      trimWarm: true,
     });
     this.#table = new ProcessTable({
       pool: this.#pool,

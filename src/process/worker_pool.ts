@@ -15,10 +15,13 @@ export interface WorkerPoolOptions {
   /** Most idle workers kept for reuse; extra ones are terminated (default 16). */
   maxIdle?: number;
   /**
-   * Terminate idle workers after this long without a start, so a program
-   * that forgot to close its backend still exits (default: never).
+   * After this long without a start or a release, idle workers beyond
+   * `warm` are terminated (default: never). Workers start in ~12 ms, so
+   * keeping them for a while makes the next burst of starts fast.
    */
   idleTimeoutMs?: number | null;
+  /** Let the idle timeout terminate the `warm` workers too, so a program can exit. */
+  trimWarm?: boolean;
   /** The worker module (default `workers/process_worker.ts` of this package). */
   workerUrl?: URL;
 }
@@ -37,6 +40,7 @@ export class WorkerPool {
   #warming = 0;
   #waiting: { resolve(worker: Worker): void; reject(error: Error): void }[] = [];
   #idleTimer: ReturnType<typeof setTimeout> | null = null;
+  readonly #trimWarm: boolean;
   #closed = false;
   #all = new Set<Worker>();
 
@@ -45,6 +49,7 @@ export class WorkerPool {
     this.#warm = options.warm ?? 2;
     this.#maxIdle = Math.max(options.maxIdle ?? 16, this.#warm);
     this.#idleTimeoutMs = options.idleTimeoutMs ?? null;
+    this.#trimWarm = options.trimWarm ?? false;
     this.#url = options.workerUrl ?? DEFAULT_WORKER_URL;
   }
 
@@ -145,7 +150,8 @@ export class WorkerPool {
     if (this.#idleTimer !== null) clearTimeout(this.#idleTimer);
     const timer = setTimeout(() => {
       this.#idleTimer = null;
-      for (const worker of this.#idle.splice(0)) this.discard(worker);
+      const keep = this.#trimWarm ? 0 : this.#warm;
+      for (const worker of this.#idle.splice(keep)) this.discard(worker);
     }, this.#idleTimeoutMs);
     Deno.unrefTimer(timer);
     this.#idleTimer = timer;

@@ -49,6 +49,10 @@ export interface ServeOptions {
   processRetentionMs?: number;
   /** Pre-started process workers (default 2). */
   warmWorkers?: number;
+  /** Idle workers kept after a burst, for the next one (default 256). */
+  maxIdleWorkers?: number;
+  /** How long idle workers beyond `warmWorkers` are kept (default 60 s). */
+  idleWorkerTtlMs?: number;
   /** Most sessions (default 256). */
   maxSessions?: number;
   /** Most live processes per session (default 1024). */
@@ -158,7 +162,11 @@ export async function serve(options: ServeOptions = {}): Promise<Executor> {
     options.maxFrameBytes ?? DENO_MAX_MESSAGE_BYTES,
     DENO_MAX_MESSAGE_BYTES,
   );
-  const pool = new WorkerPool({ warm: options.warmWorkers ?? 2, maxIdle: 64 });
+  const pool = new WorkerPool({
+    warm: options.warmWorkers ?? 2,
+    maxIdle: options.maxIdleWorkers ?? 256,
+    idleTimeoutMs: options.idleWorkerTtlMs ?? 60_000,
+  });
   await pool.ready();
   const registry = new SessionRegistry({
     pool,

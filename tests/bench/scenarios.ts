@@ -8,11 +8,14 @@
  */
 
 import type { ExecProcess, ExecProcessEvent } from "../../mod.ts";
-import { median, type MetricSpec, percentile } from "./report.ts";
-import { CHILD_ENV, delay, type ExecTarget, type RunContext, uniqueId } from "./targets.ts";
+import { median, percentile } from "./report.ts";
+import { CHILD_ENV, delay, uniqueId } from "./targets.ts";
+import type { MetricValues, Scenario } from "./scenario.ts";
+import { scaleScenarios, type ScaleSettings } from "./scale_scenarios.ts";
+import { mcpEcho, type McpSettings } from "./mcp_scenarios.ts";
 
 /** Sizes and counts of one run (see {@link FULL_SETTINGS} and {@link QUICK_SETTINGS}). */
-export interface BenchSettings {
+export interface BenchSettings extends ScaleSettings, McpSettings {
   /** Measured sequential `true` runs. */
   trueRuns: number;
   /** Unmeasured `true` runs first. */
@@ -49,7 +52,11 @@ export const FULL_SETTINGS: BenchSettings = {
   idleProcesses: 100,
   idleSettleMs: 1000,
   concurrentProcesses: 200,
-  timeoutMs: 120_000,
+  liveProcesses: 1000,
+  lifecycles: 10_000,
+  mcpEchoes: 1000,
+  mcpBigEchoes: 20,
+  timeoutMs: 180_000,
 };
 
 /** `--quick`: a smoke run in a few seconds per backend. */
@@ -62,22 +69,13 @@ export const QUICK_SETTINGS: BenchSettings = {
   echoWarmup: 10,
   idleProcesses: 20,
   concurrentProcesses: 50,
+  liveProcesses: 100,
+  lifecycles: 500,
+  mcpEchoes: 200,
+  mcpBigEchoes: 5,
 };
 
-/** Values of a scenario's metrics, by metric id. */
-export type MetricValues = Record<string, number>;
-
-/** A measurement, run once per backend. */
-export interface Scenario {
-  /** Short name for progress and error messages. */
-  name: string;
-  /** The numbers it reports. */
-  metrics: MetricSpec[];
-  /** The `Deno.Command` baseline, when there is one. */
-  direct?: (ctx: RunContext) => Promise<MetricValues>;
-  /** The measurement on an execbridge backend. */
-  exec: (target: ExecTarget, ctx: RunContext) => Promise<MetricValues>;
-}
+export type { MetricValues, Scenario } from "./scenario.ts";
 
 const MIB = 1024 * 1024;
 const encoder = new TextEncoder();
@@ -91,6 +89,8 @@ export function scenarios(settings: BenchSettings): Scenario[] {
     echoRoundTrip(settings),
     idleRss(settings),
     concurrentSleep(settings),
+    ...scaleScenarios(settings),
+    mcpEcho(settings),
   ];
 }
 

@@ -28,6 +28,8 @@ export interface ExecTarget {
   readonly backend: ExecBackend;
   /** Resident set size in bytes of the process that hosts the backend's workers. */
   rss(): Promise<number>;
+  /** Open file descriptors of that process. */
+  fds(): Promise<number>;
   /** Kills its processes and releases it (stops the executor subprocess for `remote`). */
   close(): Promise<void>;
 }
@@ -39,6 +41,7 @@ export function openLocal(): ExecTarget {
     name: "local",
     backend,
     rss: () => Promise.resolve(Deno.memoryUsage().rss),
+    fds: () => countFds(Deno.pid),
     close: () => backend.close(),
   };
 }
@@ -55,6 +58,7 @@ export async function openRemote(): Promise<ExecTarget> {
       name: "remote",
       backend: client,
       rss: () => readVmRss(executor.pid),
+      fds: () => countFds(executor.pid),
       async close() {
         try {
           await withDeadline(client.close(), 5_000, "closing the executor connection");
@@ -76,6 +80,13 @@ async function stopExecutor(executor: Awaited<ReturnType<typeof startExecutor>>)
   } catch {
     await executor.stop("SIGKILL");
   }
+}
+
+/** Open file descriptors of a process, from `/proc/<pid>/fd`. */
+export async function countFds(pid: number): Promise<number> {
+  let count = 0;
+  for await (const _ of Deno.readDir(`/proc/${pid}/fd`)) count++;
+  return count;
 }
 
 /** `VmRSS` of a process, from `/proc/<pid>/status`, in bytes. */
@@ -137,9 +148,10 @@ export class RunContext {
   }
 
   /**
-   * Spawns a plain `Deno.Command` child in its own process group (as the
-   * execbridge runner does), stdin closed and stdout/stderr piped unless
-   * overridden. It is killed (group-wide) if the run is aborted.
+   * Spawns a plain `Deno.Command` child (the physical baseline: no process
+   * group of its own, which would force a fork of this whole process), stdin
+   * closed and stdout/stderr piped unless overridden. It is killed if the run
+   * is aborted.
    */
   spawn(argv: readonly string[], options: Deno.CommandOptions = {}): Deno.ChildProcess {
     this.checkAborted();
@@ -150,7 +162,6 @@ export class RunContext {
       stderr: "piped",
       env: CHILD_ENV,
       clearEnv: true,
-      detached: true,
       ...options,
     }).spawn();
     this.#children.add(child);
@@ -174,7 +185,7 @@ export class RunContext {
     this.#controller.abort(reason);
     for (const child of this.#children) {
       try {
-        Deno.kill(-child.pid, "SIGKILL");
+        Deno.kill(child.pid, "SIGKILL");
       } catch {
         // Already gone.
       }
