@@ -14,7 +14,7 @@ async function viaBackend(name: string, backend: ExecBackend) {
   const lat: number[] = [];
   for (let i = 0; i < 1200; i++) {
     const t = performance.now();
-    p.write(data);
+    p.send(data);
     let got = 0;
     while (got < 100) {
       const e = (await it.next()).value;

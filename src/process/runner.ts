@@ -35,10 +35,12 @@ export interface WorkerScope {
 
 /** Chunks at least this big are copied once and transferred; smaller ones are cloned. */
 const TRANSFER_THRESHOLD = 64 * 1024;
-/** A read this big filled Deno's read buffer: more output is probably waiting. */
-const FULL_READ = 64 * 1024;
+/** Bytes asked for per read. */
+const READ_BYTES = 64 * 1024;
+/** A read at least this big means more output is probably waiting. */
+const BIG_READ = 16 * 1024;
 /** Most bytes gathered into one output chunk. */
-const MAX_GATHER = 1024 * 1024;
+const GATHER_BYTES = 1024 * 1024;
 /** After a terminate, how long output may keep draining once the exit was seen. */
 const TERMINATE_DRAIN_MS = 200;
 
@@ -101,6 +103,7 @@ class ProcessRunner {
   #subscribers = new Set<MessagePort>();
   #writeChain: Promise<void> = Promise.resolve();
   #paused: Promise<void> | null = null;
+  #readers: ReadableStreamBYOBReader[] = [];
   #resume: () => void = () => {};
 
   constructor(scope: WorkerScope, spec: SpawnSpec) {
@@ -185,9 +188,9 @@ class ProcessRunner {
       pipeStdin: spec.pipeStdin,
     });
     const stdin = spec.pipeStdin ? child.stdin.getWriter() : null;
-    const readers = [child.stdout.getReader(), child.stderr.getReader()];
-    this.#pump(readers[0], "stdout");
-    this.#pump(readers[1], "stderr");
+    const readers = this.#readers;
+    this.#pumpPipe(child.stdout, "stdout");
+    this.#pumpPipe(child.stderr, "stderr");
     return {
       pid: child.pid,
       status: child.status.then((s) => ({ code: s.code, signal: s.signal })),
@@ -214,7 +217,7 @@ class ProcessRunner {
     const spec = this.#spec;
     const pty = spawnPty({ argv: spec.argv, cwd: spec.cwd, env: spec.env, arg0: spec.arg0 });
     const reader = pty.output.getReader();
-    this.#pump(reader, "pty");
+    this.#pumpPty(reader);
     return {
       pid: pty.pid,
       status: pty.status,
@@ -245,25 +248,34 @@ class ProcessRunner {
   }
 
   /**
-   * Reads one stream until EOF. Reads that filled the whole read buffer mean
-   * more is waiting: they are gathered (up to 1 MiB) into one chunk, so bulk
-   * output costs one event and one message per MiB instead of per 64 KiB. A
-   * short read, the cap, or 1 ms without another read sends the gathered
-   * bytes, so interactive output is never held back.
+   * Reads one pipe until EOF into a reused buffer (a BYOB reader: nothing is
+   * allocated per read). A big read means more output is waiting: such reads
+   * are gathered (up to 1 MiB) into one chunk, so bulk output costs one event
+   * and one message per MiB. A small read, the cap, or 1 ms without another
+   * read sends what was gathered, so interactive output is never held back.
    */
-  async #pump(reader: ReadableStreamDefaultReader<Uint8Array>, stream: ProcessStream) {
+  async #pumpPipe(stream: ReadableStream<Uint8Array>, name: ProcessStream): Promise<void> {
     this.#openStreams++;
-    let parts: Uint8Array[] = [];
-    let size = 0;
+    const reader = stream.getReader({ mode: "byob" });
+    this.#readers.push(reader);
+    let scratch = new ArrayBuffer(READ_BYTES);
+    let gather: Uint8Array | null = null;
+    let fill = 0;
     let timer: ReturnType<typeof setTimeout> | null = null;
     const flush = () => {
       if (timer !== null) clearTimeout(timer);
       timer = null;
-      if (size === 0) return;
-      const chunk = parts.length === 1 ? parts[0] : concat(parts, size);
-      parts = [];
-      size = 0;
-      this.#onOutput(stream, chunk);
+      if (fill === 0 || gather === null) return;
+      let chunk: Uint8Array;
+      if (fill * 2 >= GATHER_BYTES) {
+        // Mostly full: hand the buffer over rather than copy it.
+        chunk = gather.subarray(0, fill);
+        gather = null;
+      } else {
+        chunk = gather.slice(0, fill);
+      }
+      fill = 0;
+      this.#onOutput(name, chunk);
     };
     try {
       while (true) {
@@ -271,12 +283,18 @@ class ProcessRunner {
           flush();
           await this.#paused;
         }
-        const { value, done } = await reader.read();
+        const { value, done } = await reader.read(new Uint8Array(scratch));
+        if (value !== undefined) scratch = value.buffer as ArrayBuffer;
         if (done) break;
-        if (value.byteLength === 0) continue;
-        parts.push(own(value));
-        size += value.byteLength;
-        if (value.byteLength >= FULL_READ && size < MAX_GATHER) {
+        const size = value.byteLength;
+        if (fill === 0 && size < BIG_READ) {
+          this.#onOutput(name, value.slice());
+          continue;
+        }
+        gather ??= new Uint8Array(GATHER_BYTES);
+        gather.set(value, fill);
+        fill += size;
+        if (size >= BIG_READ && fill + READ_BYTES <= GATHER_BYTES) {
           timer ??= setTimeout(flush, 1);
         } else {
           flush();
@@ -286,6 +304,25 @@ class ProcessRunner {
       // A cancelled or broken stream ends like EOF.
     } finally {
       flush();
+      reader.releaseLock();
+    }
+    this.#openStreams--;
+    this.#maybeClose();
+  }
+
+  /** Reads the terminal until EOF, one chunk per read. */
+  async #pumpPty(reader: ReadableStreamDefaultReader<Uint8Array>): Promise<void> {
+    this.#openStreams++;
+    try {
+      while (true) {
+        if (this.#paused !== null) await this.#paused;
+        const { value, done } = await reader.read();
+        if (done) break;
+        if (value.byteLength > 0) this.#onOutput("pty", own(value));
+      }
+    } catch {
+      // A cancelled or broken stream ends like EOF.
+    } finally {
       reader.releaseLock();
     }
     this.#openStreams--;
@@ -441,16 +478,6 @@ class ProcessRunner {
     child.kill(signal);
     return { running: true };
   }
-}
-
-function concat(parts: Uint8Array[], size: number): Uint8Array {
-  const joined = new Uint8Array(size);
-  let offset = 0;
-  for (const part of parts) {
-    joined.set(part, offset);
-    offset += part.byteLength;
-  }
-  return joined;
 }
 
 function sendChunk(port: MessagePort, seq: number, stream: ProcessStream, data: Uint8Array): void {
