@@ -17,6 +17,7 @@
  * deno task bench --quick              # smoke run with small counts
  * deno task bench --json results.json  # also write the results as JSON
  * deno task bench --only local,remote  # a subset of the backends
+ * deno task bench --peers              # then supergateway and Codex exec-server (peers.ts)
  * ```
  *
  * @module
@@ -40,14 +41,17 @@ import {
   scenarios,
 } from "./scenarios.ts";
 import { type ExecTarget, openLocal, openRemote, RunContext, withDeadline } from "./targets.ts";
+import { type PeerReport, PeerRun } from "./peers.ts";
 
 const USAGE = `usage: deno task bench [--quick] [--json FILE] [--only direct|local|remote[,…]]
-                        [--timeout SECONDS]
+                        [--timeout SECONDS] [--peers]
 
   --quick            small counts for a fast smoke run
   --json FILE        also write the results (and environment) as JSON to FILE
   --only LIST        measure only these backends (comma-separated or repeated)
   --timeout SECONDS  time limit of each scenario on each backend (default 120)
+  --peers            then also run supergateway and the Codex exec-server (installed from
+                     npm into tests/bench/.peers/ on demand) and print them side by side
 `;
 
 /** Parsed command line of the benchmark. */
@@ -60,6 +64,8 @@ export interface BenchOptions {
   backends: BackendName[];
   /** Time limit of each scenario on each backend, if not the default. */
   timeoutMs: number | null;
+  /** Also compare with the peers (peers.ts). */
+  peers: boolean;
 }
 
 /** Parses the benchmark's arguments; throws a readable error for bad ones. */
@@ -67,7 +73,7 @@ export function parseBenchArgs(args: readonly string[]): BenchOptions | "help" {
   const parsed = parseArgs(args, {
     string: ["json", "timeout"],
     multiple: ["only"],
-    boolean: ["quick", "help"],
+    boolean: ["quick", "help", "peers"],
   });
   if (parsed.flags.has("help")) return "help";
   if (parsed.positional.length > 0 || parsed.rest.length > 0) {
@@ -89,6 +95,7 @@ export function parseBenchArgs(args: readonly string[]): BenchOptions | "help" {
     jsonFile: parsed.strings.get("json") ?? null,
     backends: only.length === 0 ? [...BACKENDS] : BACKENDS.filter((b) => only.includes(b)),
     timeoutMs: timeout === undefined ? null : seconds * 1000,
+    peers: parsed.flags.has("peers"),
   };
 }
 
@@ -223,6 +230,7 @@ async function main(args: readonly string[]): Promise<number> {
 
   const targets = new Targets();
   const active = new Set<RunContext>();
+  const peerRun = options.peers ? new PeerRun(settings) : null;
   // Ctrl-C or SIGTERM: kill what runs, stop the executor, then exit.
   let interrupted = false;
   const onSignal = (signal: Deno.Signal) => async () => {
@@ -232,6 +240,7 @@ async function main(args: readonly string[]): Promise<number> {
     const reason = new Error(`interrupted by ${signal}`);
     await Promise.all([...active].map((ctx) => ctx.killAll(reason)));
     await targets.close();
+    await peerRun?.stop();
     Deno.exit(signal === "SIGINT" ? 130 : 143);
   };
   const handlers = (["SIGINT", "SIGTERM"] as const).map((signal) => {
@@ -273,7 +282,6 @@ async function main(args: readonly string[]): Promise<number> {
     }
   } finally {
     await targets.close();
-    for (const [signal, handler] of handlers) Deno.removeSignalListener(signal, handler);
   }
 
   const rows = buildRows(metrics, backends, values);
@@ -303,13 +311,30 @@ async function main(args: readonly string[]): Promise<number> {
     for (const warning of targets.warnings) console.log(`warning: ${warning}`);
   }
 
+  // The peers never change the exit code: their failures are listed with their table.
+  let peers: PeerReport | null = null;
+  try {
+    if (peerRun !== null && !interrupted) {
+      const result = await peerRun.run(values, failed);
+      peers = result.report;
+      console.log("");
+      console.log(result.table);
+    }
+  } catch (error) {
+    console.log("");
+    console.log(`peers: FAILED: ${messageOf(error)}`);
+  } finally {
+    for (const [signal, handler] of handlers) Deno.removeSignalListener(signal, handler);
+  }
+
   if (options.jsonFile !== null) {
-    const report: BenchReport = {
+    const report: BenchReport & { peers?: PeerReport } = {
       environment,
       settings: { mode, ...settings, backends: backends.join(",") },
       results: rows,
       errors,
       warnings: targets.warnings,
+      ...(peers === null ? {} : { peers }),
     };
     await Deno.writeTextFile(options.jsonFile, JSON.stringify(report, null, 2) + "\n");
     console.error(`wrote ${options.jsonFile}`);
