@@ -9,6 +9,7 @@
 import { INTERNAL_ERROR, RpcError } from "../protocol/errors.ts";
 import type { TerminateSignal, WriteStatus } from "../protocol/types.ts";
 import { OutputLog } from "./output_log.ts";
+import type { EventRouter } from "./event_router.ts";
 import type { WorkerPool } from "./worker_pool.ts";
 import type {
   ByteReadResult,
@@ -62,7 +63,6 @@ export class ProcessHost {
   #pending = new Map<number, { resolve(value: unknown): void; reject(error: Error): void }>();
   #archive: OutputLog | null = null;
   #failure: string | null = null;
-  #sinks = new Set<EventSink>();
   #closedWaiters: (() => void)[] = [];
   #stdinBacklog = 0;
   #backlogWaiters: (() => void)[] = [];
@@ -70,6 +70,9 @@ export class ProcessHost {
   #resolveArchived: () => void = () => {};
 
   #pid = 0;
+  #sink: EventSink | null = null;
+  #router: EventRouter | null = null;
+  #generation: number | null = null;
   #started: Promise<void>;
 
   private constructor(
@@ -110,10 +113,17 @@ export class ProcessHost {
       rejectStarted(new RpcError(INTERNAL_ERROR, message));
       this.#fail(message);
     };
-    const port = sink === undefined ? undefined : this.#attach(sink);
+    if (sink !== undefined) {
+      const router = options.pool.router(worker);
+      this.#router = router;
+      this.#sink = sink;
+      this.#generation = router.add((event) => {
+        sink.push(event);
+        if (event.type === "closed") this.#unroute();
+      });
+    }
     worker.postMessage(
-      { type: "start", spec, port } satisfies ToWorker,
-      port === undefined ? [] : [port],
+      { type: "start", spec: { ...spec, events: this.#generation } } satisfies ToWorker,
     );
   }
 
@@ -243,53 +253,11 @@ export class ProcessHost {
     this.#worker?.postMessage({ type: "kill" } satisfies ToWorker);
   }
 
-  /** Streams events to `sink`: history first, then live. Returns an unsubscribe function. */
-  subscribe(sink: EventSink): () => void {
-    if (this.#archived !== null && this.#archive === null && this.#failure === null) {
-      // The log is on its way from the worker: replay it once it arrived.
-      let cancelled = false;
-      this.#archived.then(() => {
-        if (!cancelled) this.subscribe(sink);
-      });
-      return () => {
-        cancelled = true;
-      };
-    }
-    if (this.#archive !== null) {
-      for (const event of this.#archive.history()) sink.push(event);
-      return () => {};
-    }
-    if (this.#failure !== null) {
-      sink.fail(this.#failure);
-      return () => {};
-    }
-    const port = this.#attach(sink);
-    this.#worker!.postMessage({ type: "subscribe", port } satisfies ToWorker, [port]);
-    return () => this.#detach(sink);
-  }
-
-  #ports = new Map<EventSink, MessagePort>();
-
-  /** Connects a sink to a new channel; returns the end to hand to the worker. */
-  #attach(sink: EventSink): MessagePort {
-    const channel = new MessageChannel();
-    const port = channel.port1;
-    this.#ports.set(sink, port);
-    this.#sinks.add(sink);
-    port.onmessage = (event: MessageEvent<ProcessEvent>) => {
-      sink.push(event.data);
-      if (event.data.type === "closed") this.#detach(sink, false);
-    };
-    return channel.port2;
-  }
-
-  #detach(sink: EventSink, notify = true): void {
-    const port = this.#ports.get(sink);
-    if (port === undefined) return;
-    this.#ports.delete(sink);
-    this.#sinks.delete(sink);
-    if (notify) port.postMessage({ type: "unsubscribe" });
-    port.close();
+  #unroute(): void {
+    if (this.#generation !== null) this.#router?.delete(this.#generation);
+    this.#generation = null;
+    this.#router = null;
+    this.#sink = null;
   }
 
   #request(type: "read" | "terminate", fields: Record<string, unknown>): Promise<unknown> {
@@ -320,7 +288,7 @@ export class ProcessHost {
         for (const check of waiters) check();
         break;
       }
-      case "closed":
+      case "finished":
         // From here on the worker gets no new requests: they wait for the archive.
         this.#state = "closing";
         this.#stdinOpen = false;
@@ -349,11 +317,8 @@ export class ProcessHost {
     const error = new RpcError(INTERNAL_ERROR, message);
     for (const pending of this.#pending.values()) pending.reject(error);
     this.#pending.clear();
-    for (const sink of [...this.#sinks]) {
-      sink.fail(message);
-      this.#detach(sink, false);
-    }
-    this.#sinks.clear();
+    this.#sink?.fail(message);
+    this.#unroute();
     this.#resolveArchived();
     this.#notifyClosed();
     this.#options.onArchived?.();

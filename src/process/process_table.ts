@@ -115,6 +115,7 @@ export class ProcessTable {
       wire: options.onWire !== undefined ? this.#wireFormat : "none",
       retainedBytes: options.retainedBytes ?? DEFAULT_RETAINED_BYTES,
       replayEvents: options.replayEvents ?? DEFAULT_REPLAY_EVENTS,
+      events: null,
     };
     let host: ProcessHost;
     const starting = ProcessHost.start(spec, {

@@ -2,7 +2,7 @@
  * The worker side of a process session: owns the child (in its own process
  * group), numbers its events in an {@link OutputLog}, serves reads (with
  * long-poll), writes and terminate, and fans events out to the main thread
- * (pre-serialized JSON-RPC) and to subscriber ports (bytes).
+ * (pre-serialized JSON-RPC) and to the worker's events port (bytes).
  *
  * Imported only by `workers/process_worker.ts`. Besides the log it imports
  * only types, so an idle worker stays small; the PTY module loads on demand.
@@ -17,12 +17,11 @@ import { OutputLog } from "./output_log.ts";
 import { spawnSession } from "./spawn.ts";
 import { encodeOutputFrame, encodeProcessId } from "../protocol/binary_output.ts";
 import type {
-  FromSubscriber,
   FromWorker,
-  ProcessEvent,
   SpawnSpec,
   ToWorker,
   WireFormat,
+  WorkerEvent,
 } from "./worker_protocol.ts";
 
 /** The subset of a worker's global scope the runner uses. */
@@ -41,6 +40,8 @@ const READ_BYTES = 64 * 1024;
 const BIG_READ = 16 * 1024;
 /** Most bytes gathered into one output chunk. */
 const GATHER_BYTES = 1024 * 1024;
+/** Read buffers kept between the processes a worker runs (one per pipe). */
+const spareBuffers: ArrayBuffer[] = [];
 /** After a terminate, how long output may keep draining once the exit was seen. */
 const TERMINATE_DRAIN_MS = 200;
 
@@ -58,11 +59,13 @@ interface Child {
 /** Runs the process worker protocol on a worker scope. */
 export function runProcessWorker(scope: WorkerScope): void {
   let runner: ProcessRunner | null = null;
+  let events: MessagePort | null = null;
   scope.onmessage = (event) => {
     const message = event.data;
-    if (message.type === "start") {
-      runner = new ProcessRunner(scope, message.spec);
-      if (message.port !== undefined) runner.handle({ type: "subscribe", port: message.port });
+    if (message.type === "init") {
+      events = message.events;
+    } else if (message.type === "start") {
+      runner = new ProcessRunner(scope, message.spec, message.spec.events === null ? null : events);
       runner.start();
     } else if (message.type === "release") {
       const snapshot = runner!.release();
@@ -100,15 +103,18 @@ class ProcessRunner {
   #terminated = false;
   #stdinOpen: boolean;
   #waiters = new Set<() => void>();
-  #subscribers = new Set<MessagePort>();
+  readonly #events: MessagePort | null;
+  readonly #generation: number;
   #writeChain: Promise<void> = Promise.resolve();
   #paused: Promise<void> | null = null;
   #readers: ReadableStreamBYOBReader[] = [];
   #resume: () => void = () => {};
 
-  constructor(scope: WorkerScope, spec: SpawnSpec) {
+  constructor(scope: WorkerScope, spec: SpawnSpec, events: MessagePort | null) {
     this.#scope = scope;
     this.#spec = spec;
+    this.#events = events;
+    this.#generation = spec.events ?? 0;
     this.#log = new OutputLog(spec);
     this.#stdinOpen = spec.tty || spec.pipeStdin;
     this.#wirePrefix = `"processId":${JSON.stringify(spec.processId)},"seq":`;
@@ -141,9 +147,6 @@ class ProcessRunner {
           id: message.id,
           result: this.#terminate(message.signal),
         });
-        break;
-      case "subscribe":
-        this.#subscribe(message.port);
         break;
       case "kill":
         this.#terminate("SIGKILL");
@@ -258,7 +261,7 @@ class ProcessRunner {
     this.#openStreams++;
     const reader = stream.getReader({ mode: "byob" });
     this.#readers.push(reader);
-    let scratch = new ArrayBuffer(READ_BYTES);
+    let scratch = spareBuffers.pop() ?? new ArrayBuffer(READ_BYTES);
     let gather: Uint8Array | null = null;
     let fill = 0;
     let timer: ReturnType<typeof setTimeout> | null = null;
@@ -305,6 +308,10 @@ class ProcessRunner {
     } finally {
       flush();
       reader.releaseLock();
+      // The worker runs one process after another: keep the read buffer for the next one.
+      if (!scratch.detached && scratch.byteLength === READ_BYTES && spareBuffers.length < 2) {
+        spareBuffers.push(scratch);
+      }
     }
     this.#openStreams--;
     this.#maybeClose();
@@ -341,7 +348,7 @@ class ProcessRunner {
         `{"jsonrpc":"2.0","method":"process/output","params":{${this.#wirePrefix}${seq},"stream":"${stream}","chunk":"${data.toBase64()}"}}`,
       );
     }
-    for (const port of this.#subscribers) sendChunk(port, seq, stream, data);
+    if (this.#events !== null) sendChunk(this.#events, this.#generation, { seq, stream, data });
     this.#wake();
   }
 
@@ -356,7 +363,13 @@ class ProcessRunner {
         `{"jsonrpc":"2.0","method":"process/exited","params":{${this.#wirePrefix}${exit.seq},"exitCode":${code},"signal":${signal}}}`,
       );
     }
-    this.#publish({ type: "exited", seq: exit.seq, exitCode: code, signal: status.signal });
+    this.#publish({
+      type: "exited",
+      seq: exit.seq,
+      exitCode: code,
+      signal: status.signal,
+      g: this.#generation,
+    });
     this.#wake();
     if (this.#terminated && this.#openStreams > 0) {
       // A process outside the killed group may hold the pipes open: stop waiting for it.
@@ -374,15 +387,13 @@ class ProcessRunner {
         `{"jsonrpc":"2.0","method":"process/closed","params":{${this.#wirePrefix}${seq}}}`,
       );
     }
-    this.#publish({ type: "closed", seq });
-    for (const port of this.#subscribers) port.close();
-    this.#subscribers.clear();
-    post(this.#scope, { type: "closed" });
+    this.#publish({ type: "closed", seq, g: this.#generation });
+    post(this.#scope, { type: "finished" });
     this.#wake();
   }
 
-  #publish(event: ProcessEvent): void {
-    for (const port of this.#subscribers) port.postMessage(event);
+  #publish(event: Extract<WorkerEvent, { type: "exited" | "closed" }>): void {
+    this.#events?.postMessage(event);
   }
 
   #wake(): void {
@@ -390,26 +401,6 @@ class ProcessRunner {
     const waiters = [...this.#waiters];
     this.#waiters.clear();
     for (const wake of waiters) wake();
-  }
-
-  // --- subscribers --------------------------------------------------------
-
-  #subscribe(port: MessagePort): void {
-    for (const event of this.#log.history()) {
-      if (event.type === "output") sendChunk(port, event.seq, event.stream, event.chunk);
-      else port.postMessage(event);
-    }
-    if (this.#log.closedSeq !== null) {
-      port.close();
-      return;
-    }
-    port.onmessage = (event: MessageEvent<FromSubscriber>) => {
-      if (event.data?.type === "unsubscribe") {
-        this.#subscribers.delete(port);
-        port.close();
-      }
-    };
-    this.#subscribers.add(port);
   }
 
   // --- requests -----------------------------------------------------------
@@ -480,12 +471,20 @@ class ProcessRunner {
   }
 }
 
-function sendChunk(port: MessagePort, seq: number, stream: ProcessStream, data: Uint8Array): void {
+/** Sends an output event: chunks of 64 KiB and more are copied once and transferred. */
+function sendChunk(
+  port: MessagePort,
+  g: number,
+  output: { seq: number; stream: ProcessStream; data: Uint8Array },
+): void {
+  const { seq, stream, data } = output;
   if (data.byteLength >= TRANSFER_THRESHOLD) {
-    const copy = data.slice();
-    port.postMessage({ type: "output", seq, stream, chunk: copy }, [copy.buffer]);
+    const chunk = data.slice();
+    port.postMessage({ type: "output", seq, stream, chunk, g } satisfies WorkerEvent, [
+      chunk.buffer,
+    ]);
   } else {
-    port.postMessage({ type: "output", seq, stream, chunk: data });
+    port.postMessage({ type: "output", seq, stream, chunk: data, g } satisfies WorkerEvent);
   }
 }
 

@@ -6,7 +6,8 @@
  * @module
  */
 
-import type { FromWorker } from "./worker_protocol.ts";
+import { EventRouter } from "./event_router.ts";
+import type { FromWorker, ToWorker } from "./worker_protocol.ts";
 
 /** Options of {@link WorkerPool}. */
 export interface WorkerPoolOptions {
@@ -42,7 +43,7 @@ export class WorkerPool {
   #idleTimer: ReturnType<typeof setTimeout> | null = null;
   readonly #trimWarm: boolean;
   #closed = false;
-  #all = new Set<Worker>();
+  #all = new Map<Worker, EventRouter>();
 
   /** Creates a pool; nothing starts until the first {@link acquire} or {@link prewarm}. */
   constructor(options: WorkerPoolOptions = {}) {
@@ -94,6 +95,13 @@ export class WorkerPool {
     return result;
   }
 
+  /** The router of a worker's events channel. */
+  router(worker: Worker): EventRouter {
+    const router = this.#all.get(worker);
+    if (router === undefined) throw new Error("this worker is not from this pool");
+    return router;
+  }
+
   /** Returns an idle worker (its process was released). */
   release(worker: Worker): void {
     worker.onmessage = null;
@@ -112,6 +120,7 @@ export class WorkerPool {
   /** Terminates a worker that cannot be reused. */
   discard(worker: Worker): void {
     worker.terminate();
+    this.#all.get(worker)?.close();
     this.#all.delete(worker);
   }
 
@@ -119,7 +128,10 @@ export class WorkerPool {
   close(): void {
     this.#closed = true;
     if (this.#idleTimer !== null) clearTimeout(this.#idleTimer);
-    for (const worker of this.#all) worker.terminate();
+    for (const [worker, router] of this.#all) {
+      worker.terminate();
+      router.close();
+    }
     this.#all.clear();
     this.#idle = [];
     const error = new Error("the worker pool was closed while a process was starting");
@@ -129,7 +141,10 @@ export class WorkerPool {
   #spawn(): void {
     this.#warming++;
     const worker = new Worker(this.#url, { type: "module", name: "execbridge-process" });
-    this.#all.add(worker);
+    // One events channel per worker, for every process it will run.
+    const channel = new MessageChannel();
+    this.#all.set(worker, new EventRouter(channel.port1));
+    worker.postMessage({ type: "init", events: channel.port2 } satisfies ToWorker, [channel.port2]);
     worker.onmessage = (event: MessageEvent<FromWorker>) => {
       if (event.data?.type !== "ready") return;
       this.#warming--;

@@ -37,6 +37,8 @@ export interface SpawnSpec {
   retainedBytes: number;
   /** Replay history cap in events (256 by default). */
   replayEvents: number;
+  /** Send this process's events on the worker's events port, tagged with this generation. */
+  events: number | null;
 }
 
 /** How a worker serializes notifications for an executor connection. */
@@ -47,6 +49,9 @@ export type ProcessEvent =
   | { type: "output"; seq: number; stream: ProcessStream; chunk: Uint8Array }
   | { type: "exited"; seq: number; exitCode: number; signal: string | null }
   | { type: "closed"; seq: number };
+
+/** A process event on a worker's events port: tagged with its process's generation. */
+export type WorkerEvent = ProcessEvent & { g: number };
 
 /** A chunk as returned by a `bytes` read. */
 export interface ByteChunk {
@@ -106,8 +111,9 @@ export interface OutputLogSnapshot {
 
 /** Main thread → worker. */
 export type ToWorker =
-  /** `port`, when given, is subscribed before the child can write anything. */
-  | { type: "start"; spec: SpawnSpec; port?: MessagePort }
+  /** Once per worker: the port to send process events on. */
+  | { type: "init"; events: MessagePort }
+  | { type: "start"; spec: SpawnSpec }
   | {
     type: "read";
     id: number;
@@ -119,7 +125,6 @@ export type ToWorker =
   }
   | { type: "write"; data: Uint8Array; closeStdin: boolean }
   | { type: "terminate"; id: number; signal: TerminateSignal }
-  | { type: "subscribe"; port: MessagePort }
   | { type: "kill" }
   /** Stop reading the child's output (backpressure) until `resume`. */
   | { type: "pause" }
@@ -136,11 +141,9 @@ export type FromWorker =
   | { type: "startFailed"; message: string }
   | { type: "reply"; id: number; result: unknown }
   | { type: "stdinClosed" }
+  /** The process closed (its last event was sent). */
+  | { type: "finished" }
   /** Bytes of earlier writes that reached the child (or were dropped). */
   | { type: "written"; bytes: number }
-  | { type: "closed" }
   /** Answer to `release`: the final log (its buffers transferred). The worker is idle again. */
   | { type: "released"; snapshot: OutputLogSnapshot };
-
-/** Subscriber port → worker: stop sending events. */
-export type FromSubscriber = { type: "unsubscribe" };

@@ -6,7 +6,7 @@
 
 import type { ExecProcess } from "../../mod.ts";
 import type { MetricValues, Scenario } from "./scenario.ts";
-import { CHILD_ENV, delay, uniqueId } from "./targets.ts";
+import { CHILD_ENV, delay, RETENTION_MS, uniqueId } from "./targets.ts";
 
 const MIB = 1024 * 1024;
 
@@ -90,12 +90,14 @@ function lifecycles({ lifecycles: count }: ScaleSettings): Scenario {
           if (exitCode !== 0) throw new Error(`true exited with ${exitCode}`);
         }
       };
+      // Closed processes stay readable for the retention window: measure
+      // once the window of every run before has passed.
       await run(warmup);
-      await delay(500);
+      await delay(RETENTION_MS + 1000);
       const rss0 = await target.rss();
       const fds0 = await target.fds();
       await run(count);
-      await delay(500);
+      await delay(RETENTION_MS + 1000);
       const rss1 = await target.rss();
       const fds1 = await target.fds();
       return { cycles_rss_pct: (rss1 / rss0 - 1) * 100, cycles_fds: fds1 - fds0 };

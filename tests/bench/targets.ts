@@ -34,9 +34,16 @@ export interface ExecTarget {
   close(): Promise<void>;
 }
 
+/**
+ * How long the bench's backends keep closed processes readable (the
+ * default is 30 s): short, so that the lifecycle scenario can wait for the
+ * window to pass and see whether anything stays behind.
+ */
+export const RETENTION_MS = 5_000;
+
 /** Opens a {@link LocalExecBackend}; its workers are threads of this process. */
 export function openLocal(): ExecTarget {
-  const backend = new LocalExecBackend();
+  const backend = new LocalExecBackend({ retentionMs: RETENTION_MS });
   return {
     name: "local",
     backend,
@@ -51,7 +58,7 @@ export function openLocal(): ExecTarget {
  * executor is stopped again if the connection fails.
  */
 export async function openRemote(): Promise<ExecTarget> {
-  const executor = await startExecutor();
+  const executor = await startExecutor(["--process-retention-ms", String(RETENTION_MS)]);
   try {
     const client = await connectExecutor(executor.url);
     return {

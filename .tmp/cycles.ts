@@ -1,0 +1,11 @@
+import { LocalExecBackend, connectExecutor, type ExecBackend } from "../mod.ts";
+const rss = () => Number(/VmRSS:\s+(\d+)/.exec(Deno.readTextFileSync("/proc/self/status"))![1]) / 1024;
+const b: ExecBackend = new LocalExecBackend({ retentionMs: 2000 });
+const run = async (n: number) => { for (let i = 0; i < n; i++) { const p = await b.start({ processId: "c" + Math.random(), argv: ["true"] }); await p.wait(); } };
+await run(500); await new Promise((r) => setTimeout(r, 3000));
+const r0 = rss(); const t = performance.now();
+await run(5000);
+console.log("5000 cycles in", ((performance.now() - t) / 1000).toFixed(1), "s; rss right after", (rss() - r0).toFixed(1), "MiB");
+await new Promise((r) => setTimeout(r, 3000));
+console.log("after retention: rss growth", (rss() - r0).toFixed(1), "MiB of", r0.toFixed(0), "=", ((rss() / r0 - 1) * 100).toFixed(1), "%");
+await (b as LocalExecBackend).close();

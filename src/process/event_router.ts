@@ -1,0 +1,52 @@
+/**
+ * The events channel of one process worker: a `MessagePort` made once per
+ * worker (not per process), on which the worker sends the events of each
+ * process it runs, tagged with that process's generation number. The router
+ * hands each event to the sink registered for its generation, so a late
+ * event of a previous process can never reach the next one.
+ *
+ * @module
+ */
+
+import type { ProcessEvent, WorkerEvent } from "./worker_protocol.ts";
+
+/** Receives one process's events. */
+export type EventHandler = (event: ProcessEvent) => void;
+
+let nextGeneration = 1;
+
+/** Routes a worker's tagged events to per-process handlers. */
+export class EventRouter {
+  readonly #port: MessagePort;
+  readonly #handlers = new Map<number, EventHandler>();
+
+  /** Listens on the main thread's end of a worker's events channel. */
+  constructor(port: MessagePort) {
+    this.#port = port;
+    port.onmessage = (message: MessageEvent<WorkerEvent>) => {
+      const event: Partial<WorkerEvent> = message.data;
+      const handler = this.#handlers.get(event.g!);
+      // The tag is the router's business only.
+      delete event.g;
+      handler?.(event as ProcessEvent);
+    };
+  }
+
+  /** Registers a handler; returns the generation to tag the process's events with. */
+  add(handler: EventHandler): number {
+    const generation = nextGeneration++;
+    this.#handlers.set(generation, handler);
+    return generation;
+  }
+
+  /** Forgets a generation (after its terminal event). */
+  delete(generation: number): void {
+    this.#handlers.delete(generation);
+  }
+
+  /** Closes the channel. */
+  close(): void {
+    this.#handlers.clear();
+    this.#port.close();
+  }
+}
