@@ -444,7 +444,9 @@ Deno.test("a client flooding stdin with notification writes is cut off", async (
         await new Promise((r) => setTimeout(r, 1));
       }
     }
-    assert.equal((await client.closed).code, 1008);
+    // 1008 when the close frame is read; 1006 when the reset of a socket we
+    // were still writing to beat it.
+    assert.ok([1008, 1006].includes((await client.closed).code));
     await client.close();
   });
 });

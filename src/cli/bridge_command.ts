@@ -129,11 +129,20 @@ async function pumpInput(process: ExecProcess): Promise<void> {
   }
 }
 
+/** Most bytes of server output waiting for our stdout before the bridge gives up. */
+const MAX_PENDING_STDOUT = 64 * 1024 * 1024;
+
 /** Writes the server's JSON lines to stdout, its stderr to ours, until it closed. */
-function pumpOutput(process: ExecProcess, name: string, log: Logger): Promise<ProcessLinesEnd> {
+async function pumpOutput(
+  process: ExecProcess,
+  name: string,
+  log: Logger,
+): Promise<ProcessLinesEnd> {
   const decoder = new TextDecoder();
-  const lines: Uint8Array[] = [];
-  return readProcessLines(process, {
+  let lines: Uint8Array[] = [];
+  let pending = 0;
+  let writing: Promise<void> = Promise.resolve();
+  const end = await readProcessLines(process, {
     name,
     log,
     onLine(line) {
@@ -141,14 +150,26 @@ function pumpOutput(process: ExecProcess, name: string, log: Logger): Promise<Pr
       try {
         JSON.parse(decoder.decode(line));
         lines.push(line, NEWLINE);
+        pending += line.byteLength + 1;
       } catch {
         log.warn(`${name} wrote a line that is not JSON; kept off stdout: ${decoder.decode(line)}`);
       }
     },
-    async afterEvent() {
-      if (lines.length > 0) await writeAll(concatBytes(lines.splice(0)));
+    afterEvent() {
+      if (lines.length === 0) return;
+      if (pending > MAX_PENDING_STDOUT) {
+        throw new Error(`the MCP client reads stdout too slowly (${pending} bytes waiting)`);
+      }
+      const batch = concatBytes(lines);
+      lines = [];
+      writing = writing.then(async () => {
+        await writeAll(batch);
+        pending -= batch.byteLength;
+      });
     },
   });
+  await writing;
+  return end;
 }
 
 /** Ends stdin, waits, then SIGTERM, waits, then SIGKILL. */

@@ -117,6 +117,10 @@ class LocalProcess implements ExecProcess {
     return this.#events.subscribe();
   }
 
+  listen(handler: (event: ExecProcessEvent) => void): () => void {
+    return this.#events.listen(handler);
+  }
+
   async read(options: ReadOptions = {}): Promise<ReadResponse> {
     const result = await this.#host.readBytes({
       afterSeq: options.afterSeq ?? 0,

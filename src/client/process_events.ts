@@ -37,7 +37,7 @@ export class ProcessEvents {
   #history: ExecProcessEvent[] = [];
   #historyHead = 0;
   #historyBytes = 0;
-  #subscribers = new Set<EventQueue>();
+  #subscribers = new Set<{ push(event: ExecProcessEvent): void }>();
   #ended = false;
   #failure: string | null = null;
 
@@ -92,6 +92,28 @@ export class ProcessEvents {
     if (this.#ended) queue.end();
     else this.#subscribers.add(queue);
     return queue;
+  }
+
+  /**
+   * A synchronous listener: history first, then each live event as it is
+   * published. It never lags (nothing is queued). Returns a function that
+   * stops it.
+   */
+  listen(handler: (event: ExecProcessEvent) => void): () => void {
+    let active = true;
+    const listener = {
+      push(event: ExecProcessEvent) {
+        if (active) handler(event);
+      },
+    };
+    for (let i = this.#historyHead; i < this.#history.length && active; i++) {
+      listener.push(this.#history[i]);
+    }
+    if (!this.#ended) this.#subscribers.add(listener);
+    return () => {
+      active = false;
+      this.#subscribers.delete(listener);
+    };
   }
 
   /**

@@ -68,6 +68,10 @@ export class RemoteProcess implements ExecProcess {
     return this.#events.subscribe();
   }
 
+  listen(handler: (event: ExecProcessEvent) => void): () => void {
+    return this.#events.listen(handler);
+  }
+
   async read(options: ReadOptions = {}): Promise<ReadResponse> {
     if (this.#events.failure !== null) return this.#failedRead();
     let raw: unknown;

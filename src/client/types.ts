@@ -112,6 +112,12 @@ export interface ExecProcess {
    * ones, ending after `closed` or `failed`. Each call is a new subscriber.
    */
   events(): AsyncIterableIterator<ExecProcessEvent>;
+  /**
+   * The same events to a synchronous handler: history first, then each live
+   * event as it arrives. Nothing is queued, so it never lags: the lowest
+   * overhead way to follow a process. Returns a function that stops it.
+   */
+  listen(handler: (event: ExecProcessEvent) => void): () => void;
   /** Retained output after `afterSeq`, optionally long-polling. */
   read(options?: ReadOptions): Promise<ReadResponse>;
   /** Writes to the process's stdin (strings are UTF-8 encoded) and says what happened. */

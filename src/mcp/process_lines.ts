@@ -20,8 +20,8 @@ export interface ProcessLinesOptions {
   log: Logger;
   /** Each stdout line, without its `\n` (and `\r`). */
   onLine(line: Uint8Array): void;
-  /** Awaited after each event's lines were handed out (lets a writer flush). */
-  afterEvent?(): Promise<void>;
+  /** Called after each event's lines were handed out (lets a writer flush). */
+  afterEvent?(): void;
 }
 
 /** How the process ended. */
@@ -33,10 +33,11 @@ export interface ProcessLinesEnd {
 }
 
 /**
- * Reads until the process closed or failed. Throws `LineTooLongError` (after
- * releasing the subscription) when a stdout line exceeds 8 MiB.
+ * Reads until the process closed or failed, through a synchronous listener
+ * (no queue, no lag). Rejects with `LineTooLongError` when a stdout line
+ * exceeds 8 MiB.
  */
-export async function readProcessLines(
+export function readProcessLines(
   process: ExecProcess,
   options: ProcessLinesOptions,
 ): Promise<ProcessLinesEnd> {
@@ -45,52 +46,51 @@ export async function readProcessLines(
   const stderr = new LineSplitter(64 * 1024, { split: true });
   const onStderr = (line: Uint8Array) => logStderrLine(line, name, log);
   const end: ProcessLinesEnd = { exitCode: null, failure: null };
-  let lastSeq = 0;
-  const feed = (seq: number, stream: string, chunk: Uint8Array) => {
-    if (seq <= lastSeq) return;
-    lastSeq = seq;
-    if (stream === "stderr") stderr.push(chunk, onStderr);
-    else stdout.push(chunk, onLine);
-  };
-  const events = process.events();
-  try {
-    for await (const event of events) {
-      switch (event.type) {
-        case "output":
-          feed(event.seq, event.stream, event.chunk);
-          break;
-        case "exited":
-          lastSeq = Math.max(lastSeq, event.seq);
-          end.exitCode = event.exitCode;
-          break;
-        case "closed":
-          lastSeq = Math.max(lastSeq, event.seq);
-          break;
-        case "failed":
-          end.failure = event.message;
-          break;
-        case "lagged": {
-          log.warn(`MCP server ${name}: fell ${event.skipped} events behind; catching up`);
-          const response = await process.read({ afterSeq: lastSeq });
-          for (const c of response.chunks) feed(c.seq, c.stream, c.chunk);
-          if (response.failure !== null || response.closed) {
-            end.exitCode ??= response.exitCode;
-            end.failure ??= response.failure;
-            await events.return?.();
-          }
-          break;
-        }
+  return new Promise((resolve, reject) => {
+    let done = false;
+    let stop: (() => void) | null = null;
+    const finish = (error?: unknown) => {
+      done = true;
+      stop?.();
+      if (error !== undefined) {
+        reject(error);
+        return;
       }
-      await options.afterEvent?.();
-    }
-    stdout.flush(onLine);
-    stderr.flush(onStderr);
-    await options.afterEvent?.();
-    return end;
-  } catch (error) {
-    await events.return?.();
-    throw error;
-  }
+      try {
+        stdout.flush(onLine);
+        stderr.flush(onStderr);
+        options.afterEvent?.();
+        resolve(end);
+      } catch (flushError) {
+        reject(flushError);
+      }
+    };
+    stop = process.listen((event) => {
+      if (done) return;
+      try {
+        switch (event.type) {
+          case "output":
+            if (event.stream === "stderr") stderr.push(event.chunk, onStderr);
+            else stdout.push(event.chunk, onLine);
+            break;
+          case "exited":
+            end.exitCode = event.exitCode;
+            break;
+          case "failed":
+            end.failure = event.message;
+            finish();
+            return;
+          case "closed":
+            finish();
+            return;
+        }
+        options.afterEvent?.();
+      } catch (error) {
+        finish(error);
+      }
+    });
+    if (done) stop();
+  });
 }
 
 /**

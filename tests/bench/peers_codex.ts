@@ -319,6 +319,9 @@ class CodexProcess implements ExecProcess {
   events(): AsyncIterableIterator<ExecProcessEvent> {
     return this.stream.subscribe();
   }
+  listen(handler: (event: ExecProcessEvent) => void): () => void {
+    return this.stream.listen(handler);
+  }
 
   async read(options: ReadOptions = {}): Promise<ReadResponse> {
     const result = await this.#connection.call("process/read", {
