@@ -448,3 +448,30 @@ each("arg0 overrides argv[0] without touching the environment", async (backend) 
     `PATH=${ENV.PATH}`,
   ]);
 });
+
+each("listen(): history first, then live events, synchronously; stop ends it", async (backend) => {
+  const proc = await backend.start({
+    processId: "p",
+    argv: sh("echo one; read x; echo two; read y; echo three"),
+    env: ENV,
+    pipeStdin: true,
+  });
+  const first = await proc.read({ waitMs: 5000 });
+  assert.equal(text(first.chunks), "one\n");
+  const seen: ExecProcessEvent[] = [];
+  let wake = () => {};
+  const stop = proc.listen((event) => {
+    seen.push(event);
+    wake();
+  });
+  // The history (`one`) was delivered before listen() returned.
+  assert.deepEqual(seen.map((e) => e.type), ["output"]);
+  const two = new Promise<void>((resolve) => wake = resolve);
+  proc.send("go\n");
+  await two;
+  assert.equal(text(outputs(seen)), "one\ntwo\n");
+  stop();
+  proc.send("go\n");
+  await proc.wait();
+  assert.equal(text(outputs(seen)), "one\ntwo\n", "events arrived after stop()");
+});
