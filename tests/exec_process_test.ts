@@ -475,3 +475,16 @@ each("listen(): history first, then live events, synchronously; stop ends it", a
   await proc.wait();
   assert.equal(text(outputs(seen)), "one\ntwo\n", "events arrived after stop()");
 });
+
+each(
+  "200 concurrent processes through wait(): every one closes (workers discarded meanwhile)",
+  async (backend) => {
+    const statuses = await Promise.all(
+      Array.from({ length: 200 }, async (_, i) => {
+        const proc = await backend.start({ processId: `w${i}`, argv: sh("sleep 0.2"), env: ENV });
+        return await proc.wait();
+      }),
+    );
+    assert.ok(statuses.every((s) => s.exitCode === 0));
+  },
+);

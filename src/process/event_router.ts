@@ -19,6 +19,7 @@ let nextGeneration = 1;
 export class EventRouter {
   readonly #port: MessagePort;
   readonly #handlers = new Map<number, EventHandler>();
+  #closing = false;
 
   /** Listens on the main thread's end of a worker's events channel. */
   constructor(port: MessagePort) {
@@ -42,11 +43,16 @@ export class EventRouter {
   /** Forgets a generation (after its terminal event). */
   delete(generation: number): void {
     this.#handlers.delete(generation);
+    if (this.#closing && this.#handlers.size === 0) this.#port.close();
   }
 
-  /** Closes the channel. */
+  /**
+   * Closes the channel once no process is waiting for events on it: a
+   * worker discarded right after its process closed may still have that
+   * process's last events queued here.
+   */
   close(): void {
-    this.#handlers.clear();
-    this.#port.close();
+    this.#closing = true;
+    if (this.#handlers.size === 0) this.#port.close();
   }
 }
