@@ -221,3 +221,13 @@ Deno.test("client: with binaryOutput off, output arrives as base64 JSON, intact"
     await executor.stop();
   }
 });
+
+Deno.test("local backend: close() while a start is in flight rejects the start", async () => {
+  const { LocalExecBackend } = await import("../mod.ts");
+  const backend = new LocalExecBackend({ warmWorkers: 0 });
+  const starting = backend.start({ processId: "late", argv: ["sleep", "30"], env: ENV });
+  const outcome = starting.then((p) => p.wait().then(() => "closed"), (e: Error) => e.message);
+  await backend.close();
+  const result = await outcome;
+  assert.ok(result === "closed" || /clos/.test(result), result);
+});

@@ -488,3 +488,37 @@ each(
     assert.ok(statuses.every((s) => s.exitCode === 0));
   },
 );
+
+each("a write after the exit does not hang while a background child lives on", async (backend) => {
+  const proc = await backend.start({
+    processId: "p",
+    argv: sh("(sleep 2) & exit 0"),
+    env: ENV,
+    pipeStdin: true,
+  });
+  const events = proc.events();
+  for await (const event of events) if (event.type === "exited") break;
+  // 9 MiB: more than the stdin backlog limit. It must be answered, not held.
+  const status = await proc.write(new Uint8Array(9 * 1024 * 1024));
+  assert.equal(status, "stdinClosed");
+  await events.return?.();
+  await proc.terminate();
+  await proc.wait();
+});
+
+each(
+  "closed processes kept for retention are bounded: the oldest are forgotten",
+  async (backend) => {
+    for (let i = 0; i < 260; i++) {
+      const proc = await backend.start({ processId: `r${i}`, argv: ["true"], env: ENV });
+      await proc.wait();
+    }
+    // r0 was evicted early (256 retained at most), so its id is free again; r259 is not.
+    const again = await backend.start({ processId: "r0", argv: ["true"], env: ENV });
+    await again.wait();
+    await assert.rejects(
+      backend.start({ processId: "r259", argv: ["true"], env: ENV }),
+      /already exists/,
+    );
+  },
+);

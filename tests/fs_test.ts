@@ -428,3 +428,19 @@ for (const backend of backends) {
     });
   });
 }
+
+for (const backend of backends) {
+  Deno.test(`fs ${backend.name}: readFile refuses devices and fifos instead of reading forever`, async () => {
+    const { fs, close } = await backend.open();
+    try {
+      await assert.rejects(fs.readFile("/dev/zero"), (err: unknown) => {
+        assert.ok(err instanceof RpcError);
+        assert.equal(err.code, INVALID_REQUEST);
+        assert.match(err.message, /not a regular file/);
+        return true;
+      });
+    } finally {
+      await close();
+    }
+  });
+}

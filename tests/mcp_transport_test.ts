@@ -258,3 +258,24 @@ each("the executor dying mid-call fails the pending call promptly", async ({ lau
   await client.close();
   await transport.close();
 }, { only: (p) => p.remote });
+
+Deno.test("mcp local child: close() gives up on a server that stopped reading stdin", async () => {
+  const { log } = capture();
+  const launcher = new LocalStdioServerLauncher({ log, graceMs: 200 });
+  // Not an MCP server at all: it never reads stdin, so a big write stays pending.
+  const transport = await launcher.launch({
+    name: "deaf",
+    command: "sh",
+    args: ["-c", "echo $$; exec sleep 30"],
+  });
+  await transport.start();
+  const pending = transport.send({
+    jsonrpc: "2.0",
+    method: "notifications/message",
+    params: { data: "x".repeat(2 * 1024 * 1024) },
+  }).catch(() => {});
+  await transport.close();
+  await pending;
+  const pid = (transport as unknown as { pid: number }).pid;
+  assert.ok(await waitGone(pid), "the server outlived close()");
+});

@@ -92,3 +92,13 @@ Deno.test("listen URLs: defaults, IPv6, localhost, and clear errors", () => {
   assert.throws(() => parseListenUrl("ws://example.com:1"), /invalid websocket --listen URL/);
   assert.throws(() => parseListenUrl("ws://127.0.0.1"), /invalid websocket --listen URL/);
 });
+
+Deno.test("env: glob matching is linear even for pathological patterns", () => {
+  // A backtracking RegExp takes seconds on this; the two-pointer matcher is instant.
+  assert.equal(matchesGlob("A".repeat(64), "*".repeat(40) + "!"), false);
+  assert.ok(matchesGlob("aXbXc", "*x*x*"));
+  assert.ok(matchesGlob("AAAB", "*A*B"));
+  assert.ok(!matchesGlob("ABC", "A*D"));
+  assert.ok(matchesGlob("", "*"));
+  assert.ok(!matchesGlob("", "?"));
+});

@@ -88,27 +88,33 @@ export async function bridgeCommand(args: readonly string[]): Promise<number> {
 
   const output = pumpOutput(process, command, log);
   const input = pumpInput(process);
-  const first = await Promise.race([
-    output.then((end) => ({ kind: "output" as const, end })),
-    input.then(() => ({ kind: "input" as const })),
-  ]);
-  let code: number;
-  if (first.kind === "input") {
-    // The MCP client closed stdin: shut the server down as the MCP spec says.
-    await shutdown(process);
-    const end = await output;
-    code = end.failure !== null ? 1 : 0;
-    if (end.failure !== null) log.error(`lost the executor: ${end.failure}`);
-  } else if (first.end.failure !== null) {
-    log.error(`lost the executor while ${command} was running: ${first.end.failure}`);
-    code = 1;
-  } else {
+  try {
+    const first = await Promise.race([
+      output.then((end) => ({ kind: "output" as const, end })),
+      input.then(() => ({ kind: "input" as const })),
+    ]);
+    if (first.kind === "input") {
+      // The MCP client closed stdin: shut the server down as the MCP spec says.
+      await shutdown(process);
+      const end = await output;
+      if (end.failure !== null) log.error(`lost the executor: ${end.failure}`);
+      return end.failure !== null ? 1 : 0;
+    }
+    if (first.end.failure !== null) {
+      log.error(`lost the executor while ${command} was running: ${first.end.failure}`);
+      return 1;
+    }
     const exit = first.end.exitCode;
     log.error(`the MCP server ${command} on the executor exited (code ${exit ?? "unknown"})`);
-    code = exit !== null && exit !== 0 ? exit & 0xff || 1 : 1;
+    return exit !== null && exit !== 0 ? exit & 0xff || 1 : 1;
+  } catch (error) {
+    // Our stdout broke (the MCP client died), or the server's output was unusable.
+    log.error(`${(error as Error).message}; stopping ${command}`);
+    await shutdown(process);
+    return 1;
+  } finally {
+    await executor.close();
   }
-  await executor.close();
-  return code;
 }
 
 /** Forwards stdin to the remote process until EOF. */
@@ -152,7 +158,8 @@ async function pumpOutput(
         lines.push(line, NEWLINE);
         pending += line.byteLength + 1;
       } catch {
-        log.warn(`${name} wrote a line that is not JSON; kept off stdout: ${decoder.decode(line)}`);
+        const text = decoder.decode(line.subarray(0, 200));
+        log.warn(`${name} wrote a line that is not JSON; kept off stdout: ${JSON.stringify(text)}`);
       }
     },
     afterEvent() {
@@ -166,6 +173,8 @@ async function pumpOutput(
         await writeAll(batch);
         pending -= batch.byteLength;
       });
+      // A failed write is reported once the output ended; don't let it go unhandled meanwhile.
+      writing.catch(() => {});
     },
   });
   await writing;

@@ -111,6 +111,8 @@ export async function connectExecutor(
     if (token !== undefined) headers.Authorization = `Bearer ${token}`;
     const socket = await connectWebSocket(url, {
       headers,
+      // The largest response: fs/readFile of 512 MiB in base64, plus its envelope.
+      maxMessageBytes: 700 * 1024 * 1024,
       caCerts: await resolveCaCerts(options),
       connectTimeoutMs: options.connectTimeoutMs ?? 10_000,
     });

@@ -44,6 +44,13 @@ export class LocalFileSystem implements ExecFileSystem {
     const method = "fs/readFile";
     requireAbsolute("path", path);
     const info = await io(method, path, () => Deno.stat(path));
+    if (!info.isFile) {
+      // A device (/dev/zero) or fifo would be read forever or block.
+      throw new RpcError(
+        INVALID_REQUEST,
+        `${method} ${path}: not a regular file; only regular files can be read`,
+      );
+    }
     if (info.size > MAX_READ_FILE_BYTES) throw tooLarge();
     const data = await io(method, path, () => Deno.readFile(path));
     // The file may have grown between the stat and the read.

@@ -132,7 +132,13 @@ class LocalStdioTransport implements Transport {
   }
 
   async #shutdown(): Promise<void> {
-    await this.#stdin.close().catch(() => {});
+    // A server that stopped reading would keep a pending write (and so the
+    // close) waiting forever: give up on it after the grace period.
+    const closing = this.#stdin.close().catch(() => {});
+    if (!await this.#within(closing, this.#graceMs)) {
+      // Not awaited: aborting waits for the pending write too.
+      this.#stdin.abort().catch(() => {});
+    }
     if (!await this.#exitedWithin(this.#graceMs)) {
       this.#killGroup("SIGTERM");
       if (!await this.#exitedWithin(this.#graceMs)) this.#killGroup("SIGKILL");

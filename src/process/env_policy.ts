@@ -25,20 +25,34 @@ export const CORE_ENV_VARS: readonly string[] = [
 /** Names dropped unless `ignoreDefaultExcludes`: anything that looks like a credential. */
 export const DEFAULT_EXCLUDES: readonly string[] = ["*KEY*", "*SECRET*", "*TOKEN*"];
 
-const globCache = new Map<string, RegExp>();
-
-/** Case-insensitive glob match with `*` and `?`. */
+/**
+ * Case-insensitive glob match with `*` and `?`, in linear time (a greedy
+ * two-pointer match that backtracks only to the last `*`): patterns come from
+ * clients, and a backtracking RegExp would let one request stall the executor.
+ */
 export function matchesGlob(name: string, pattern: string): boolean {
-  let re = globCache.get(pattern);
-  if (re === undefined) {
-    const source = pattern.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*").replace(
-      /\?/g,
-      ".",
-    );
-    re = new RegExp(`^${source}$`, "i");
-    globCache.set(pattern, re);
+  const n = name.toUpperCase();
+  const p = pattern.toUpperCase();
+  let i = 0;
+  let j = 0;
+  let star = -1;
+  let mark = 0;
+  while (i < n.length) {
+    if (j < p.length && (p[j] === "?" || p[j] === n[i])) {
+      i++;
+      j++;
+    } else if (j < p.length && p[j] === "*") {
+      star = j++;
+      mark = i;
+    } else if (star !== -1) {
+      j = star + 1;
+      i = ++mark;
+    } else {
+      return false;
+    }
   }
-  return re.test(name);
+  while (j < p.length && p[j] === "*") j++;
+  return j === p.length;
 }
 
 function matchesAny(name: string, patterns: readonly string[]): boolean {

@@ -139,14 +139,23 @@ export class ProcessHost {
   ): Promise<ProcessHost> {
     const worker = await options.pool.acquire();
     const host = new ProcessHost(spec, worker, options, sink);
+    let rejectClosed: (error: Error) => void = () => {};
+    const closed = new Promise<never>((_, reject) => rejectClosed = reject);
+    const removeListener = options.pool.onClose(() => {
+      rejectClosed(
+        new RpcError(INTERNAL_ERROR, "the backend was closed while the process was starting"),
+      );
+    });
     try {
-      await host.#started;
+      await Promise.race([host.#started, closed]);
     } catch (error) {
       // A failed spawn leaves the worker clean (no process), but don't risk reusing it.
       host.#worker = null;
       host.#state = "failed";
       options.pool.discard(worker);
       throw error;
+    } finally {
+      removeListener();
     }
     return host;
   }
@@ -244,7 +253,8 @@ export class ProcessHost {
 
   /** Kills the process group now, without waiting for the worker (shutdown, expiry). */
   kill(): void {
-    if (this.#state !== "running") return;
+    // pid 0 would be kill(0): this process's own group. Never before `started`.
+    if (this.#state !== "running" || this.#pid <= 0) return;
     try {
       Deno.kill(-this.pid, "SIGKILL");
     } catch {

@@ -19,6 +19,8 @@ export const DEFAULT_RETAINED_BYTES = 1024 * 1024;
 export const DEFAULT_REPLAY_EVENTS = 256;
 /** How long a closed process stays readable: 30 s. */
 export const DEFAULT_RETENTION_MS = 30_000;
+/** Most closed processes one table keeps readable; the oldest are forgotten first. */
+export const MAX_RETAINED = 256;
 
 /** Options of {@link ProcessTable}. */
 export interface ProcessTableOptions {
@@ -52,6 +54,8 @@ export class ProcessTable {
   #starting = new Map<string, Promise<ProcessHost>>();
   #timers = new Set<ReturnType<typeof setTimeout>>();
   #paused = false;
+  /** Closed processes in retention, oldest first (each entry forgets its process). */
+  #retained = new Set<() => void>();
   #wireFormat: WireFormat = "json";
   #closed = false;
 
@@ -92,7 +96,12 @@ export class ProcessTable {
    */
   async start(params: StartParams, sink?: EventSink): Promise<ProcessHost> {
     const id = params.processId;
-    if (this.#closed) throw new RpcError(INVALID_REQUEST, "the session is shutting down");
+    if (this.#closed) {
+      throw new RpcError(
+        INVALID_REQUEST,
+        "the session or backend is closing: no new process can start",
+      );
+    }
     if (this.#entries.has(id)) throw new RpcError(INVALID_REQUEST, `process ${id} already exists`);
     const max = this.#options.maxProcesses;
     if (max !== undefined && this.live >= max) {
@@ -135,7 +144,10 @@ export class ProcessTable {
     if (this.#closed) {
       host.kill();
       this.#entries.delete(id);
-      throw new RpcError(INVALID_REQUEST, "the session is shutting down");
+      throw new RpcError(
+        INVALID_REQUEST,
+        "the session or backend is closing: no new process can start",
+      );
     }
     this.#entries.set(id, host);
     if (this.#paused) host.pause();
@@ -171,12 +183,16 @@ export class ProcessTable {
     }
     for (const timer of this.#timers) clearTimeout(timer);
     this.#timers.clear();
+    this.#retained.clear();
   }
 
   /** Resolves once every process of the table has closed. */
   async whenAllClosed(): Promise<void> {
     const hosts = [...this.#entries.values()].filter((e): e is ProcessHost => e !== "starting");
-    await Promise.all(hosts.map((host) => host.whenClosed()));
+    const starting = [...this.#starting.values()].map((start) =>
+      start.then((host) => host.whenClosed(), () => {})
+    );
+    await Promise.all([...hosts.map((host) => host.whenClosed()), ...starting]);
   }
 
   #retain(id: string, host: ProcessHost): void {
@@ -184,11 +200,18 @@ export class ProcessTable {
       this.#entries.delete(id);
       return;
     }
-    const timer = setTimeout(() => {
+    const forget = () => {
+      clearTimeout(timer);
       this.#timers.delete(timer);
+      this.#retained.delete(forget);
       if (this.#entries.get(id) === host) this.#entries.delete(id);
-    }, this.#options.retentionMs ?? DEFAULT_RETENTION_MS);
+    };
+    const timer = setTimeout(forget, this.#options.retentionMs ?? DEFAULT_RETENTION_MS);
     this.#timers.add(timer);
     if (this.#options.unrefTimers) Deno.unrefTimer(timer);
+    // Bounded: a client that starts short processes in a loop must not pile
+    // up archives (up to 1 MiB each) for the whole window. The oldest go first.
+    this.#retained.add(forget);
+    if (this.#retained.size > MAX_RETAINED) this.#retained.values().next().value!();
   }
 }

@@ -356,6 +356,7 @@ class ProcessRunner {
     const code = status.signal !== null ? -1 : status.code;
     const exit = this.#log.recordExit(code, status.signal);
     this.#child?.closeStdin();
+    if (this.#stdinOpen) post(this.#scope, { type: "stdinClosed" });
     this.#stdinOpen = false;
     if (this.#wire !== "none") {
       const signal = status.signal === null ? "null" : JSON.stringify(status.signal);
@@ -437,7 +438,11 @@ class ProcessRunner {
 
   #write(data: Uint8Array, closeStdin: boolean): void {
     const child = this.#child;
-    if (child === null || !this.#stdinOpen) return;
+    if (child === null || !this.#stdinOpen) {
+      // Dropped: still accounted, so the main thread's backlog goes back down.
+      this.#written(data.byteLength);
+      return;
+    }
     // A terminal stays writable after Ctrl-D; a pipe does not.
     if (closeStdin && !this.#spec.tty) this.#stdinOpen = false;
     this.#writeChain = this.#writeChain.then(async () => {
@@ -448,9 +453,12 @@ class ProcessRunner {
         this.#stdinOpen = false;
         post(this.#scope, { type: "stdinClosed" });
       }
-    }).finally(() => {
-      if (data.byteLength > 0) post(this.#scope, { type: "written", bytes: data.byteLength });
-    });
+    }).finally(() => this.#written(data.byteLength));
+  }
+
+  /** Tells the main thread that bytes left the stdin backlog (until the process closed). */
+  #written(bytes: number): void {
+    if (bytes > 0 && this.#log.closedSeq === null) post(this.#scope, { type: "written", bytes });
   }
 
   #terminate(signal: TerminateSignal): { running: boolean } {

@@ -43,6 +43,7 @@ export class WorkerPool {
   #idleTimer: ReturnType<typeof setTimeout> | null = null;
   readonly #trimWarm: boolean;
   #closed = false;
+  #closeListeners = new Set<() => void>();
   #all = new Map<Worker, EventRouter>();
 
   /** Creates a pool; nothing starts until the first {@link acquire} or {@link prewarm}. */
@@ -124,9 +125,17 @@ export class WorkerPool {
     this.#all.delete(worker);
   }
 
+  /** Calls `listener` when the pool closes; returns a function that removes it. */
+  onClose(listener: () => void): () => void {
+    this.#closeListeners.add(listener);
+    return () => this.#closeListeners.delete(listener);
+  }
+
   /** Terminates every worker, busy ones included. */
   close(): void {
     this.#closed = true;
+    for (const listener of [...this.#closeListeners]) listener();
+    this.#closeListeners.clear();
     if (this.#idleTimer !== null) clearTimeout(this.#idleTimer);
     for (const [worker, router] of this.#all) {
       worker.terminate();

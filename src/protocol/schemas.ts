@@ -54,17 +54,24 @@ export const initializeParams = z.object({
 });
 
 /** `envPolicy` of `process/start`. Inner fields default like the reference's serde defaults. */
+const patterns = z.array(z.string().max(256, "a pattern must be at most 256 characters")).max(
+  256,
+  "at most 256 patterns",
+);
 export const envPolicySchema = z.object({
   inherit: z.enum(["core", "all", "none"]),
   ignoreDefaultExcludes: z.boolean().default(false),
-  exclude: z.array(z.string()).default([]),
+  exclude: patterns.default([]),
   set: envMap.default({}),
-  includeOnly: z.array(z.string()).default([]),
+  includeOnly: patterns.default([]),
 });
 
 /** `process/start` params. */
 export const startParams = z.object({
-  processId: z.string().min(1, "processId must not be empty"),
+  processId: z.string().min(1, "processId must not be empty").max(
+    1024,
+    "processId must be at most 1024 characters",
+  ),
   argv: z.array(z.string()).min(1, "argv must not be empty"),
   cwd: z.string().nullish(),
   env: envMap.nullish(),

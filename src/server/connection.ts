@@ -88,9 +88,7 @@ export class ServerConnection implements SessionSink {
    * the connection if it makes no progress for the stall timeout.
    */
   #pause(): void {
-    const session = this.#session;
-    if (session === null) return;
-    session.processes.pauseAll();
+    this.#session?.processes.pauseAll();
     const low = this.#highWater / 2;
     const stallMs = this.#options.stallTimeoutMs ?? 60_000;
     let lowest = this.#channel.bufferedAmount;
@@ -149,7 +147,7 @@ export class ServerConnection implements SessionSink {
     }
     const { id, method, params } = message as { id?: unknown; method?: unknown; params?: unknown };
     // `"id": null` is a (discouraged) request that still gets a response with id null.
-    const validId = typeof id === "number" || typeof id === "string" ||
+    const validId = (typeof id === "number" && Number.isFinite(id)) || typeof id === "string" ||
       ("id" in message && id === null);
     if (id !== undefined && !validId) {
       this.#sendError(null, INVALID_REQUEST, "id must be a number or a string");
@@ -194,6 +192,17 @@ export class ServerConnection implements SessionSink {
 
   async #dispatch(id: Id, method: string, params: unknown): Promise<void> {
     const max = this.#options.maxPendingRequests ?? 1024;
+    const maxBuffered = this.#options.maxBufferedBytes ?? 64 * 1024 * 1024;
+    if (this.#channel.bufferedAmount > maxBuffered) {
+      // The client does not read its responses: answer nothing big until it does.
+      this.#sendError(
+        id,
+        INVALID_REQUEST,
+        `the connection's outgoing queue is full (${this.#channel.bufferedAmount} bytes): ` +
+          `read the responses first (--max-buffered-bytes)`,
+      );
+      return;
+    }
     if (this.#inFlight >= max) {
       this.#sendError(
         id,
@@ -209,6 +218,8 @@ export class ServerConnection implements SessionSink {
       const idText = typeof id === "number" ? String(id) : JSON.stringify(id);
       const resultText = result instanceof RawJson ? result.text : JSON.stringify(result ?? {});
       this.#channel.send(`{"jsonrpc":"2.0","id":${idText},"result":${resultText}}`);
+      // Responses count against the outgoing queue too (pipelined reads of big output).
+      if (this.#throttle === null && this.#channel.bufferedAmount > this.#highWater) this.#pause();
     } catch (error) {
       if (error instanceof RpcError) {
         this.#sendError(id, error.code, error.message, error.data);

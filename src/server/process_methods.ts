@@ -75,7 +75,7 @@ export const processMethods: Record<string, MethodHandler> = {
     if (entry === undefined) return { status: "unknownProcess" };
     if (entry === "starting") return { status: "starting" };
     const status = entry.write(data, p.closeStdin ?? false);
-    await entry.whenBacklogBelow(MAX_STDIN_BACKLOG);
+    if (status === "accepted") await entry.whenBacklogBelow(MAX_STDIN_BACKLOG);
     return { status };
   },
 
