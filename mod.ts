@@ -43,7 +43,15 @@ export type {
 } from "./src/client/types.ts";
 export { DISCONNECTED_PREFIX, DisconnectedError } from "./src/rpc/rpc_client.ts";
 export { lineChannel, type TextChannel } from "./src/rpc/channel.ts";
-export type { EnvPolicy, ProcessStream, StartParams, WriteStatus } from "./src/protocol/types.ts";
+export type {
+  EnvInherit,
+  EnvPolicy,
+  ProcessStream,
+  StartParams,
+  TerminateSignal,
+  WriteStatus,
+} from "./src/protocol/types.ts";
+export { createLogger, type Logger, type LogLevel, silentLogger } from "./src/log/logger.ts";
 export * from "./src/protocol/errors.ts";
 export {
   type DirectoryEntry,
@@ -67,12 +75,14 @@ export {
   loadMcpConfig,
   type McpConfig,
   McpConfigError,
+  type McpEnvironment,
   type McpServerConfig,
   parseMcpConfig,
 } from "./src/mcp/config.ts";
 export {
   McpConnectionManager,
   type McpConnectionManagerOptions,
+  type McpServerState,
   type McpServerStatus,
   type McpTool,
   RequiredServerError,

@@ -6,19 +6,19 @@
  */
 
 /** The frame is not JSON. Sent with `id: null`. */
-export const PARSE_ERROR = -32700;
+export const PARSE_ERROR: number = -32700;
 /** Not initialized, second initialize, duplicate or unknown process id, a limit hit. */
-export const INVALID_REQUEST = -32600;
+export const INVALID_REQUEST: number = -32600;
 /** Unknown method. */
-export const METHOD_NOT_FOUND = -32601;
+export const METHOD_NOT_FOUND: number = -32601;
 /** Params do not match the method's schema (empty argv, relative path…). */
-export const INVALID_PARAMS = -32602;
+export const INVALID_PARAMS: number = -32602;
 /** Anything else that failed on the executor (spawn errors, I/O errors). */
-export const INTERNAL_ERROR = -32603;
+export const INTERNAL_ERROR: number = -32603;
 /** A filesystem path does not exist. */
-export const NOT_FOUND = -32004;
+export const NOT_FOUND: number = -32004;
 /** The session to resume is attached to another connection. */
-export const SESSION_ATTACHED = -32010;
+export const SESSION_ATTACHED: number = -32010;
 
 /**
  * An error with a JSON-RPC code. Thrown by handlers to produce an error
