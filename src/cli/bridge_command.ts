@@ -189,7 +189,7 @@ function shutdown(process: ExecProcess): Promise<void> {
     const timeout = new Promise<boolean>((r) => timer = setTimeout(() => r(false), ms));
     return Promise.race([closed, timeout]).finally(() => clearTimeout(timer));
   };
-  return stopGracefully(process, within, 2000);
+  return stopGracefully(process, { closedWithin: within, graceMs: 2000 });
 }
 
 async function writeAll(data: Uint8Array): Promise<void> {

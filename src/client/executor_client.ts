@@ -201,7 +201,7 @@ class ExecutorConnection implements ExecutorClient {
   async start(params: StartParams): Promise<ExecProcess> {
     const disconnected = this.#rpc.disconnected;
     if (disconnected !== null) throw new DisconnectedError(disconnected);
-    const checked = parseParams("process/start", startParams, params);
+    const checked = parseParams(startParams, params, { method: "process/start" });
     const id = checked.processId;
     if (this.#routes.has(id)) {
       // The executor would refuse it too; refusing here keeps one route per id.

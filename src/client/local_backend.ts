@@ -80,10 +80,13 @@ export class LocalExecBackend implements ExecBackend, AsyncDisposable {
     if (this.#closed) throw new RpcError(INVALID_REQUEST, "the local backend is closed");
     // Subscribed at start: the events of the very first output on are kept.
     const events = new ProcessEvents();
-    const host = await this.#table.start(parseParams("process/start", startParams, params), {
-      push: (event) => events.accept(event),
-      fail: (message) => events.fail(message),
-    });
+    const host = await this.#table.start(
+      parseParams(startParams, params, { method: "process/start" }),
+      {
+        push: (event) => events.accept(event),
+        fail: (message) => events.fail(message),
+      },
+    );
     return new LocalProcess(host, events);
   }
 

@@ -170,7 +170,10 @@ export class ExecutorProcessTransport implements Transport {
   async #shutdown(): Promise<void> {
     if (this.#events === null) this.#consume();
     const grace = this.#options.graceMs;
-    await stopGracefully(this.process, (ms) => this.#closedWithin(ms), grace);
+    await stopGracefully(this.process, {
+      closedWithin: (ms) => this.#closedWithin(ms),
+      graceMs: grace,
+    });
     await this.#closedWithin(grace * 2);
     this.#finish();
   }
@@ -192,7 +195,7 @@ export class ExecutorProcessTransport implements Transport {
       name,
       log,
       onLine: (line) => {
-        const message = decodeMessage(line, name, log);
+        const message = decodeMessage(line, { name: name, log: log });
         if (message !== null && !this.#closed) this.onmessage?.(message);
       },
     });

@@ -181,7 +181,7 @@ class LocalStdioTransport implements Transport {
   #readStdout(): Promise<void> {
     const splitter = new LineSplitter();
     const onLine = (line: Uint8Array) => {
-      const message = decodeMessage(line, this.#name, this.#log);
+      const message = decodeMessage(line, { name: this.#name, log: this.#log });
       if (message !== null) this.onmessage?.(message);
     };
     return this.#pump(this.#child.stdout, splitter, onLine);
@@ -192,7 +192,7 @@ class LocalStdioTransport implements Transport {
     return this.#pump(
       this.#child.stderr,
       splitter,
-      (line) => logStderrLine(line, this.#name, this.#log),
+      (line) => logStderrLine(line, { name: this.#name, log: this.#log }),
     );
   }
 

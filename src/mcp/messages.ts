@@ -23,7 +23,11 @@ export function encodeMessage(message: JSONRPCMessage): Uint8Array {
  * Parses one stdout line. A line that is not a JSON-RPC message is logged
  * (servers print banners and warnings there) and skipped: returns null.
  */
-export function decodeMessage(line: Uint8Array, name: string, log: Logger): JSONRPCMessage | null {
+export function decodeMessage(
+  line: Uint8Array,
+  options: { name: string; log: Logger },
+): JSONRPCMessage | null {
+  const { name, log } = options;
   if (line.byteLength === 0) return null;
   const text = decoder.decode(line);
   let value: unknown;
@@ -44,7 +48,8 @@ export function decodeMessage(line: Uint8Array, name: string, log: Logger): JSON
 }
 
 /** Logs a server's stderr, one line at a time, never into the protocol. */
-export function logStderrLine(line: Uint8Array, name: string, log: Logger): void {
+export function logStderrLine(line: Uint8Array, options: { name: string; log: Logger }): void {
+  const { name, log } = options;
   log.info(`MCP server stderr (${name}): ${decoder.decode(line)}`);
 }
 

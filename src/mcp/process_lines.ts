@@ -44,7 +44,7 @@ export function readProcessLines(
   const { name, log, onLine } = options;
   const stdout = new LineSplitter();
   const stderr = new LineSplitter(64 * 1024, { split: true });
-  const onStderr = (line: Uint8Array) => logStderrLine(line, name, log);
+  const onStderr = (line: Uint8Array) => logStderrLine(line, { name: name, log: log });
   const end: ProcessLinesEnd = { exitCode: null, failure: null };
   return new Promise((resolve, reject) => {
     let done = false;
@@ -100,9 +100,9 @@ export function readProcessLines(
  */
 export async function stopGracefully(
   process: ExecProcess,
-  closedWithin: (ms: number) => Promise<boolean>,
-  graceMs: number,
+  options: { closedWithin: (ms: number) => Promise<boolean>; graceMs: number },
 ): Promise<void> {
+  const { closedWithin, graceMs } = options;
   try {
     await process.closeStdin();
     if (await closedWithin(graceMs)) return;

@@ -30,7 +30,11 @@ function isExecutableFile(path: string): boolean {
  * Resolves a program like execvp: a name with a `/` is taken relative to
  * `cwd`; a bare name is looked up on `path`. Returns null when not found.
  */
-export function resolveProgram(program: string, path: string, cwd: string): string | null {
+export function resolveProgram(
+  program: string,
+  options: { path: string; cwd: string },
+): string | null {
+  const { path, cwd } = options;
   if (program.includes("/")) {
     const full = program.startsWith("/") ? program : `${cwd}/${program}`;
     return isExecutableFile(full) ? full : null;
@@ -45,8 +49,9 @@ export function resolveProgram(program: string, path: string, cwd: string): stri
 
 function findSetsid(): string | null {
   if (setsidPath === undefined) {
-    setsidPath = resolveProgram("setsid", Deno.env.get("PATH") ?? "/usr/bin:/bin", "/") ??
-      (isExecutableFile("/usr/bin/setsid") ? "/usr/bin/setsid" : null);
+    setsidPath =
+      resolveProgram("setsid", { path: Deno.env.get("PATH") ?? "/usr/bin:/bin", cwd: "/" }) ??
+        (isExecutableFile("/usr/bin/setsid") ? "/usr/bin/setsid" : null);
   }
   return setsidPath;
 }
@@ -68,7 +73,7 @@ export interface SessionSpawnOptions {
 export function spawnSession(argv: string[], options: SessionSpawnOptions): Deno.ChildProcess {
   const childPath = options.env.PATH;
   const path = childPath ?? Deno.env.get("PATH") ?? "/usr/bin:/bin";
-  const resolved = resolveProgram(argv[0], path, options.cwd);
+  const resolved = resolveProgram(argv[0], { path, cwd: options.cwd });
   if (resolved === null) {
     throw new Deno.errors.NotFound(`program not found on PATH: ${argv[0]}`);
   }

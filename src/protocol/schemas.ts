@@ -14,10 +14,11 @@ import { INVALID_PARAMS, RpcError } from "./errors.ts";
  * naming the offending fields.
  */
 export function parseParams<T extends z.ZodType>(
-  method: string,
   schema: T,
   params: unknown,
+  options: { method: string },
 ): z.output<T> {
+  const method = options.method;
   const result = schema.safeParse(params ?? {});
   if (result.success) return result.data;
   const problems = result.error.issues.map((issue) => {

@@ -268,7 +268,7 @@ export class ServerConnection implements SessionSink {
     if (this.#initializing || this.#session !== null) {
       throw new RpcError(INVALID_REQUEST, "initialize may only be sent once per connection");
     }
-    const p = parseParams("initialize", initializeParams, params);
+    const p = parseParams(initializeParams, params, { method: "initialize" });
     this.#initializing = true;
     try {
       const registry = this.#options.registry;

@@ -41,13 +41,13 @@ function checkSandbox(method: string, sandbox: unknown): void {
 /** Handlers of the `fs/*` methods. */
 export const fsMethods: Record<string, MethodHandler> = {
   async "fs/readFile"(params) {
-    const p = parseParams("fs/readFile", readFileParams, params);
+    const p = parseParams(readFileParams, params, { method: "fs/readFile" });
     checkSandbox("fs/readFile", p.sandbox);
     return { dataBase64: (await fs.readFile(p.path)).toBase64() };
   },
 
   async "fs/writeFile"(params) {
-    const p = parseParams("fs/writeFile", writeFileParams, params);
+    const p = parseParams(writeFileParams, params, { method: "fs/writeFile" });
     checkSandbox("fs/writeFile", p.sandbox);
     let data: Uint8Array;
     try {
@@ -63,33 +63,33 @@ export const fsMethods: Record<string, MethodHandler> = {
   },
 
   async "fs/createDirectory"(params) {
-    const p = parseParams("fs/createDirectory", createDirectoryParams, params);
+    const p = parseParams(createDirectoryParams, params, { method: "fs/createDirectory" });
     checkSandbox("fs/createDirectory", p.sandbox);
     await fs.createDirectory(p.path, { recursive: p.recursive ?? true });
     return EMPTY;
   },
 
   async "fs/getMetadata"(params) {
-    const p = parseParams("fs/getMetadata", getMetadataParams, params);
+    const p = parseParams(getMetadataParams, params, { method: "fs/getMetadata" });
     checkSandbox("fs/getMetadata", p.sandbox);
     return await fs.getMetadata(p.path);
   },
 
   async "fs/readDirectory"(params) {
-    const p = parseParams("fs/readDirectory", readDirectoryParams, params);
+    const p = parseParams(readDirectoryParams, params, { method: "fs/readDirectory" });
     checkSandbox("fs/readDirectory", p.sandbox);
     return { entries: await fs.readDirectory(p.path) };
   },
 
   async "fs/remove"(params) {
-    const p = parseParams("fs/remove", removeParams, params);
+    const p = parseParams(removeParams, params, { method: "fs/remove" });
     checkSandbox("fs/remove", p.sandbox);
     await fs.remove(p.path, { recursive: p.recursive ?? true, force: p.force ?? true });
     return EMPTY;
   },
 
   async "fs/copy"(params) {
-    const p = parseParams("fs/copy", copyParams, params);
+    const p = parseParams(copyParams, params, { method: "fs/copy" });
     checkSandbox("fs/copy", p.sandbox);
     await fs.copy(p.sourcePath, p.destinationPath, { recursive: p.recursive });
     return EMPTY;

@@ -44,13 +44,13 @@ function runningProcess(table: ProcessTable, processId: string): ProcessHost {
 /** Handlers of the `process/*` methods. */
 export const processMethods: Record<string, MethodHandler> = {
   async "process/start"(params, { session }): Promise<StartResult> {
-    const p = parseParams("process/start", startParams, params);
+    const p = parseParams(startParams, params, { method: "process/start" });
     await session.processes.start(p);
     return { processId: p.processId };
   },
 
   async "process/read"(params, { session }): Promise<RawJson> {
-    const p = parseParams("process/read", readParams, params);
+    const p = parseParams(readParams, params, { method: "process/read" });
     const host = runningProcess(session.processes, p.processId);
     const text = await host.readJson({
       afterSeq: p.afterSeq ?? 0,
@@ -61,7 +61,7 @@ export const processMethods: Record<string, MethodHandler> = {
   },
 
   async "process/write"(params, { session }): Promise<WriteResult> {
-    const p = parseParams("process/write", writeParams, params);
+    const p = parseParams(writeParams, params, { method: "process/write" });
     let data: Uint8Array;
     try {
       data = Uint8Array.fromBase64(p.chunk);
@@ -80,7 +80,7 @@ export const processMethods: Record<string, MethodHandler> = {
   },
 
   async "process/terminate"(params, { session }): Promise<TerminateResult> {
-    const p = parseParams("process/terminate", terminateParams, params);
+    const p = parseParams(terminateParams, params, { method: "process/terminate" });
     // A terminate that races the start applies once the process runs.
     const host = await session.processes.whenStarted(p.processId);
     if (host === undefined) return { running: false };
