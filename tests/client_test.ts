@@ -173,24 +173,59 @@ Deno.test("client: losing the executor fails pending calls at once and every lat
   await client.close();
 });
 
-Deno.test("client: resumes a session by id after reconnecting", async () => {
+Deno.test("client: after a resume, attach() picks up processes started before the disconnect", async () => {
   const executor = await startExecutor([]);
   try {
     const first = await connectExecutor(executor.url);
-    const proc = await first.start({
-      processId: "p",
-      argv: ["sh", "-c", "read x; echo got-$x"],
+    const live = await first.start({
+      processId: "live",
+      argv: ["sh", "-c", "cat; echo bye"],
       env: ENV,
       pipeStdin: true,
     });
-    void proc;
+    await live.write("before\n");
+    await live.read({ waitMs: 5000 });
+    const done = await first.start({
+      processId: "done",
+      argv: ["sh", "-c", "sleep 0.3; echo finished; exit 3"],
+      env: ENV,
+    });
+    void done;
     await first.close();
+
     const second = await connectExecutor(executor.url, { resumeSessionId: first.sessionId });
     assert.equal(second.sessionId, first.sessionId);
-    await assert.rejects(
-      second.start({ processId: "p", argv: ["true"] }),
-      /process p already exists/,
+    await assert.rejects(second.start({ processId: "live", argv: ["true"] }), /already exists/);
+    await assert.rejects(second.attach("nope"), /unknown process id nope/);
+
+    // `done` closed while nobody was attached: its events are all recovered, exit included.
+    const finished = await second.attach("done");
+    assert.deepEqual(await finished.wait(), { exitCode: 3, signal: null });
+    const replay = [];
+    for await (const event of finished.events()) replay.push(event);
+    const decoder = new TextDecoder();
+    assert.equal(
+      replay.filter((e) => e.type === "output").map((e) =>
+        decoder.decode((e as { chunk: Uint8Array }).chunk)
+      ).join(""),
+      "finished\n",
     );
+
+    // `live` is still running: history first, then new output, then its end.
+    const attached = await second.attach("live");
+    let seen = "";
+    let wake = () => {};
+    attached.listen((event) => {
+      if (event.type === "output") seen += decoder.decode(event.chunk);
+      wake();
+    });
+    assert.equal(seen, "before\n");
+    const echoed = new Promise<void>((resolve) => wake = () => seen.includes("after") && resolve());
+    await attached.write("after\n");
+    await echoed;
+    await attached.closeStdin();
+    assert.deepEqual(await attached.wait(), { exitCode: 0, signal: null });
+    assert.equal(seen, "before\nafter\nbye\n");
     await second.close();
   } finally {
     await executor.stop();

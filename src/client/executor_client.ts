@@ -61,6 +61,13 @@ export interface ExecutorClient extends ExecBackend, AsyncDisposable {
   readonly done: Promise<string>;
   /** Starts a process on the executor. */
   start(params: StartParams): Promise<ExecProcess>;
+  /**
+   * A handle on a process the session already has — after `resumeSessionId`,
+   * the processes started before the disconnect. Its events begin with what
+   * the executor retained (output evicted from the 1 MiB window is gone).
+   * Rejects with -32600 for an unknown id.
+   */
+  attach(processId: string): Promise<ExecProcess>;
   /** Closes the connection. The session's processes keep running until the session TTL expires. */
   close(): Promise<void>;
 }
@@ -220,6 +227,28 @@ class ExecutorConnection implements ExecutorClient {
       results.start.parse(raw);
     } catch (error) {
       if (this.#routes.get(id) === process) this.#routes.delete(id);
+      throw error;
+    }
+    return process;
+  }
+
+  async attach(processId: string): Promise<ExecProcess> {
+    const disconnected = this.#rpc.disconnected;
+    if (disconnected !== null) throw new DisconnectedError(disconnected);
+    const existing = this.#routes.get(processId);
+    if (existing !== undefined) return existing;
+    const process: RemoteProcess = new RemoteProcess({ processId, argv: [] }, this.#rpc, {
+      onClosed: () => {
+        if (this.#routes.get(processId) === process) this.#routes.delete(processId);
+      },
+      notifyWrites: this.#writeNotifications,
+    });
+    // Routed first, so that nothing pushed during the catch-up read is lost.
+    this.#routes.set(processId, process);
+    try {
+      process.catchUp(await process.read({ afterSeq: 0 }));
+    } catch (error) {
+      if (this.#routes.get(processId) === process) this.#routes.delete(processId);
       throw error;
     }
     return process;

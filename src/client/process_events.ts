@@ -8,7 +8,7 @@
  */
 
 import { EventQueue } from "./event_queue.ts";
-import type { ExecProcessEvent, OutputChunk } from "./types.ts";
+import type { ExecProcessEvent, ReadResponse } from "./types.ts";
 
 /** A sequenced event (everything but `failed` and `lagged`). */
 export type SequencedEvent = Exclude<ExecProcessEvent, { type: "failed" | "lagged" }>;
@@ -24,8 +24,8 @@ const GAP_RECOVERY_MS = 250;
 export interface ProcessEventsOptions {
   /** Called once after the terminal event (`closed` or `failed`) was published. */
   onEnded?: () => void;
-  /** Fetches retained output after a seq, to fill a gap that notifications left. */
-  recover?: (afterSeq: number) => Promise<OutputChunk[]>;
+  /** Reads retained output after a seq, to fill a gap that notifications left. */
+  recover?: (afterSeq: number) => Promise<ReadResponse>;
 }
 
 /** Ordered, replayable events of one process. */
@@ -117,25 +117,56 @@ export class ProcessEvents {
   }
 
   /**
+   * Publishes what a `read` found (retained chunks, and with execbridge
+   * executors the exit and the close with their seqs) together with any
+   * events parked meanwhile, in seq order. Seqs evicted from the executor's
+   * retention stay missing: the stream continues after the gap.
+   */
+  catchUp(response: ReadResponse): void {
+    if (this.#ended) return;
+    const found = new Map<number, SequencedEvent>(this.#parked);
+    this.#parked.clear();
+    for (const c of response.chunks) {
+      found.set(c.seq, { type: "output", seq: c.seq, stream: c.stream, chunk: c.chunk });
+    }
+    if (response.exitSeq != null && response.exitCode !== null) {
+      found.set(response.exitSeq, {
+        type: "exited",
+        seq: response.exitSeq,
+        exitCode: response.exitCode,
+        signal: response.exitSignal ?? null,
+      });
+    }
+    if (response.closedSeq != null) {
+      found.set(response.closedSeq, { type: "closed", seq: response.closedSeq });
+    }
+    for (const event of [...found.values()].sort((a, b) => a.seq - b.seq)) {
+      if (this.#ended) break;
+      if (event.seq > this.#lastSeq) this.#publish(event);
+    }
+    if (this.#gapTimer !== null) clearTimeout(this.#gapTimer);
+    this.#gapTimer = null;
+  }
+
+  /**
    * Missing seqs did not arrive (notifications were dropped while the session
-   * was detached): fetch the retained output, then publish what is parked.
+   * was detached): read what the executor retained and catch up.
    */
   async #recoverGap(): Promise<void> {
     this.#gapTimer = null;
     if (this.#ended || this.#parked.size === 0) return;
     try {
-      for (const c of await this.#options.recover!(this.#lastSeq)) {
-        if (c.seq > this.#lastSeq) {
-          this.#publish({ type: "output", seq: c.seq, stream: c.stream, chunk: c.chunk });
-        }
-      }
+      this.catchUp(await this.#options.recover!(this.#lastSeq));
     } catch {
-      // Nothing more to recover; publish what we have.
-    }
-    const parked = [...this.#parked.values()].sort((a, b) => a.seq - b.seq);
-    this.#parked.clear();
-    for (const event of parked) {
-      if (event.seq > this.#lastSeq) this.#publish(event);
+      // Nothing to recover from: publish what we have.
+      this.catchUp({
+        chunks: [],
+        nextSeq: 0,
+        exited: false,
+        exitCode: null,
+        closed: false,
+        failure: null,
+      });
     }
   }
 

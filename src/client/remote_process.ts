@@ -50,13 +50,18 @@ export class RemoteProcess implements ExecProcess {
     this.#rpc = rpc;
     this.#events = new ProcessEvents({
       onEnded: onClosed,
-      recover: async (afterSeq) => (await this.read({ afterSeq })).chunks,
+      recover: (afterSeq) => this.read({ afterSeq }),
     });
   }
 
   /** Takes a pushed event (reordered by seq, duplicates dropped). */
   accept(event: SequencedEvent): void {
     this.#events.accept(event);
+  }
+
+  /** Publishes what a read found (attaching to a process started by an earlier connection). */
+  catchUp(response: ReadResponse): void {
+    this.#events.catchUp(response);
   }
 
   /** Marks the process failed (connection lost): a `failed` event ends every subscription. */
@@ -101,6 +106,9 @@ export class RemoteProcess implements ExecProcess {
       exitCode: result.exitCode,
       closed: result.closed,
       failure: result.failure ?? null,
+      exitSeq: result.exitSeq ?? null,
+      exitSignal: result.exitSignal ?? null,
+      closedSeq: result.closedSeq ?? null,
     };
   }
 

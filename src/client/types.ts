@@ -93,6 +93,12 @@ export interface ReadResponse {
   closed: boolean;
   /** Set when the process can no longer be observed (transport lost). */
   failure: string | null;
+  /** Seq of the exit event, once exited (execbridge executors only). */
+  exitSeq?: number | null;
+  /** The signal that killed the process, once exited (execbridge executors only). */
+  exitSignal?: string | null;
+  /** Seq of the close event, once closed (execbridge executors only). */
+  closedSeq?: number | null;
 }
 
 /** How a process ended. */

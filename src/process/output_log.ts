@@ -124,6 +124,9 @@ export class OutputLog {
       exited: this.#exit !== null,
       exitCode: this.#exit?.code ?? null,
       closed: this.#closedSeq !== null,
+      exitSeq: this.#exit?.seq ?? null,
+      exitSignal: this.#exit?.signal ?? null,
+      closedSeq: this.#closedSeq,
     };
   }
 

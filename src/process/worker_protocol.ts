@@ -75,6 +75,12 @@ export interface ByteReadResult {
   exitCode: number | null;
   /** Closed emitted. */
   closed: boolean;
+  /** Seq of the exit. */
+  exitSeq: number | null;
+  /** Signal of the exit. */
+  exitSignal: string | null;
+  /** Seq of the close. */
+  closedSeq: number | null;
 }
 
 /** A retained output chunk. */

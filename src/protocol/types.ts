@@ -113,6 +113,12 @@ export interface ReadResult {
   closed: boolean;
   /** Set by clients when the transport failed; always null from the executor. */
   failure: string | null;
+  /** Seq of the exit event, once exited (an execbridge extension). */
+  exitSeq?: number | null;
+  /** The signal that killed the process, once exited (an execbridge extension). */
+  exitSignal?: string | null;
+  /** Seq of the close event, once closed (an execbridge extension). */
+  closedSeq?: number | null;
 }
 
 /** Params of `process/write`. */

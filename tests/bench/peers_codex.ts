@@ -312,7 +312,7 @@ class CodexProcess implements ExecProcess {
     this.#connection = connection;
     this.stream = new ProcessEvents({
       onEnded,
-      recover: async (afterSeq) => (await this.read({ afterSeq })).chunks,
+      recover: (afterSeq) => this.read({ afterSeq }),
     });
   }
 
