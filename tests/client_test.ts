@@ -266,3 +266,16 @@ Deno.test("local backend: close() while a start is in flight rejects the start",
   const result = await outcome;
   assert.ok(result === "closed" || /clos/.test(result), result);
 });
+
+Deno.test("process events: everything before the first subscriber is kept for it (up to 16 MiB)", async () => {
+  const { ProcessEvents } = await import("../src/client/process_events.ts");
+  const events = new ProcessEvents();
+  const MiB = new Uint8Array(1024 * 1024);
+  for (let seq = 1; seq <= 4; seq++) {
+    events.accept({ type: "output", seq, stream: "stdout", chunk: MiB });
+  }
+  events.accept({ type: "exited", seq: 5, exitCode: 0, signal: null });
+  events.accept({ type: "closed", seq: 6 });
+  const first = await collect(events.subscribe());
+  assert.deepEqual(first.map((e) => "seq" in e ? e.seq : e.type), [1, 2, 3, 4, 5, 6]);
+});

@@ -7,7 +7,7 @@
  * @module
  */
 
-import { EventQueue } from "./event_queue.ts";
+import { EVENT_QUEUE_MAX_BYTES, EVENT_QUEUE_MAX_EVENTS, EventQueue } from "./event_queue.ts";
 import type { ExecProcessEvent, ReadResponse } from "./types.ts";
 
 /** A sequenced event (everything but `failed` and `lagged`). */
@@ -17,6 +17,14 @@ export type SequencedEvent = Exclude<ExecProcessEvent, { type: "failed" | "lagge
 const HISTORY_MAX_EVENTS = 256;
 /** Replay history bound: output bytes. */
 const HISTORY_MAX_BYTES = 1024 * 1024;
+/**
+ * Until the first subscriber comes, up to this much is kept: output (in
+ * chunks of up to 1 MiB) may arrive before `start` has even returned, and the
+ * first subscriber must see it from the beginning.
+ */
+const UNSUBSCRIBED_MAX_BYTES = EVENT_QUEUE_MAX_BYTES;
+/** The same in events (a first subscriber's queue holds all of it). */
+const UNSUBSCRIBED_MAX_EVENTS = EVENT_QUEUE_MAX_EVENTS;
 /** How long an out-of-order event may wait for the seqs before it. */
 const GAP_RECOVERY_MS = 250;
 
@@ -40,6 +48,7 @@ export class ProcessEvents {
   #subscribers = new Set<{ push(event: ExecProcessEvent): void }>();
   #ended = false;
   #failure: string | null = null;
+  #subscribed = false;
 
   /** Creates an empty stream. */
   constructor(options: ProcessEventsOptions = {}) {
@@ -87,6 +96,7 @@ export class ProcessEvents {
 
   /** A new subscriber: history first, then live events. */
   subscribe(): AsyncIterableIterator<ExecProcessEvent> {
+    this.#subscribed = true;
     const queue: EventQueue = new EventQueue({ onDone: () => this.#subscribers.delete(queue) });
     for (let i = this.#historyHead; i < this.#history.length; i++) queue.push(this.#history[i]);
     if (this.#ended) queue.end();
@@ -100,6 +110,7 @@ export class ProcessEvents {
    * stops it.
    */
   listen(handler: (event: ExecProcessEvent) => void): () => void {
+    this.#subscribed = true;
     let active = true;
     const listener = {
       push(event: ExecProcessEvent) {
@@ -194,10 +205,11 @@ export class ProcessEvents {
   #remember(event: ExecProcessEvent): void {
     this.#history.push(event);
     if (event.type === "output") this.#historyBytes += event.chunk.byteLength;
+    const maxBytes = this.#subscribed ? HISTORY_MAX_BYTES : UNSUBSCRIBED_MAX_BYTES;
+    const maxEvents = this.#subscribed ? HISTORY_MAX_EVENTS : UNSUBSCRIBED_MAX_EVENTS;
     while (
       this.#history.length - this.#historyHead > 1 &&
-      (this.#history.length - this.#historyHead > HISTORY_MAX_EVENTS ||
-        this.#historyBytes > HISTORY_MAX_BYTES)
+      (this.#history.length - this.#historyHead > maxEvents || this.#historyBytes > maxBytes)
     ) {
       const dropped = this.#history[this.#historyHead++];
       if (dropped.type === "output") this.#historyBytes -= dropped.chunk.byteLength;
