@@ -22,7 +22,7 @@ export interface ScaleSettings {
 
 /** The scale scenarios. */
 export function scaleScenarios(settings: ScaleSettings): Scenario[] {
-  return [liveProcesses(settings), lifecycles(settings), warmBurst(settings)];
+  return [lifecycles(settings), warmBurst(settings), liveProcesses(settings)];
 }
 
 function liveProcesses({ liveProcesses: count }: ScaleSettings): Scenario {

@@ -41,9 +41,15 @@ export interface ExecTarget {
  */
 export const RETENTION_MS = 5_000;
 
+/**
+ * How long idle workers are kept: longer than the whole run, so that the
+ * pool does not shrink (and the RSS drop) in the middle of a measurement.
+ */
+const IDLE_TTL_MS = 30 * 60_000;
+
 /** Opens a {@link LocalExecBackend}; its workers are threads of this process. */
 export function openLocal(): ExecTarget {
-  const backend = new LocalExecBackend({ retentionMs: RETENTION_MS });
+  const backend = new LocalExecBackend({ retentionMs: RETENTION_MS, idleTimeoutMs: IDLE_TTL_MS });
   return {
     name: "local",
     backend,
@@ -58,7 +64,12 @@ export function openLocal(): ExecTarget {
  * executor is stopped again if the connection fails.
  */
 export async function openRemote(): Promise<ExecTarget> {
-  const executor = await startExecutor(["--process-retention-ms", String(RETENTION_MS)]);
+  const executor = await startExecutor([
+    "--process-retention-ms",
+    String(RETENTION_MS),
+    "--idle-worker-ttl-ms",
+    String(IDLE_TTL_MS),
+  ]);
   try {
     const client = await connectExecutor(executor.url);
     return {
