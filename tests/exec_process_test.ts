@@ -522,3 +522,35 @@ each(
     );
   },
 );
+
+each("a write past the 8 MiB stdin backlog is answered once the child reads", async (backend) => {
+  const dir = await Deno.makeTempDir();
+  const go = `${dir}/go`;
+  // The child reads nothing until `go` exists: 9 MiB cannot all fit in the pipe.
+  const proc = await backend.start({
+    processId: "p",
+    argv: sh(`while [ ! -e '${go}' ]; do sleep 0.01; done; wc -c`),
+    env: ENV,
+    pipeStdin: true,
+  });
+  try {
+    let answered = false;
+    const write = proc.write(new Uint8Array(9 * 1024 * 1024)).then((status) => {
+      answered = true;
+      return status;
+    });
+    // A small write behind it is held too (it would have been answered at once).
+    const small = proc.write("x");
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    assert.equal(answered, false, "answered while the child had read nothing");
+    await Deno.writeFile(go, new Uint8Array(0));
+    assert.equal(await write, "accepted");
+    assert.equal(await small, "accepted");
+    assert.equal(await proc.closeStdin(), "accepted");
+    assert.equal(text(outputs(await collect(proc))).trim(), String(9 * 1024 * 1024 + 1));
+  } finally {
+    await proc.terminate();
+    await proc.wait();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

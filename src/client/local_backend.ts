@@ -9,7 +9,7 @@
 import { INVALID_REQUEST, RpcError } from "../protocol/errors.ts";
 import { parseParams, startParams } from "../protocol/schemas.ts";
 import type { StartParams } from "../protocol/types.ts";
-import type { ProcessHost } from "../process/process_host.ts";
+import { type ProcessHost, STDIN_BACKLOG_BYTES } from "../process/process_host.ts";
 import { ProcessTable } from "../process/process_table.ts";
 import { WorkerPool } from "../process/worker_pool.ts";
 import { ProcessEvents } from "./process_events.ts";
@@ -133,9 +133,11 @@ class LocalProcess implements ExecProcess {
     return { ...result, failure: null };
   }
 
-  write(data: Uint8Array | string): Promise<WriteStatus> {
+  async write(data: Uint8Array | string): Promise<WriteStatus> {
     const bytes = typeof data === "string" ? encoder.encode(data) : data.slice();
-    return Promise.resolve(this.#host.write(bytes));
+    const status = this.#host.write(bytes);
+    if (status === "accepted") await this.#host.whenBacklogBelow(STDIN_BACKLOG_BYTES);
+    return status;
   }
 
   send(data: Uint8Array | string): void {

@@ -126,7 +126,11 @@ export interface ExecProcess {
   listen(handler: (event: ExecProcessEvent) => void): () => void;
   /** Retained output after `afterSeq`, optionally long-polling. */
   read(options?: ReadOptions): Promise<ReadResponse>;
-  /** Writes to the process's stdin (strings are UTF-8 encoded) and says what happened. */
+  /**
+   * Writes to the process's stdin (strings are UTF-8 encoded) and says what
+   * happened. While more than 8 MiB wait for the child to read them, the
+   * answer waits too: awaiting each write keeps memory bounded.
+   */
   write(data: Uint8Array | string): Promise<WriteStatus>;
   /**
    * Writes to stdin without waiting for a status: the fastest way to feed a

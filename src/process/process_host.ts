@@ -11,14 +11,22 @@ import type { TerminateSignal, WriteStatus } from "../protocol/types.ts";
 import { OutputLog } from "./output_log.ts";
 import type { EventRouter } from "./event_router.ts";
 import type { WorkerPool } from "./worker_pool.ts";
-import type {
-  ByteReadResult,
-  FromWorker,
-  ProcessEvent,
-  SpawnSpec,
-  ToWorker,
-  WireFormat,
+import {
+  type ByteReadResult,
+  type FromWorker,
+  type ProcessEvent,
+  type SpawnSpec,
+  type ToWorker,
+  type WireFormat,
+  WRITTEN_REPORT_BYTES,
 } from "./worker_protocol.ts";
+
+/**
+ * Bytes a process's stdin may have waiting: past this, `write` callers wait
+ * until the child has read enough (backpressure on the writer), locally and
+ * through an executor alike.
+ */
+export const STDIN_BACKLOG_BYTES = 8 * 1024 * 1024;
 
 /** Receives a subscriber's events: history first, then live. */
 export interface EventSink {
@@ -203,10 +211,14 @@ export class ProcessHost {
     if (!this.#stdinOpen || this.#state !== "running") return "stdinClosed";
     if (closeStdin && !this.#spec.tty) this.#stdinOpen = false;
     this.#stdinBacklog += data.byteLength;
+    const ack = this.#stdinBacklog > WRITTEN_REPORT_BYTES;
     const transfer = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength
       ? [data.buffer as ArrayBuffer]
       : [];
-    this.#worker!.postMessage({ type: "write", data, closeStdin } satisfies ToWorker, transfer);
+    this.#worker!.postMessage(
+      { type: "write", data, closeStdin, ack } satisfies ToWorker,
+      transfer,
+    );
     return "accepted";
   }
 
@@ -217,7 +229,10 @@ export class ProcessHost {
     return result.running;
   }
 
-  /** Bytes written to stdin that the child has not taken yet. */
+  /**
+   * Bytes written to stdin that the child has not taken yet (at most
+   * {@link WRITTEN_REPORT_BYTES} more: small writes are reported in bulk).
+   */
   get stdinBacklog(): number {
     return this.#stdinBacklog;
   }

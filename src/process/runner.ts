@@ -16,12 +16,13 @@ import type { ProcessStream, TerminateSignal } from "../protocol/types.ts";
 import { OutputLog } from "./output_log.ts";
 import { spawnSession } from "./spawn.ts";
 import { encodeOutputFrame, encodeProcessId } from "../protocol/binary_output.ts";
-import type {
-  FromWorker,
-  SpawnSpec,
-  ToWorker,
-  WireFormat,
-  WorkerEvent,
+import {
+  type FromWorker,
+  type SpawnSpec,
+  type ToWorker,
+  type WireFormat,
+  type WorkerEvent,
+  WRITTEN_REPORT_BYTES,
 } from "./worker_protocol.ts";
 
 /** The subset of a worker's global scope the runner uses. */
@@ -106,6 +107,7 @@ class ProcessRunner {
   readonly #events: MessagePort | null;
   readonly #generation: number;
   #writeChain: Promise<void> = Promise.resolve();
+  #unreported = 0;
   #paused: Promise<void> | null = null;
   #readers: ReadableStreamBYOBReader[] = [];
   #resume: () => void = () => {};
@@ -139,7 +141,7 @@ class ProcessRunner {
         this.#read(message.id, message.afterSeq, message.maxBytes, message.waitMs, message.format);
         break;
       case "write":
-        this.#write(message.data, message.closeStdin);
+        this.#write(message.data, message.closeStdin, message.ack);
         break;
       case "terminate":
         post(this.#scope, {
@@ -436,11 +438,11 @@ class ProcessRunner {
     attempt();
   }
 
-  #write(data: Uint8Array, closeStdin: boolean): void {
+  #write(data: Uint8Array, closeStdin: boolean, ack: boolean): void {
     const child = this.#child;
     if (child === null || !this.#stdinOpen) {
       // Dropped: still accounted, so the main thread's backlog goes back down.
-      this.#written(data.byteLength);
+      this.#written(data.byteLength, ack);
       return;
     }
     // A terminal stays writable after Ctrl-D; a pipe does not.
@@ -453,12 +455,20 @@ class ProcessRunner {
         this.#stdinOpen = false;
         post(this.#scope, { type: "stdinClosed" });
       }
-    }).finally(() => this.#written(data.byteLength));
+    }).finally(() => this.#written(data.byteLength, ack));
   }
 
-  /** Tells the main thread that bytes left the stdin backlog (until the process closed). */
-  #written(bytes: number): void {
-    if (bytes > 0 && this.#log.closedSeq === null) post(this.#scope, { type: "written", bytes });
+  /**
+   * Tells the main thread that bytes left the stdin backlog (until the
+   * process closed): when asked to, or once enough went unreported.
+   */
+  #written(bytes: number, ack: boolean): void {
+    this.#unreported += bytes;
+    if (this.#unreported === 0 || this.#log.closedSeq !== null) return;
+    if (ack || this.#unreported >= WRITTEN_REPORT_BYTES) {
+      post(this.#scope, { type: "written", bytes: this.#unreported });
+      this.#unreported = 0;
+    }
   }
 
   #terminate(signal: TerminateSignal): { running: boolean } {

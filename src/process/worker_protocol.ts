@@ -1,6 +1,6 @@
 /**
- * Messages between the main thread and a process worker. Types only: the
- * worker imports this file without pulling in any code.
+ * Messages between the main thread and a process worker: types and one
+ * constant, so the worker pulls in no code by importing this file.
  *
  * Main → worker goes through `worker.postMessage`; worker → main through
  * `self.postMessage`. A pre-serialized JSON-RPC notification (for executor
@@ -11,6 +11,14 @@
  */
 
 import type { ProcessStream, TerminateSignal } from "../protocol/types.ts";
+
+/**
+ * A worker reports finished stdin writes (`written`) once this many bytes
+ * are unreported, or at once for a write sent with `ack` — which the main
+ * thread asks for while its count of pending bytes is above this.
+ * The main thread's count is thus never more than this above the truth.
+ */
+export const WRITTEN_REPORT_BYTES = 256 * 1024;
 
 /** Everything the worker needs to spawn the child. The environment is final. */
 export interface SpawnSpec {
@@ -129,7 +137,12 @@ export type ToWorker =
     /** `json`: reply with the JSON text of a wire `ReadResult`; `bytes`: a ByteReadResult. */
     format: "json" | "bytes";
   }
-  | { type: "write"; data: Uint8Array; closeStdin: boolean }
+  /**
+   * `ack`: report this write (and every unreported one before it) with
+   * `written` once done; other writes are reported in bulk only (see
+   * {@link WRITTEN_REPORT_BYTES}), which spares a message per small write.
+   */
+  | { type: "write"; data: Uint8Array; closeStdin: boolean; ack: boolean }
   | { type: "terminate"; id: number; signal: TerminateSignal }
   | { type: "kill" }
   /** Stop reading the child's output (backpressure) until `resume`. */

@@ -14,17 +14,14 @@ import {
   writeParams,
 } from "../protocol/schemas.ts";
 import type { StartResult, TerminateResult, WriteResult } from "../protocol/types.ts";
-import type { ProcessHost } from "../process/process_host.ts";
+import { type ProcessHost, STDIN_BACKLOG_BYTES } from "../process/process_host.ts";
 import type { ProcessTable } from "../process/process_table.ts";
 import { type MethodHandler, RawJson } from "./methods.ts";
 
 /** The longest long-poll a timer can express (~24.8 days). */
 const MAX_WAIT_MS = 2_147_483_647;
-/**
- * Bytes a process's stdin may have waiting: past this a write is answered
- * only once the child has read enough (backpressure on the writer).
- */
-export const MAX_STDIN_BACKLOG = 8 * 1024 * 1024;
+/** See {@link STDIN_BACKLOG_BYTES}: a write is answered only once the child read enough. */
+export const MAX_STDIN_BACKLOG = STDIN_BACKLOG_BYTES;
 /**
  * A process's stdin backlog past which a write sent as a notification (which
  * cannot be held back) closes the connection: a client that floods without
