@@ -36,6 +36,8 @@ export class OutputLog {
   #seq = 0;
   #exit: ExitRecord | null = null;
   #closedSeq: number | null = null;
+  /** Called with each evicted chunk's bytes (the worker recycles its gather buffers). */
+  onEvict: ((data: Uint8Array) => void) | null = null;
 
   /** Creates an empty log, or one restored from a snapshot. */
   constructor(limits: OutputLogLimits, snapshot?: OutputLogSnapshot) {
@@ -66,8 +68,10 @@ export class OutputLog {
     this.#bytes += data.byteLength;
     const cap = this.#limits.retainedBytes;
     while (this.#bytes > cap && this.#head < this.#chunks.length) {
-      this.#bytes -= this.#chunks[this.#head].data.byteLength;
+      const evicted = this.#chunks[this.#head].data;
+      this.#bytes -= evicted.byteLength;
       this.#head++;
+      this.onEvict?.(evicted);
     }
     if (this.#head > 1024 && this.#head * 2 > this.#chunks.length) {
       this.#chunks = this.#chunks.slice(this.#head);
