@@ -28,6 +28,15 @@ export interface WorkerPoolOptions {
 }
 
 const DEFAULT_WORKER_URL = new URL("../../workers/process_worker.ts", import.meta.url);
+/**
+ * How long the pool waits, after the last start that took a ready worker,
+ * before it starts replacements. `new Worker()` blocks the calling thread
+ * for ~10 ms (the new isolate boots before it returns): done at once, it
+ * would delay the answer to the very start it replaces a worker for, and
+ * the next starts of a quick series. Starts that find no ready worker get
+ * one started at once.
+ */
+const REFILL_DELAY_MS = 10;
 /** Workers being started at once. */
 const SPAWN_CONCURRENCY = Math.max(2, navigator.hardwareConcurrency ?? 2);
 
@@ -41,6 +50,7 @@ export class WorkerPool {
   #warming = 0;
   #waiting: { resolve(worker: Worker): void; reject(error: Error): void }[] = [];
   #idleTimer: ReturnType<typeof setTimeout> | null = null;
+  #refillTimer: ReturnType<typeof setTimeout> | null = null;
   readonly #trimWarm: boolean;
   #closed = false;
   #closeListeners = new Set<() => void>();
@@ -89,11 +99,23 @@ export class WorkerPool {
     }
     this.#touch();
     const worker = this.#idle.pop();
-    const result = worker !== undefined
-      ? Promise.resolve(worker)
-      : new Promise<Worker>((resolve, reject) => this.#waiting.push({ resolve, reject }));
-    this.prewarm();
+    if (worker !== undefined) {
+      this.#scheduleRefill();
+      return Promise.resolve(worker);
+    }
+    const result = new Promise<Worker>((resolve, reject) => this.#waiting.push({ resolve, reject }));
+    this.#startForWaiting();
     return result;
+  }
+
+  /** Starts workers for the starts waiting for one (only those: refills wait, see {@link REFILL_DELAY_MS}). */
+  #startForWaiting(): void {
+    while (
+      !this.#closed && this.#warming < SPAWN_CONCURRENCY &&
+      this.#warming < this.#waiting.length
+    ) {
+      this.#spawn();
+    }
   }
 
   /** The router of a worker's events channel. */
@@ -137,6 +159,7 @@ export class WorkerPool {
     for (const listener of [...this.#closeListeners]) listener();
     this.#closeListeners.clear();
     if (this.#idleTimer !== null) clearTimeout(this.#idleTimer);
+    if (this.#refillTimer !== null) clearTimeout(this.#refillTimer);
     for (const [worker, router] of this.#all) {
       worker.terminate();
       router.close();
@@ -158,7 +181,8 @@ export class WorkerPool {
       if (event.data?.type !== "ready") return;
       this.#warming--;
       this.release(worker);
-      this.prewarm();
+      if (this.#waiting.length > 0) this.#startForWaiting();
+      else this.#scheduleRefill();
     };
     worker.onerror = (event) => {
       event.preventDefault();
@@ -167,6 +191,17 @@ export class WorkerPool {
       const waiter = this.#waiting.shift();
       waiter?.reject(new Error(`a process worker failed to start: ${event.message}`));
     };
+  }
+
+  /** Refills the warm workers soon, off the path of the start that took one (debounced). */
+  #scheduleRefill(): void {
+    if (this.#refillTimer !== null) clearTimeout(this.#refillTimer);
+    const timer = setTimeout(() => {
+      this.#refillTimer = null;
+      this.prewarm();
+    }, REFILL_DELAY_MS);
+    Deno.unrefTimer(timer);
+    this.#refillTimer = timer;
   }
 
   #touch(): void {

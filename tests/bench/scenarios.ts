@@ -20,6 +20,10 @@ export interface BenchSettings extends ScaleSettings, McpSettings {
   trueRuns: number;
   /** Unmeasured `true` runs first. */
   trueWarmup: number;
+  /** Long-lived processes started one after another (kept running), for the start latency. */
+  liveStarts: number;
+  /** Pause between two of those starts. */
+  liveStartGapMs: number;
   /** Bytes `head -c` writes to stdout. */
   throughputBytes: number;
   /** Throughput runs; the median is reported. */
@@ -44,6 +48,8 @@ export interface BenchSettings extends ScaleSettings, McpSettings {
 export const FULL_SETTINGS: BenchSettings = {
   trueRuns: 200,
   trueWarmup: 10,
+  liveStarts: 40,
+  liveStartGapMs: 100,
   throughputBytes: 50 * 1024 * 1024,
   throughputRuns: 3,
   echoIterations: 1000,
@@ -64,6 +70,7 @@ export const QUICK_SETTINGS: BenchSettings = {
   ...FULL_SETTINGS,
   trueRuns: 20,
   trueWarmup: 3,
+  liveStarts: 8,
   throughputBytes: 10 * 1024 * 1024,
   echoIterations: 100,
   echoWarmup: 10,
@@ -85,6 +92,7 @@ const decoder = new TextDecoder();
 export function scenarios(settings: BenchSettings): Scenario[] {
   return [
     trueLatency(settings),
+    liveStartLatency(settings),
     stdoutThroughput(settings),
     echoRoundTrip(settings),
     idleRss(settings),
@@ -133,6 +141,64 @@ function trueLatency(settings: BenchSettings): Scenario {
         if (i >= warmup) samples.push(elapsed);
       }
       return summarize(samples);
+    },
+  };
+}
+
+// --- 1b. start latency of long-lived processes ------------------------------
+
+/**
+ * `start` of `sleep 60`, one every `liveStartGapMs`, each kept running (as
+ * MCP servers are): no worker comes back to the pool in between, so this is
+ * the start as a user sees it, pool refills included. Direct: `spawn()`.
+ */
+function liveStartLatency(settings: BenchSettings): Scenario {
+  const { liveStarts: count, liveStartGapMs: gapMs } = settings;
+  return {
+    name: "long-lived start",
+    metrics: [
+      { id: "live_start_p50", label: "long-lived start p50", unit: "ms", direct: true },
+      { id: "live_start_max", label: "long-lived start max", unit: "ms", direct: true },
+    ],
+    async direct(ctx) {
+      const samples: number[] = [];
+      const children: Deno.ChildProcess[] = [];
+      try {
+        for (let i = 0; i < count; i++) {
+          const t0 = performance.now();
+          children.push(ctx.spawn(["sleep", "60"], { stdout: "null", stderr: "null" }));
+          samples.push(performance.now() - t0);
+          await delay(gapMs);
+        }
+      } finally {
+        for (const child of children) child.kill("SIGKILL");
+        await Promise.all(children.map((child) => child.status));
+      }
+      return { live_start_p50: percentile(samples, 0.5), live_start_max: Math.max(...samples) };
+    },
+    async exec({ backend }, ctx) {
+      const samples: number[] = [];
+      const procs: ExecProcess[] = [];
+      try {
+        for (let i = 0; i < count; i++) {
+          ctx.checkAborted();
+          const t0 = performance.now();
+          procs.push(ctx.track(
+            await backend.start({
+              processId: uniqueId("live"),
+              argv: ["sleep", "60"],
+              env: CHILD_ENV,
+            }),
+          ));
+          samples.push(performance.now() - t0);
+          await delay(gapMs);
+        }
+      } finally {
+        const closed = procs.map((proc) => proc.wait().catch(() => {}));
+        await Promise.all(procs.map((proc) => proc.terminate().catch(() => false)));
+        await Promise.all(closed);
+      }
+      return { live_start_p50: percentile(samples, 0.5), live_start_max: Math.max(...samples) };
     },
   };
 }
