@@ -103,7 +103,9 @@ export class WorkerPool {
       this.#scheduleRefill();
       return Promise.resolve(worker);
     }
-    const result = new Promise<Worker>((resolve, reject) => this.#waiting.push({ resolve, reject }));
+    const result = new Promise<Worker>((resolve, reject) =>
+      this.#waiting.push({ resolve, reject })
+    );
     this.#startForWaiting();
     return result;
   }
