@@ -92,10 +92,11 @@ const decoder = new TextDecoder();
 export function scenarios(settings: BenchSettings): Scenario[] {
   return [
     trueLatency(settings),
-    liveStartLatency(settings),
     stdoutThroughput(settings),
     echoRoundTrip(settings),
+    // Before the long-lived starts: each idle process here gets a new worker, whose cost it carries.
     idleRss(settings),
+    liveStartLatency(settings),
     concurrentSleep(settings),
     ...scaleScenarios(settings),
     mcpEcho(settings),
