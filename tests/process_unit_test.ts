@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import { buildChildEnv, matchesGlob } from "../src/process/env_policy.ts";
 import { OutputLog } from "../src/process/output_log.ts";
+import { WorkerPool } from "../src/process/worker_pool.ts";
 import { parseListenUrl } from "../src/server/serve.ts";
 
 const source = {
@@ -59,6 +60,37 @@ Deno.test("output log: retention evicts oldest first; replay keeps exit and clos
   const read = log.readBytes(0, null);
   assert.equal(read.chunks.length, 0);
   assert.equal(read.nextSeq, 4);
+});
+
+Deno.test("output log: onEvict gets each evicted chunk's bytes, oldest first", () => {
+  const log = new OutputLog({ retainedBytes: 4, replayEvents: 256 });
+  const evicted: string[] = [];
+  log.onEvict = (data) => evicted.push(new TextDecoder().decode(data));
+  for (const text of ["ab", "cd", "ef", "g"]) {
+    log.appendOutput("stdout", new TextEncoder().encode(text));
+  }
+  assert.deepEqual(evicted, ["ab", "cd"]);
+  log.appendOutput("stdout", new TextEncoder().encode("hij"));
+  assert.deepEqual(evicted, ["ab", "cd", "ef"]);
+  assert.deepEqual(log.readBytes(0, null).chunks.map((c) => c.seq), [4, 5]);
+});
+
+Deno.test("worker pool: a start that takes a ready worker does not create its replacement inline", async () => {
+  // `new Worker()` blocks the calling thread ~10 ms: the replacement comes later.
+  const pool = new WorkerPool({ warm: 1 });
+  try {
+    await pool.ready();
+    assert.equal(pool.size, 1);
+    const first = await pool.acquire();
+    assert.equal(pool.size, 1, "the replacement was created inside acquire()");
+    // With no ready worker, one is started at once for the waiting start.
+    const pending = pool.acquire();
+    assert.equal(pool.size, 2);
+    const second = await pending;
+    assert.notEqual(first, second);
+  } finally {
+    pool.close();
+  }
 });
 
 Deno.test("output log: read budget returns at least one chunk and stops at the budget", () => {
