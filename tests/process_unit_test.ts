@@ -93,6 +93,25 @@ Deno.test("worker pool: a start that takes a ready worker does not create its re
   }
 });
 
+Deno.test("worker pool: an idle timeout shorter than the refill delay lets the pool go quiet", async () => {
+  // The refill after a start must not resurrect workers the idle timeout just let go
+  // (that cycle used to start and stop workers for as long as the program ran).
+  const pool = new WorkerPool({ warm: 2, idleTimeoutMs: 1, trimWarm: true });
+  try {
+    await pool.ready();
+    // Nothing to await here: the point is that nothing happens. Sample for a while.
+    const sizes: number[] = [];
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    for (let i = 0; i < 10; i++) {
+      sizes.push(pool.size);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    assert.deepEqual(sizes, Array(10).fill(0));
+  } finally {
+    pool.close();
+  }
+});
+
 Deno.test("output log: read budget returns at least one chunk and stops at the budget", () => {
   const log = new OutputLog({ retainedBytes: 1024, replayEvents: 256 });
   for (const s of ["aaaa", "bbbb", "cccc"]) log.appendOutput("stdout", new TextEncoder().encode(s));

@@ -78,6 +78,8 @@ export function runProcessWorker(scope: WorkerScope): void {
     } else if (message.type === "release") {
       const snapshot = runner!.release();
       runner = null;
+      // An idle worker keeps no gather buffers (up to 2 MiB): only a running process reuses them.
+      spareGathers.length = 0;
       const transfer = [...new Set(snapshot.chunks.map((c) => c.data.buffer as ArrayBuffer))];
       scope.postMessage({ type: "released", snapshot } satisfies FromWorker, transfer);
     } else if (runner !== null) {

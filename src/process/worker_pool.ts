@@ -197,6 +197,7 @@ export class WorkerPool {
 
   /** Refills the warm workers soon, off the path of the start that took one (debounced). */
   #scheduleRefill(): void {
+    if (this.#closed) return;
     if (this.#refillTimer !== null) clearTimeout(this.#refillTimer);
     const timer = setTimeout(() => {
       this.#refillTimer = null;
@@ -213,6 +214,12 @@ export class WorkerPool {
       this.#idleTimer = null;
       const keep = this.#trimWarm ? 0 : this.#warm;
       for (const worker of this.#idle.splice(keep)) this.discard(worker);
+      if (this.#trimWarm && this.#refillTimer !== null) {
+        // Idle long enough to let the warm workers go: a pending refill must not bring them back
+        // (with an idle timeout shorter than the refill delay, that would never stop).
+        clearTimeout(this.#refillTimer);
+        this.#refillTimer = null;
+      }
     }, this.#idleTimeoutMs);
     Deno.unrefTimer(timer);
     this.#idleTimer = timer;
