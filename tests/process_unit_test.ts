@@ -112,6 +112,22 @@ Deno.test("worker pool: an idle timeout shorter than the refill delay lets the p
   }
 });
 
+Deno.test("worker pool: when workers fail to start, every waiting start fails (none hangs)", async () => {
+  const broken = URL.createObjectURL(
+    new Blob(['throw new Error("boom");'], { type: "application/javascript" }),
+  );
+  const pool = new WorkerPool({ warm: 0, workerUrl: new URL(broken) });
+  try {
+    // More waiting starts than workers are started at once.
+    const starts = Array.from({ length: 6 }, () => pool.acquire());
+    for (const start of starts) await assert.rejects(start, /failed to start: .*boom/);
+    assert.equal(pool.size, 0);
+  } finally {
+    pool.close();
+    URL.revokeObjectURL(broken);
+  }
+});
+
 Deno.test("output log: read budget returns at least one chunk and stops at the budget", () => {
   const log = new OutputLog({ retainedBytes: 1024, replayEvents: 256 });
   for (const s of ["aaaa", "bbbb", "cccc"]) log.appendOutput("stdout", new TextEncoder().encode(s));

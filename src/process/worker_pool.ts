@@ -192,6 +192,8 @@ export class WorkerPool {
       this.discard(worker);
       const waiter = this.#waiting.shift();
       waiter?.reject(new Error(`a process worker failed to start: ${event.message}`));
+      // The other waiting starts still need workers (each failure fails one start, so this ends).
+      this.#startForWaiting();
     };
   }
 
