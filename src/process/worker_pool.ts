@@ -54,7 +54,8 @@ export class WorkerPool {
   readonly #trimWarm: boolean;
   #closed = false;
   #closeListeners = new Set<() => void>();
-  #all = new Map<Worker, EventRouter>();
+  /** Every live worker, with its events router once it is ready (null while it starts). */
+  #all = new Map<Worker, EventRouter | null>();
 
   /** Creates a pool; nothing starts until the first {@link acquire} or {@link prewarm}. */
   constructor(options: WorkerPoolOptions = {}) {
@@ -123,7 +124,9 @@ export class WorkerPool {
   /** The router of a worker's events channel. */
   router(worker: Worker): EventRouter {
     const router = this.#all.get(worker);
-    if (router === undefined) throw new Error("this worker is not from this pool");
+    if (router === undefined || router === null) {
+      throw new Error("this worker is not a ready worker of this pool");
+    }
     return router;
   }
 
@@ -164,7 +167,7 @@ export class WorkerPool {
     if (this.#refillTimer !== null) clearTimeout(this.#refillTimer);
     for (const [worker, router] of this.#all) {
       worker.terminate();
-      router.close();
+      router?.close();
     }
     this.#all.clear();
     this.#idle = [];
@@ -175,12 +178,16 @@ export class WorkerPool {
   #spawn(): void {
     this.#warming++;
     const worker = new Worker(this.#url, { type: "module", name: "execbridge-process" });
-    // One events channel per worker, for every process it will run.
-    const channel = new MessageChannel();
-    this.#all.set(worker, new EventRouter(channel.port1));
-    worker.postMessage({ type: "init", events: channel.port2 } satisfies ToWorker, [channel.port2]);
+    this.#all.set(worker, null);
     worker.onmessage = (event: MessageEvent<FromWorker>) => {
       if (event.data?.type !== "ready") return;
+      // One events channel per worker, for every process it will run. Made once the worker runs:
+      // a port sent to a worker that fails to load would never be received, nor closed.
+      const channel = new MessageChannel();
+      this.#all.set(worker, new EventRouter(channel.port1));
+      worker.postMessage({ type: "init", events: channel.port2 } satisfies ToWorker, [
+        channel.port2,
+      ]);
       this.#warming--;
       this.release(worker);
       if (this.#waiting.length > 0) this.#startForWaiting();
