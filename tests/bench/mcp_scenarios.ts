@@ -11,8 +11,10 @@ import { ExecutorStdioServerLauncher, LocalStdioServerLauncher } from "../../mod
 import { silentLogger } from "../../src/log/logger.ts";
 import { percentile } from "./report.ts";
 import type { MetricValues, Scenario } from "./scenario.ts";
+import type { RunContext } from "./targets.ts";
 
-const SERVER = new URL(
+/** The MCP server every MCP row runs, execbridge and peers alike. */
+export const SERVER_EVERYTHING = new URL(
   "../e2e/node_modules/@modelcontextprotocol/server-everything/dist/index.js",
   import.meta.url,
 ).pathname;
@@ -25,13 +27,25 @@ export interface McpSettings {
   mcpBigEchoes: number;
 }
 
-const COMMAND = { name: "everything", command: "node", args: [SERVER, "stdio"] };
+const COMMAND = { name: "everything", command: "node", args: [SERVER_EVERYTHING, "stdio"] };
 
-async function measure(transport: Transport, settings: McpSettings): Promise<MetricValues> {
+/**
+ * MCP `echo` through `transport`: 200 warm-up calls, `mcpEchoes` measured
+ * small calls, one warm-up and `mcpBigEchoes` measured 1 MB calls — the same
+ * procedure as every MCP row, execbridge and peers alike.
+ */
+export async function measureMcpEcho(
+  transport: Transport,
+  settings: McpSettings,
+  ctx: RunContext,
+): Promise<MetricValues> {
   const client = new Client({ name: "execbridge-bench", version: "1.0.0" });
+  const onAbort = () => void client.close().catch(() => {});
+  ctx.signal.addEventListener("abort", onAbort, { once: true });
   try {
     await client.connect(transport);
     const echo = async (message: string) => {
+      ctx.checkAborted();
       const result = await client.callTool({ name: "echo", arguments: { message } });
       const text = (result.content as { text?: string }[])[0]?.text ?? "";
       if (!text.endsWith(message)) throw new Error("echo returned something else");
@@ -57,6 +71,7 @@ async function measure(transport: Transport, settings: McpSettings): Promise<Met
       mcp_1mb_p50: percentile(large, 0.5),
     };
   } finally {
+    ctx.signal.removeEventListener("abort", onAbort);
     await client.close().catch(() => {});
     await transport.close().catch(() => {});
   }
@@ -71,13 +86,13 @@ export function mcpEcho(settings: McpSettings): Scenario {
       { id: "mcp_p99", label: "MCP echo p99", unit: "ms", direct: true },
       { id: "mcp_1mb_p50", label: "MCP 1 MB echo p50", unit: "ms", direct: true },
     ],
-    async direct() {
+    async direct(ctx) {
       const launcher = new LocalStdioServerLauncher({ log: silentLogger });
-      return await measure(await launcher.launch(COMMAND), settings);
+      return await measureMcpEcho(await launcher.launch(COMMAND), settings, ctx);
     },
-    async exec({ backend }) {
+    async exec({ backend }, ctx) {
       const launcher = new ExecutorStdioServerLauncher(backend, { log: silentLogger });
-      return await measure(await launcher.launch(COMMAND), settings);
+      return await measureMcpEcho(await launcher.launch(COMMAND), settings, ctx);
     },
   };
 }

@@ -33,11 +33,8 @@ import {
   probeExecbridgeClient,
   startCodexServer,
 } from "./peers_codex.ts";
-import {
-  measureMcpEcho,
-  startSupergateway,
-  WebSocketClientTransport,
-} from "./peers_supergateway.ts";
+import { startSupergateway, WebSocketClientTransport } from "./peers_supergateway.ts";
+import { measureMcpEcho } from "./mcp_scenarios.ts";
 
 /** The peers, in table order. */
 export const PEERS = ["supergateway", "codex-ws", "codex-stdio"] as const;

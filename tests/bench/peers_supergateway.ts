@@ -15,21 +15,11 @@
  * @module
  */
 
-import { Client } from "@modelcontextprotocol/sdk/client";
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport";
 import type { JSONRPCMessage } from "../../src/mcp/messages.ts";
 import { connectWebSocket, type WebSocketClient } from "../../src/rpc/websocket_client.ts";
 import { freePort, PeerProcess, waitForPort } from "./peers_process.ts";
-import { percentile } from "./report.ts";
-import type { McpSettings } from "./mcp_scenarios.ts";
-import type { MetricValues } from "./scenario.ts";
-import type { RunContext } from "./targets.ts";
-
-/** The MCP server every MCP row runs (as in mcp_scenarios.ts). */
-export const SERVER_EVERYTHING = new URL(
-  "../e2e/node_modules/@modelcontextprotocol/server-everything/dist/index.js",
-  import.meta.url,
-).pathname;
+import { SERVER_EVERYTHING } from "./mcp_scenarios.ts";
 
 const MESSAGE_PATH = "/message";
 
@@ -129,53 +119,5 @@ export async function startSupergateway(entry: string): Promise<Supergateway> {
   } catch (error) {
     await process.stop(0);
     throw error;
-  }
-}
-
-/**
- * MCP `echo` through `transport`: 200 warm-up calls, `mcpEchoes` measured
- * small calls, one warm-up and `mcpBigEchoes` measured 1 MB calls — the same
- * procedure as the MCP scenario of the main run (mcp_scenarios.ts).
- */
-export async function measureMcpEcho(
-  transport: Transport,
-  settings: McpSettings,
-  ctx: RunContext,
-): Promise<MetricValues> {
-  const client = new Client({ name: "execbridge-bench", version: "1.0.0" });
-  const onAbort = () => void client.close().catch(() => {});
-  ctx.signal.addEventListener("abort", onAbort, { once: true });
-  try {
-    await client.connect(transport);
-    const echo = async (message: string) => {
-      ctx.checkAborted();
-      const result = await client.callTool({ name: "echo", arguments: { message } });
-      const text = (result.content as { text?: string }[])[0]?.text ?? "";
-      if (!text.endsWith(message)) throw new Error("echo returned something else");
-    };
-    for (let i = 0; i < 200; i++) await echo("warm-up");
-    const small: number[] = [];
-    for (let i = 0; i < settings.mcpEchoes; i++) {
-      const t0 = performance.now();
-      await echo(`hello ${i}`);
-      small.push(performance.now() - t0);
-    }
-    const big = "y".repeat(1_000_000);
-    await echo(big);
-    const large: number[] = [];
-    for (let i = 0; i < settings.mcpBigEchoes; i++) {
-      const t0 = performance.now();
-      await echo(big);
-      large.push(performance.now() - t0);
-    }
-    return {
-      mcp_p50: percentile(small, 0.5),
-      mcp_p99: percentile(small, 0.99),
-      mcp_1mb_p50: percentile(large, 0.5),
-    };
-  } finally {
-    ctx.signal.removeEventListener("abort", onAbort);
-    await client.close().catch(() => {});
-    await transport.close().catch(() => {});
   }
 }
