@@ -215,18 +215,12 @@ class ExecutorConnection implements ExecutorClient {
       throw new RpcError(INVALID_REQUEST, `process ${id} already exists`);
     }
     // Register before starting so that early notifications are captured.
-    const process: RemoteProcess = new RemoteProcess(checked, this.#rpc, {
-      onClosed: () => {
-        if (this.#routes.get(id) === process) this.#routes.delete(id);
-      },
-      notifyWrites: this.#writeNotifications,
-    });
-    this.#routes.set(id, process);
+    const process = this.#addRoute(checked);
     try {
       const raw = await this.#rpc.call("process/start", checked);
       results.start.parse(raw);
     } catch (error) {
-      if (this.#routes.get(id) === process) this.#routes.delete(id);
+      this.#removeRoute(process);
       throw error;
     }
     return process;
@@ -237,18 +231,12 @@ class ExecutorConnection implements ExecutorClient {
     if (disconnected !== null) throw new DisconnectedError(disconnected);
     const existing = this.#routes.get(processId);
     if (existing !== undefined) return existing;
-    const process: RemoteProcess = new RemoteProcess({ processId, argv: [] }, this.#rpc, {
-      onClosed: () => {
-        if (this.#routes.get(processId) === process) this.#routes.delete(processId);
-      },
-      notifyWrites: this.#writeNotifications,
-    });
     // Routed first, so that nothing pushed during the catch-up read is lost.
-    this.#routes.set(processId, process);
+    const process = this.#addRoute({ processId, argv: [] });
     try {
       process.catchUp(await process.read({ afterSeq: 0 }));
     } catch (error) {
-      if (this.#routes.get(processId) === process) this.#routes.delete(processId);
+      this.#removeRoute(process);
       throw error;
     }
     return process;
@@ -256,6 +244,20 @@ class ExecutorConnection implements ExecutorClient {
 
   close(): Promise<void> {
     return this.#rpc.disconnect("closed by the client");
+  }
+
+  /** A process handle, routed (its events reach it) until it closes. */
+  #addRoute(params: StartParams): RemoteProcess {
+    const process: RemoteProcess = new RemoteProcess(params, this.#rpc, {
+      onClosed: () => this.#removeRoute(process),
+      notifyWrites: this.#writeNotifications,
+    });
+    this.#routes.set(params.processId, process);
+    return process;
+  }
+
+  #removeRoute(process: RemoteProcess): void {
+    if (this.#routes.get(process.processId) === process) this.#routes.delete(process.processId);
   }
 
   [Symbol.asyncDispose](): Promise<void> {
