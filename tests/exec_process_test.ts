@@ -329,7 +329,7 @@ each("200 concurrent processes", async (backend) => {
   });
 });
 
-each("20 MB of output arrives intact (sha256)", async (backend) => {
+each("20 MB of output arrives intact (sha256), and chunks kept stay intact", async (backend) => {
   const file = await Deno.makeTempFile();
   try {
     const data = new Uint8Array(20 * 1024 * 1024);
@@ -340,6 +340,7 @@ each("20 MB of output arrives intact (sha256)", async (backend) => {
     const expected = createHash("sha256").update(data).digest("hex");
     const proc = await backend.start({ processId: "big", argv: ["cat", file], env: ENV });
     const hash = createHash("sha256");
+    const kept: Uint8Array[] = [];
     let bytes = 0;
     let lastSeq = 0;
     for await (const event of proc.events()) {
@@ -347,12 +348,17 @@ each("20 MB of output arrives intact (sha256)", async (backend) => {
       if (event.type === "output") {
         assert.equal(event.seq, lastSeq + 1);
         hash.update(event.chunk);
+        kept.push(event.chunk);
         bytes += event.chunk.byteLength;
       }
       if ("seq" in event) lastSeq = event.seq;
     }
     assert.equal(bytes, data.length);
     assert.equal(hash.digest("hex"), expected);
+    // Buffers are recycled inside: what a receiver holds must not change afterwards.
+    const again = createHash("sha256");
+    for (const chunk of kept) again.update(chunk);
+    assert.equal(again.digest("hex"), expected);
   } finally {
     await Deno.remove(file);
   }

@@ -4,6 +4,9 @@ import assert from "node:assert/strict";
 import { buildChildEnv, matchesGlob } from "../src/process/env_policy.ts";
 import { OutputLog } from "../src/process/output_log.ts";
 import { WorkerPool } from "../src/process/worker_pool.ts";
+import { type EventSink, ProcessHost } from "../src/process/process_host.ts";
+import { CARRIER_BYTES, type ProcessEvent } from "../src/process/worker_protocol.ts";
+import { decodeOutputFrame } from "../src/protocol/binary_output.ts";
 import { parseListenUrl } from "../src/server/serve.ts";
 
 const source = {
@@ -92,6 +95,74 @@ Deno.test("worker pool: a start that takes a ready worker does not create its re
     pool.close();
   }
 });
+
+Deno.test("carriers: big output goes out in buffers that come back; what receivers keep stays intact", async () => {
+  const data = new Uint8Array(6 * 1024 * 1024);
+  for (let i = 0; i < data.length; i += 65536) crypto.getRandomValues(data.subarray(i, i + 65536));
+  const file = await Deno.makeTempFile();
+  await Deno.writeFile(file, data);
+  const pool = new WorkerPool({ warm: 1 });
+  try {
+    const frames: Uint8Array[] = [];
+    const framed: Uint8Array[] = [];
+    const kept: Uint8Array[] = [];
+    let closed: () => void = () => {};
+    const done = new Promise<void>((resolve) => closed = resolve);
+    const sink: EventSink = {
+      push(event: ProcessEvent) {
+        if (event.type === "output") kept.push(event.chunk);
+        if (event.type === "closed") closed();
+      },
+      fail: (message) => assert.fail(message),
+    };
+    const host = await ProcessHost.start({
+      processId: "carriers",
+      argv: ["cat", file],
+      cwd: Deno.cwd(),
+      env: { PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin" },
+      tty: false,
+      pipeStdin: false,
+      arg0: null,
+      wire: "binary",
+      retainedBytes: 1024 * 1024,
+      replayEvents: 256,
+      events: null,
+    }, {
+      pool,
+      onWire(message) {
+        if (typeof message === "string") return;
+        // What the connection does: use the frame before returning (it sends a copy).
+        framed.push(decodeOutputFrame(message)!.chunk.slice());
+        if (message.byteLength >= 64 * 1024) frames.push(message);
+      },
+    }, sink);
+    await done;
+    await host.whenClosed();
+    assert.ok(frames.length >= 2, `expected big frames, got ${frames.length}`);
+    // Sent back to the worker once onWire returned: detached here.
+    assert.ok(
+      frames.every((frame) => frame.buffer.byteLength === 0),
+      "a carrier was not sent back",
+    );
+    // Events are copies the receiver keeps: still intact after every carrier was reused.
+    assert.ok(kept.every((chunk) => chunk.buffer.byteLength !== CARRIER_BYTES));
+    assert.deepEqual(concat(kept), data);
+    assert.deepEqual(concat(framed), data);
+  } finally {
+    pool.close();
+    await Deno.remove(file);
+  }
+});
+
+function concat(chunks: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(chunks.reduce((n, c) => n + c.byteLength, 0));
+  let at = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, at);
+    at += chunk.byteLength;
+  }
+  return out;
+}
 
 Deno.test("worker pool: an idle timeout shorter than the refill delay lets the pool go quiet", async () => {
   // The refill after a start must not resurrect workers the idle timeout just let go

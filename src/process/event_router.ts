@@ -8,7 +8,7 @@
  * @module
  */
 
-import type { ProcessEvent, WorkerEvent } from "./worker_protocol.ts";
+import { CARRIER_BYTES, type ProcessEvent, type WorkerEvent } from "./worker_protocol.ts";
 
 /** Receives one process's events. */
 export type EventHandler = (event: ProcessEvent) => void;
@@ -26,6 +26,12 @@ export class EventRouter {
     this.#port = port;
     port.onmessage = (message: MessageEvent<WorkerEvent>) => {
       const event: Partial<WorkerEvent> = message.data;
+      if (event.type === "output" && event.chunk!.buffer.byteLength === CARRIER_BYTES) {
+        // A carrier: copy the chunk out (the copy is the receiver's to keep) and send it back.
+        const carrier = event.chunk!.buffer as ArrayBuffer;
+        event.chunk = event.chunk!.slice();
+        port.postMessage({ buffer: carrier }, [carrier]);
+      }
       const handler = this.#handlers.get(event.g!);
       // The tag is the router's business only.
       delete event.g;

@@ -13,6 +13,7 @@ import type { EventRouter } from "./event_router.ts";
 import type { WorkerPool } from "./worker_pool.ts";
 import {
   type ByteReadResult,
+  CARRIER_BYTES,
   type FromWorker,
   type ProcessEvent,
   type SpawnSpec,
@@ -40,7 +41,10 @@ export interface EventSink {
 export interface ProcessHostOptions {
   /** Where workers come from. */
   pool: WorkerPool;
-  /** Receives pre-serialized notifications: JSON-RPC text or binary output frames. */
+  /**
+   * Receives pre-serialized notifications: JSON-RPC text or binary output
+   * frames. A frame's buffer is reused once this returns: copy what you keep.
+   */
   onWire?: (message: string | Uint8Array) => void;
   /** Called once the process closed and its log was archived. */
   onArchived?: () => void;
@@ -104,8 +108,15 @@ export class ProcessHost {
     // after `started` (output, even `closed`) can fall between two handlers.
     worker.onmessage = (event: MessageEvent<FromWorker | string | Uint8Array>) => {
       const message = event.data;
-      if (typeof message === "string" || message instanceof Uint8Array) {
+      if (typeof message === "string") {
         options.onWire?.(message);
+      } else if (message instanceof Uint8Array) {
+        options.onWire?.(message);
+        // Sent (or dropped) by now: a carrier goes back to the worker for the next frame.
+        const buffer = message.buffer as ArrayBuffer;
+        if (buffer.byteLength === CARRIER_BYTES) {
+          this.#worker?.postMessage({ type: "recycle", buffer } satisfies ToWorker, [buffer]);
+        }
       } else if (message.type === "started") {
         this.#pid = message.pid;
         resolveStarted();

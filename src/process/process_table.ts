@@ -32,7 +32,10 @@ export interface ProcessTableOptions {
   retainedBytes?: number;
   /** Replay history in output events (default 256). */
   replayEvents?: number;
-  /** Receives pre-serialized notifications; when absent none are made. */
+  /**
+   * Receives pre-serialized notifications; when absent none are made. A binary
+   * frame's buffer is reused once this returns: copy what you keep.
+   */
   onWire?: (message: string | Uint8Array) => void;
   /** Don't let retention timers keep the program alive (library use). */
   unrefTimers?: boolean;

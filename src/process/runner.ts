@@ -17,6 +17,7 @@ import { OutputLog } from "./output_log.ts";
 import { spawnSession } from "./spawn.ts";
 import { encodeOutputFrame, encodeProcessId } from "../protocol/binary_output.ts";
 import {
+  CARRIER_BYTES,
   type FromWorker,
   type SpawnSpec,
   type ToWorker,
@@ -50,6 +51,9 @@ const spareBuffers: ArrayBuffer[] = [];
  */
 const spareGathers: ArrayBuffer[] = [];
 const MAX_SPARE_GATHERS = 2;
+/** Carriers back from the main thread, for the next big frames (see {@link CARRIER_BYTES}). */
+const carriers: ArrayBuffer[] = [];
+const MAX_CARRIERS = 4;
 /** After a terminate, how long output may keep draining once the exit was seen. */
 const TERMINATE_DRAIN_MS = 200;
 
@@ -68,20 +72,31 @@ interface Child {
 export function runProcessWorker(scope: WorkerScope): void {
   let runner: ProcessRunner | null = null;
   let events: MessagePort | null = null;
+  const recycle = (buffer: ArrayBuffer) => {
+    if (runner !== null && buffer.byteLength === CARRIER_BYTES && carriers.length < MAX_CARRIERS) {
+      carriers.push(buffer);
+    }
+  };
   scope.onmessage = (event) => {
     const message = event.data;
     if (message.type === "init") {
       events = message.events;
+      // The main thread sends carriers of output events back on the same port.
+      events.onmessage = (event: MessageEvent<{ buffer: ArrayBuffer }>) =>
+        recycle(event.data.buffer);
     } else if (message.type === "start") {
       runner = new ProcessRunner(scope, message.spec, message.spec.events === null ? null : events);
       runner.start();
     } else if (message.type === "release") {
       const snapshot = runner!.release();
       runner = null;
-      // An idle worker keeps no gather buffers (up to 2 MiB): only a running process reuses them.
+      // An idle worker keeps no gather buffers or carriers (up to 6 MiB): only a running process reuses them.
       spareGathers.length = 0;
+      carriers.length = 0;
       const transfer = [...new Set(snapshot.chunks.map((c) => c.data.buffer as ArrayBuffer))];
       scope.postMessage({ type: "released", snapshot } satisfies FromWorker, transfer);
+    } else if (message.type === "recycle") {
+      recycle(message.buffer);
     } else if (runner !== null) {
       runner.handle(message);
     }
@@ -357,7 +372,10 @@ class ProcessRunner {
   #onOutput(stream: ProcessStream, data: Uint8Array): void {
     const seq = this.#log.appendOutput(stream, data);
     if (this.#wire === "binary") {
-      const frame = encodeOutputFrame(this.#idBytes, { seq, stream, data });
+      const carrier = data.byteLength >= TRANSFER_THRESHOLD
+        ? carriers.pop() ?? new ArrayBuffer(CARRIER_BYTES)
+        : undefined;
+      const frame = encodeOutputFrame(this.#idBytes, { seq, stream, data }, carrier);
       this.#scope.postMessage(frame, [frame.buffer as ArrayBuffer]);
     } else if (this.#wire === "json") {
       this.#scope.postMessage(
@@ -503,7 +521,10 @@ class ProcessRunner {
   }
 }
 
-/** Sends an output event: chunks of 64 KiB and more are copied once and transferred. */
+/**
+ * Sends an output event: chunks of 64 KiB and more are copied into a carrier
+ * and transferred (the main thread copies them out and sends the carrier back).
+ */
 function sendChunk(
   port: MessagePort,
   g: number,
@@ -511,7 +532,10 @@ function sendChunk(
 ): void {
   const { seq, stream, data } = output;
   if (data.byteLength >= TRANSFER_THRESHOLD) {
-    const chunk = data.slice();
+    const chunk = data.byteLength <= CARRIER_BYTES
+      ? new Uint8Array(carriers.pop() ?? new ArrayBuffer(CARRIER_BYTES), 0, data.byteLength)
+      : new Uint8Array(data.byteLength);
+    chunk.set(data);
     port.postMessage({ type: "output", seq, stream, chunk, g } satisfies WorkerEvent, [
       chunk.buffer,
     ]);

@@ -41,12 +41,19 @@ export interface OutputFrame {
   chunk: Uint8Array;
 }
 
-/** Builds the frame for one output chunk (copies `data` once). */
+/**
+ * Builds the frame for one output chunk (copies `data` once): at the start of
+ * `into` when it is big enough, in a new buffer otherwise.
+ */
 export function encodeOutputFrame(
   processId: Uint8Array,
   output: { seq: number; stream: ProcessStream; data: Uint8Array },
+  into?: ArrayBuffer,
 ): Uint8Array {
-  const frame = new Uint8Array(HEADER + processId.byteLength + output.data.byteLength);
+  const size = HEADER + processId.byteLength + output.data.byteLength;
+  const frame = into !== undefined && into.byteLength >= size
+    ? new Uint8Array(into, 0, size)
+    : new Uint8Array(size);
   const view = new DataView(frame.buffer);
   frame[0] = OUTPUT_FRAME_KIND;
   frame[1] = STREAMS.indexOf(output.stream);
