@@ -15,6 +15,7 @@
 import type { ProcessStream, TerminateSignal } from "../protocol/types.ts";
 import { OutputLog } from "./output_log.ts";
 import { spawnSession } from "./spawn.ts";
+import { findLauncher } from "./launcher.ts";
 import { encodeOutputFrame, encodeProcessId } from "../protocol/binary_output.ts";
 import {
   CARRIER_BYTES,
@@ -102,9 +103,11 @@ export function runProcessWorker(scope: WorkerScope): void {
     }
   };
   // Deno loads its subprocess code on the first use of `Deno.Command`
-  // (~1.6 ms, ~1 MiB that any worker that ran a process holds anyway): do it
-  // while the worker is idle, not in its first start.
+  // (~1.6 ms, ~1 MiB that any worker that ran a process holds anyway), and
+  // the launcher is found (or installed): do both while the worker is idle,
+  // not in its first start.
   void Deno.Command;
+  findLauncher();
   post(scope, { type: "ready" });
 }
 
@@ -203,23 +206,11 @@ class ProcessRunner {
 
   #spawnPipes(): Child {
     const spec = this.#spec;
-    let program = spec.argv[0];
-    let args = spec.argv.slice(1);
-    if (spec.arg0 !== null && spec.arg0 !== spec.argv[0]) {
-      // Deno.Command cannot set argv[0]; perl's `exec {PROGRAM} LIST` can, without touching the env.
-      program = "perl";
-      args = [
-        "-e",
-        'my $p = shift; exec {$p} @ARGV or die "cannot run $p: $!\\n"',
-        spec.argv[0],
-        spec.arg0,
-        ...spec.argv.slice(1),
-      ];
-    }
-    const child = spawnSession([program, ...args], {
+    const child = spawnSession(spec.argv, {
       cwd: spec.cwd,
       env: spec.env,
       pipeStdin: spec.pipeStdin,
+      arg0: spec.arg0,
     });
     const stdin = spec.pipeStdin ? child.stdin.getWriter() : null;
     const readers = this.#readers;

@@ -6,13 +6,16 @@
  * Rust fall back from `posix_spawn` to `fork`: every spawn then copies the
  * page tables of the whole executor — 40 ms per spawn at 1 GiB RSS (measured),
  * and an executor with hundreds of process workers is that big. So the child
- * is started through util-linux `setsid PROGRAM ARGS…` instead: a plain,
- * fast spawn whose first exec calls setsid() and execs the program under the
- * same pid (about 0.7 ms extra, independent of RSS). Without `setsid` on
- * PATH, `detached: true` is used.
+ * is started through a launcher: a plain, fast spawn of a program whose only
+ * work is to call setsid() and exec the real program under the same pid.
+ * That is execbridge's own 300-byte static launcher (launcher.ts: ~0.05 ms)
+ * where it can be installed, else util-linux `setsid PROGRAM ARGS…` (~0.8 ms:
+ * a dynamic binary), else `detached: true`.
  *
  * @module
  */
+
+import { disableLauncher, findLauncher } from "./launcher.ts";
 
 /** Where `setsid` is, or null when it is not installed. */
 let setsidPath: string | null | undefined;
@@ -64,32 +67,75 @@ export interface SessionSpawnOptions {
   env: Record<string, string>;
   /** Give the child a stdin pipe (else /dev/null). */
   pipeStdin: boolean;
+  /** The child's argv[0], when not `argv[0]` itself. */
+  arg0?: string | null;
 }
+
+type CommonOptions = Omit<Deno.CommandOptions, "args">;
 
 /**
  * Spawns `argv` with piped stdout/stderr in a new session. Throws
  * `Deno.errors.NotFound` naming the program when it is not on PATH.
  */
 export function spawnSession(argv: string[], options: SessionSpawnOptions): Deno.ChildProcess {
-  const childPath = options.env.PATH;
-  const path = childPath ?? Deno.env.get("PATH") ?? "/usr/bin:/bin";
+  const path = options.env.PATH ?? Deno.env.get("PATH") ?? "/usr/bin:/bin";
   const resolved = resolveProgram(argv[0], { path, cwd: options.cwd });
   if (resolved === null) {
     throw new Deno.errors.NotFound(`program not found on PATH: ${argv[0]}`);
   }
-  // Keep argv[0] as given when the child's own PATH finds the same program.
-  const program = childPath !== undefined || argv[0].includes("/") ? argv[0] : resolved;
-  const setsid = findSetsid();
-  const common = {
+  const common: CommonOptions = {
     cwd: options.cwd,
     env: options.env,
     clearEnv: true,
-    stdin: options.pipeStdin ? "piped" as const : "null" as const,
-    stdout: "piped" as const,
-    stderr: "piped" as const,
+    stdin: options.pipeStdin ? "piped" : "null",
+    stdout: "piped",
+    stderr: "piped",
   };
+  const launcher = findLauncher();
+  if (launcher === null) return spawnWithoutLauncher(argv, resolved, options, common);
+  const args = [resolved, options.arg0 ?? argv[0], ...argv.slice(1)];
+  try {
+    return new Deno.Command(launcher, { ...common, args }).spawn();
+  } catch (error) {
+    // Was it the launcher that could not run (a `noexec` mount, say)? Then
+    // this works, and the launcher is not used again; else it throws the
+    // same error as the launcher did.
+    try {
+      const child = spawnWithoutLauncher(argv, resolved, options, common);
+      disableLauncher();
+      return child;
+    } catch {
+      throw error;
+    }
+  }
+}
+
+function spawnWithoutLauncher(
+  argv: string[],
+  resolved: string,
+  options: SessionSpawnOptions,
+  common: CommonOptions,
+): Deno.ChildProcess {
+  if (options.arg0 != null && options.arg0 !== argv[0]) {
+    // Deno.Command cannot set argv[0]; perl's `exec {PROGRAM} LIST` can, without touching the env.
+    const script = 'my $p = shift; exec {$p} @ARGV or die "cannot run $p: $!\\n"';
+    const perl = resolveProgram("perl", {
+      path: options.env.PATH ?? Deno.env.get("PATH") ?? "/usr/bin:/bin",
+      cwd: options.cwd,
+    });
+    if (perl === null) throw new Deno.errors.NotFound("arg0 needs perl, which is not on PATH");
+    return spawnWithoutLauncher(
+      [perl, "-e", script, resolved, options.arg0, ...argv.slice(1)],
+      perl,
+      { ...options, arg0: null },
+      common,
+    );
+  }
+  const setsid = findSetsid();
   if (setsid === null) {
     return new Deno.Command(resolved, { ...common, args: argv.slice(1), detached: true }).spawn();
   }
+  // Keep argv[0] as given when the child's own PATH finds the same program.
+  const program = options.env.PATH !== undefined || argv[0].includes("/") ? argv[0] : resolved;
   return new Deno.Command(setsid, { ...common, args: [program, ...argv.slice(1)] }).spawn();
 }
