@@ -8,6 +8,7 @@ import { type EventSink, ProcessHost } from "../src/process/process_host.ts";
 import { CARRIER_BYTES, type ProcessEvent } from "../src/process/worker_protocol.ts";
 import { decodeOutputFrame } from "../src/protocol/binary_output.ts";
 import { parseListenUrl } from "../src/server/serve.ts";
+import { resolveProgram } from "../src/process/spawn.ts";
 
 const source = {
   PATH: "/bin",
@@ -239,4 +240,24 @@ Deno.test("env: glob matching is linear even for pathological patterns", () => {
   assert.ok(!matchesGlob("ABC", "A*D"));
   assert.ok(matchesGlob("", "*"));
   assert.ok(!matchesGlob("", "?"));
+});
+
+Deno.test("resolveProgram: finds like execvp, and a program just removed is not found (no stale cache)", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = `/nonexistent:${dir}:/usr/bin:/bin`;
+    assert.equal(resolveProgram("execbridge-tool", { path, cwd: "/" }), null);
+    await Deno.writeTextFile(`${dir}/execbridge-tool`, "#!/bin/sh\n", { mode: 0o755 });
+    assert.equal(resolveProgram("execbridge-tool", { path, cwd: "/" }), `${dir}/execbridge-tool`);
+    assert.equal(
+      resolveProgram("./execbridge-tool", { path, cwd: dir }),
+      `${dir}/./execbridge-tool`,
+    );
+    await Deno.chmod(`${dir}/execbridge-tool`, 0o644);
+    assert.equal(resolveProgram("execbridge-tool", { path, cwd: "/" }), null, "not executable");
+    await Deno.remove(`${dir}/execbridge-tool`);
+    assert.equal(resolveProgram("execbridge-tool", { path, cwd: "/" }), null, "removed");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

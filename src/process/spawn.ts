@@ -42,13 +42,30 @@ export function resolveProgram(
     const full = program.startsWith("/") ? program : `${cwd}/${program}`;
     return isExecutableFile(full) ? full : null;
   }
+  // Each directory that lacks the program costs a failed stat (~8 µs, most
+  // of it the error Deno throws): remember recent finds, like a shell's hash,
+  // but only for a second, and only while the file is still there.
+  const key = `${cwd}\0${path}\0${program}`;
+  const now = performance.now();
+  const known = recentFinds.get(key);
+  if (known !== undefined && now - known.at < FIND_TTL_MS && isExecutableFile(known.path)) {
+    return known.path;
+  }
   for (const dir of path.split(":")) {
     const base = dir === "" ? cwd : dir.startsWith("/") ? dir : `${cwd}/${dir}`;
     const candidate = `${base}/${program}`;
-    if (isExecutableFile(candidate)) return candidate;
+    if (isExecutableFile(candidate)) {
+      if (recentFinds.size >= MAX_FINDS) recentFinds.clear();
+      recentFinds.set(key, { path: candidate, at: now });
+      return candidate;
+    }
   }
   return null;
 }
+
+const FIND_TTL_MS = 1000;
+const MAX_FINDS = 256;
+const recentFinds = new Map<string, { path: string; at: number }>();
 
 function findSetsid(): string | null {
   if (setsidPath === undefined) {
