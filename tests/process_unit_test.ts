@@ -261,3 +261,25 @@ Deno.test("resolveProgram: finds like execvp, and a program just removed is not 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("lean workers: the V8 flag is seen in --v8-flags and in DENO_V8_FLAGS", async () => {
+  const module = new URL("../src/process/worker_pool.ts", import.meta.url).href;
+  const code = `import { leanWorkersFlagSet } from ${JSON.stringify(module)};
+    console.log(JSON.stringify(leanWorkersFlagSet()));`;
+  const base = Deno.env.toObject();
+  delete base.DENO_V8_FLAGS;
+  const run = async (flags: string[], env: Record<string, string> = {}) => {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["eval", ...flags, code],
+      env: { ...base, ...env },
+      clearEnv: true,
+      stdout: "piped",
+    }).output();
+    return JSON.parse(new TextDecoder().decode(out.stdout));
+  };
+  if (Deno.build.os !== "linux") return;
+  assert.equal(await run([]), false);
+  assert.equal(await run(["--v8-flags=--max-lazy,--no-short-builtin-calls"]), true);
+  assert.equal(await run(["--v8-flags=--no_short_builtin_calls"]), true);
+  assert.equal(await run([], { DENO_V8_FLAGS: "--no-short-builtin-calls" }), true);
+});

@@ -450,3 +450,21 @@ Deno.test("a client flooding stdin with notification writes is cut off", async (
     await client.close();
   });
 });
+
+Deno.test({
+  name:
+    "serve: says how to save ~1.8 MiB per process when started without the lean-workers V8 flag",
+  ignore: Deno.build.os !== "linux",
+  async fn() {
+    const hint = /--v8-flags=--no-short-builtin-calls to save it/;
+    const plain = await startExecutor(["--log-level", "info"]);
+    await plain.stop();
+    assert.match(plain.stderr(), hint);
+    const lean = await startExecutor(["--log-level", "info"], {
+      denoFlags: ["--v8-flags=--no-short-builtin-calls"],
+    });
+    await lean.stop();
+    assert.doesNotMatch(lean.stderr(), hint);
+    assert.match(lean.stderr(), /listening on/);
+  },
+});

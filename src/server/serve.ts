@@ -8,7 +8,7 @@
 
 import { createLogger, type Logger, type LogLevel } from "../log/logger.ts";
 import { DEFAULT_RETENTION_MS } from "../process/process_table.ts";
-import { WorkerPool } from "../process/worker_pool.ts";
+import { LEAN_WORKERS_V8_FLAG, leanWorkersFlagSet, WorkerPool } from "../process/worker_pool.ts";
 import { lineChannel, serverWebSocketChannel } from "../rpc/channel.ts";
 import { loadOrCreateDefaultToken } from "../auth/token.ts";
 import { guardRequest, isLoopback, type RequestPolicy } from "./request_guard.ts";
@@ -266,6 +266,12 @@ export async function serve(options: ServeOptions = {}): Promise<Executor> {
     if (token === null) log.warn(`listening on ${url} WITHOUT authentication (--no-auth)`);
     else if (tokenPath !== null) log.info(`listening on ${url}; token in ${tokenPath}`);
     else log.info(`listening on ${url}`);
+  }
+  if (leanWorkersFlagSet() === false) {
+    log.info(
+      `each process worker holds its own copy of V8's builtins (~1.8 MiB): run deno with ` +
+        `--v8-flags=${LEAN_WORKERS_V8_FLAG} to save it (docs/performance.md)`,
+    );
   }
 
   return {

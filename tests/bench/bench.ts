@@ -24,6 +24,7 @@
  */
 
 import { parseArgs } from "../../src/cli/args.ts";
+import { LEAN_WORKERS_V8_FLAG, leanWorkersFlagSet } from "../../src/process/worker_pool.ts";
 import {
   type BackendName,
   BACKENDS,
@@ -116,6 +117,7 @@ async function describeEnvironment(): Promise<Record<string, string | number>> {
     kernel: Deno.osRelease(),
     cpus: navigator.hardwareConcurrency,
     cpuModel,
+    v8Flags: leanWorkersFlagSet() ? LEAN_WORKERS_V8_FLAG : "",
     date: new Date().toISOString(),
   };
 }
@@ -291,6 +293,7 @@ async function main(args: readonly string[]): Promise<number> {
       `${environment.target}, kernel ${environment.kernel}`,
   );
   console.log(`cpus: ${environment.cpus} × ${environment.cpuModel}`);
+  console.log(`v8 flags (this process and the executor): ${environment.v8Flags || "none"}`);
   console.log(
     `date: ${environment.date}, total ${((performance.now() - started) / 1000).toFixed(1)} s`,
   );

@@ -14,6 +14,7 @@ import {
   LocalExecBackend,
 } from "../../mod.ts";
 import { startExecutor } from "../support/executor_process.ts";
+import { LEAN_WORKERS_V8_FLAG, leanWorkersFlagSet } from "../../src/process/worker_pool.ts";
 
 /** The environment given to every started process (execbridge children get exactly this). */
 export const CHILD_ENV: Record<string, string> = {
@@ -60,7 +61,8 @@ export function openLocal(): ExecTarget {
 }
 
 /**
- * Starts `deno run -A mod.ts serve` on 127.0.0.1:0 and connects to it. The
+ * Starts `deno run -A mod.ts serve` on 127.0.0.1:0 and connects to it (with
+ * `--v8-flags=--no-short-builtin-calls` when this process has it). The
  * executor is stopped again if the connection fails.
  */
 export async function openRemote(): Promise<ExecTarget> {
@@ -69,7 +71,10 @@ export async function openRemote(): Promise<ExecTarget> {
     String(RETENTION_MS),
     "--idle-worker-ttl-ms",
     String(IDLE_TTL_MS),
-  ]);
+  ], {
+    // Run like this process: with the V8 option for lean workers when it has it.
+    denoFlags: leanWorkersFlagSet() ? [`--v8-flags=${LEAN_WORKERS_V8_FLAG}`] : [],
+  });
   try {
     const client = await connectExecutor(executor.url);
     return {

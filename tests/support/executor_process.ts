@@ -31,10 +31,11 @@ export interface ExecutorProcess {
 /** Starts `serve` with extra args and waits for its URL line. */
 export async function startExecutor(
   args: string[] = [],
-  options: { env?: Record<string, string> } = {},
+  options: { env?: Record<string, string>; denoFlags?: string[] } = {},
 ): Promise<ExecutorProcess> {
+  const deno = ["run", "-A", ...(options.denoFlags ?? []), "--config", CONFIG, MOD];
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--config", CONFIG, MOD, "serve", "--log-level", "warn", ...args],
+    args: [...deno, "serve", "--log-level", "warn", ...args],
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
