@@ -6,6 +6,7 @@
 
 import assert from "node:assert/strict";
 import { buildLauncher, launcherCode } from "../src/process/launcher.ts";
+import { spawnSession } from "../src/process/spawn.ts";
 
 function existsSync(path: string): boolean {
   try {
@@ -103,7 +104,10 @@ Deno.test({
       assert.equal(decoder.decode(script.stdout), "plain ok\n");
       const missing = await run([`${dir}/missing`, "missing"]);
       assert.equal(missing.code, 127);
-      assert.match(decoder.decode(missing.stderr), /cannot execute the program/);
+      assert.equal(
+        decoder.decode(missing.stderr),
+        `execbridge launcher: cannot execute ${dir}/missing\n`,
+      );
       const denied = await run([`${dir}/data.txt`, "data.txt"]);
       assert.equal(denied.code, 126);
     });
@@ -182,9 +186,38 @@ Deno.test({
       await Deno.chmod(`${cache}/execbridge`, 0o777);
       const used = JSON.parse(await denoEval(code, { XDG_CACHE_HOME: cache, TMPDIR: tmp }));
       assert.ok(used.startsWith(`${tmp}/execbridge-${Deno.uid()}/launcher-`), used);
+      // So is a private directory inside a shared one (someone could rename it away).
+      await Deno.mkdir(`${cache}/shared`);
+      await Deno.chmod(`${cache}/shared`, 0o777);
+      const inShared = JSON.parse(
+        await denoEval(code, { XDG_CACHE_HOME: `${cache}/shared`, TMPDIR: `${cache}/shared` }),
+      );
+      assert.equal(inShared, null);
+      assert.ok(existsSync(`${cache}/shared/execbridge`), "the private directory was made");
     } finally {
       await Deno.remove(cache, { recursive: true });
       await Deno.remove(tmp, { recursive: true });
     }
   },
+});
+
+Deno.test("spawn: a relative cwd works, with ./PROGRAM and with PATH entries relative to it", async () => {
+  const base = await Deno.makeTempDir({ dir: Deno.cwd(), prefix: ".spawn-cwd-" });
+  try {
+    await Deno.writeTextFile(`${base}/tool`, "#!/bin/sh\necho ran $0 in $(pwd)\n", { mode: 0o755 });
+    const relative = base.slice(Deno.cwd().length + 1);
+    const run = async (argv: string[], env: Record<string, string>) => {
+      const child = spawnSession(argv, { cwd: relative, env, pipeStdin: false });
+      const out = await child.output();
+      return `${out.code} ${decoder.decode(out.stdout).trim()}`;
+    };
+    const expected = `0 ran ./tool in ${base}`;
+    assert.equal(await run(["./tool"], { PATH: "/usr/bin:/bin" }), expected);
+    assert.equal(
+      await run(["tool"], { PATH: ".:/usr/bin:/bin" }),
+      `0 ran ${base}/./tool in ${base}`,
+    );
+  } finally {
+    await Deno.remove(base, { recursive: true });
+  }
 });

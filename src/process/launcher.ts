@@ -1,5 +1,5 @@
 /**
- * The launcher: a 300-byte static Linux program that calls `setsid()` and
+ * The launcher: a 400-byte static Linux program that calls `setsid()` and
  * execs the real program under the same pid, so a child starts in its own
  * session (and process group) without util-linux `setsid`, whose exec costs
  * ~0.8 ms per start here (a dynamic binary: loader, libc, locale), nor
@@ -7,11 +7,11 @@
  *
  * The machine code is in `launcher_x86_64.S` and `launcher_aarch64.S` next to
  * this file, with the bytes below checked against them by a test. It is
- * written once per user to `~/.cache/execbridge/` (or a private directory
- * under the temp dir), into a directory only this user can write, and only
- * used when its bytes are exactly these. Anywhere it can't be used (another
- * OS or CPU, no writable private directory, a `noexec` mount, missing
- * permissions, `EXECBRIDGE_LAUNCHER=setsid`), spawn.ts falls back to
+ * written once per user to `~/.cache/execbridge/` (or `$TMPDIR/execbridge-UID`)
+ * and only used there when no other user can change that directory or any
+ * directory above it, and when its bytes are exactly these. Anywhere it
+ * can't be used (another OS or CPU, no such directory, a `noexec` mount,
+ * missing permissions, `EXECBRIDGE_LAUNCHER=setsid`), spawn.ts falls back to
  * `setsid`.
  *
  * Usage: `launcher PATH ARGV0 ARGS...` (PATH is resolved by the caller).
@@ -23,19 +23,22 @@
 const CODE: Record<string, { machine: number; hex: string }> = {
   x86_64: {
     machine: 62, // EM_X86_64
-    hex: "b8700000000f05488b7c2410488d742418488b1424488d54d410b83b0000000f0583f8f8751848897c" +
-      "2418488d742410488d3d3a000000b83b0000000f0541bc7e00000083f8fe750641bc7f000000bf0200" +
-      "0000488d351e000000ba30000000b8010000000f054489e7b8e70000000f052f62696e2f7368006578" +
-      "6563627269646765206c61756e636865723a2063616e6e6f742065786563757465207468652070726f" +
-      "6772616d0a",
+    hex: "b8700000000f054885c0783e488b7c2410488d742418488b1424488d54d410b83b0000000f0583f8" +
+      "f8751f48833c2403721848897c2418488d742410488d3d78000000b83b0000000f0541bc7e000000" +
+      "83f8fe750641bc7f000000bf02000000488d355d000000ba24000000b8010000000f05488b742410" +
+      "4885f6741c4889f2803a00740548ffc2ebf64829f2bf02000000b8010000000f05bf02000000488d" +
+      "351e000000ba01000000b8010000000f054489e7b8e70000000f052f62696e2f7368000a65786563" +
+      "627269646765206c61756e636865723a2063616e6e6f74206578656375746520",
   },
   aarch64: {
     machine: 183, // EM_AARCH64
-    hex: "a81380d2010000d4e00b40f9e1630091e20340f9e26f228b42400091a81b80d2010000d41f2000b1e1" +
-      "000054e00b40f9e00f00f9e1430091e0010010a81b80d2010000d4d30f80d21f0800b141000054f30f" +
-      "80d2400080d221010010020680d2080880d2010000d4e00313aac80b80d2010000d42f62696e2f7368" +
-      "0065786563627269646765206c61756e636865723a2063616e6e6f742065786563757465207468652" +
-      "070726f6772616d0a",
+    hex: "a81380d2010000d46002f8b7e00b40f9e1630091e20340f9e26f228b42400091a81b80d2010000d4" +
+      "1f2000b141010054e30340f97f0c00f1e3000054e00b40f9e00f00f9e1430091e0030010a81b80d2" +
+      "010000d4d30f80d21f0800b141000054f30f80d2400080d221030030820480d2080880d2010000d4" +
+      "e10b40f9410100b4e20301aa430040396300003442040091fdffff17420001cb400080d2080880d2" +
+      "010000d4400080d221010010220080d2080880d2010000d4e00313aac80b80d2010000d42f62696e" +
+      "2f7368000a65786563627269646765206c61756e636865723a2063616e6e6f742065786563757465" +
+      "20",
   },
 };
 
@@ -50,34 +53,40 @@ export function launcherCode(arch: string): Uint8Array | null {
 }
 
 /**
- * The launcher as a complete ELF executable for `arch`: an ELF header, one
- * read+execute `PT_LOAD` segment (the whole file at 0x400000), the code.
- * Null for a CPU it has no code for.
+ * The launcher as a complete ELF executable for `arch`: an ELF header, two
+ * program headers (one read+execute `PT_LOAD` segment with the whole file
+ * at 0x400000, and a `PT_GNU_STACK` that keeps the stack non-executable),
+ * then the code. Null for a CPU it has no code for.
  */
 export function buildLauncher(arch: string): Uint8Array | null {
   const code = launcherCode(arch);
   if (code === null) return null;
-  const size = ELF_HEADER + PROGRAM_HEADER + code.byteLength;
+  const headers = ELF_HEADER + 2 * PROGRAM_HEADER;
+  const size = headers + code.byteLength;
   const elf = new Uint8Array(size);
   const view = new DataView(elf.buffer);
   elf.set([0x7f, 0x45, 0x4c, 0x46, 2, 1, 1]); // \x7fELF, 64-bit, little-endian, version 1
   view.setUint16(16, 2, true); // ET_EXEC
   view.setUint16(18, CODE[arch].machine, true);
   view.setUint32(20, 1, true); // EV_CURRENT
-  view.setBigUint64(24, BigInt(BASE + ELF_HEADER + PROGRAM_HEADER), true); // entry
+  view.setBigUint64(24, BigInt(BASE + headers), true); // entry: the first instruction
   view.setBigUint64(32, BigInt(ELF_HEADER), true); // program headers offset
   view.setUint16(52, ELF_HEADER, true);
   view.setUint16(54, PROGRAM_HEADER, true);
-  view.setUint16(56, 1, true); // one program header
-  const ph = ELF_HEADER;
-  view.setUint32(ph, 1, true); // PT_LOAD
-  view.setUint32(ph + 4, 5, true); // PF_R | PF_X
-  view.setBigUint64(ph + 16, BigInt(BASE), true); // p_vaddr
-  view.setBigUint64(ph + 24, BigInt(BASE), true); // p_paddr
-  view.setBigUint64(ph + 32, BigInt(size), true); // p_filesz
-  view.setBigUint64(ph + 40, BigInt(size), true); // p_memsz
-  view.setBigUint64(ph + 48, 0x1000n, true); // p_align
-  elf.set(code, ELF_HEADER + PROGRAM_HEADER);
+  view.setUint16(56, 2, true); // two program headers
+  const load = ELF_HEADER;
+  view.setUint32(load, 1, true); // PT_LOAD
+  view.setUint32(load + 4, 5, true); // PF_R | PF_X
+  view.setBigUint64(load + 16, BigInt(BASE), true); // p_vaddr
+  view.setBigUint64(load + 24, BigInt(BASE), true); // p_paddr
+  view.setBigUint64(load + 32, BigInt(size), true); // p_filesz
+  view.setBigUint64(load + 40, BigInt(size), true); // p_memsz
+  view.setBigUint64(load + 48, 0x1000n, true); // p_align
+  const stack = ELF_HEADER + PROGRAM_HEADER;
+  view.setUint32(stack, 0x6474e551, true); // PT_GNU_STACK
+  view.setUint32(stack + 4, 6, true); // PF_R | PF_W
+  view.setBigUint64(stack + 48, 16n, true); // p_align
+  elf.set(code, headers);
   return elf;
 }
 
@@ -93,9 +102,13 @@ export function findLauncher(): string | null {
   return installed;
 }
 
-/** Stops using the launcher in this isolate (it failed to run: a `noexec` mount, say). */
-export function disableLauncher(): void {
-  installed = null;
+/**
+ * After the launcher failed to run: a missing file is installed again on
+ * the next spawn; otherwise (a `noexec` mount, say) it is not used again in
+ * this isolate.
+ */
+export function launcherFailed(error: unknown): void {
+  installed = error instanceof Deno.errors.NotFound ? undefined : null;
 }
 
 function install(): string | null {
@@ -125,24 +138,57 @@ function candidateDirs(): string[] {
   return dirs;
 }
 
-/** Puts the launcher into `dir` (made private to this user) unless it is there already. */
+/**
+ * Puts the launcher into `dir` unless it is there already. Only in a
+ * directory no one else can change: `dir` made private to this user, and
+ * every directory above it owned by root or this user and not writable by
+ * others (unless sticky, like /tmp), so that nobody can swap the file or a
+ * directory on its path between this check and a spawn.
+ */
 function installIn(dir: string, name: string, elf: Uint8Array): string | null {
+  let temp: string | null = null;
   try {
     Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
-    const info = Deno.lstatSync(dir);
-    // Only a directory no one else can write to: nobody may swap the file.
-    if (!info.isDirectory || info.uid !== Deno.uid() || ((info.mode ?? 0) & 0o022) !== 0) {
-      return null;
-    }
-    const path = `${dir}/${name}`;
+    const real = Deno.realPathSync(dir);
+    const info = Deno.lstatSync(real);
+    if (info.uid !== Deno.uid() || ((info.mode ?? 0) & 0o022) !== 0) return null;
+    if (!trustedAncestors(real)) return null;
+    const path = `${real}/${name}`;
     if (holds(path, elf)) return path;
-    const temp = `${path}.${crypto.randomUUID()}.tmp`;
+    temp = `${path}.${crypto.randomUUID()}.tmp`;
     Deno.writeFileSync(temp, elf, { mode: 0o700, createNew: true });
     Deno.renameSync(temp, path);
+    temp = null;
     return holds(path, elf) ? path : null;
   } catch {
     return null;
+  } finally {
+    if (temp !== null) {
+      try {
+        Deno.removeSync(temp);
+      } catch {
+        // Never written.
+      }
+    }
   }
+}
+
+/** True when every directory above `path` (a real path) is safe from other users. */
+function trustedAncestors(path: string): boolean {
+  const uid = Deno.uid();
+  for (let dir = parent(path); dir !== null; dir = parent(dir)) {
+    const info = Deno.lstatSync(dir);
+    const mode = info.mode ?? 0;
+    if (info.uid !== 0 && info.uid !== uid) return false;
+    if ((mode & 0o022) !== 0 && (mode & 0o1000) === 0) return false;
+  }
+  return true;
+}
+
+function parent(path: string): string | null {
+  if (path === "/") return null;
+  const cut = path.lastIndexOf("/");
+  return cut <= 0 ? "/" : path.slice(0, cut);
 }
 
 /** True when `path` is a regular executable file of ours holding exactly `elf`. */

@@ -8,14 +8,14 @@
  * and an executor with hundreds of process workers is that big. So the child
  * is started through a launcher: a plain, fast spawn of a program whose only
  * work is to call setsid() and exec the real program under the same pid.
- * That is execbridge's own 300-byte static launcher (launcher.ts: ~0.05 ms)
+ * That is execbridge's own 400-byte static launcher (launcher.ts: ~0.05 ms)
  * where it can be installed, else util-linux `setsid PROGRAM ARGS…` (~0.8 ms:
  * a dynamic binary), else `detached: true`.
  *
  * @module
  */
 
-import { disableLauncher, findLauncher } from "./launcher.ts";
+import { findLauncher, launcherFailed } from "./launcher.ts";
 
 /** Where `setsid` is, or null when it is not installed. */
 let setsidPath: string | null | undefined;
@@ -94,9 +94,14 @@ type CommonOptions = Omit<Deno.CommandOptions, "args">;
  * Spawns `argv` with piped stdout/stderr in a new session. Throws
  * `Deno.errors.NotFound` naming the program when it is not on PATH.
  */
-export function spawnSession(argv: string[], options: SessionSpawnOptions): Deno.ChildProcess {
+export function spawnSession(argv: string[], spawnOptions: SessionSpawnOptions): Deno.ChildProcess {
+  // The program is resolved here, and exec'd after the child changed directory: from an absolute cwd.
+  const cwd = spawnOptions.cwd.startsWith("/")
+    ? spawnOptions.cwd
+    : `${Deno.cwd()}/${spawnOptions.cwd}`;
+  const options = { ...spawnOptions, cwd };
   const path = options.env.PATH ?? Deno.env.get("PATH") ?? "/usr/bin:/bin";
-  const resolved = resolveProgram(argv[0], { path, cwd: options.cwd });
+  const resolved = resolveProgram(argv[0], { path, cwd });
   if (resolved === null) {
     throw new Deno.errors.NotFound(`program not found on PATH: ${argv[0]}`);
   }
@@ -110,20 +115,20 @@ export function spawnSession(argv: string[], options: SessionSpawnOptions): Deno
   };
   const launcher = findLauncher();
   if (launcher === null) return spawnWithoutLauncher(argv, resolved, options, common);
-  const args = [resolved, options.arg0 ?? argv[0], ...argv.slice(1)];
+  // A path is exec'd as given (relative to the child's cwd, as execvp does; a
+  // script then sees it as $0), a name as found on PATH.
+  const program = argv[0].includes("/") ? argv[0] : resolved;
+  const args = [program, options.arg0 ?? argv[0], ...argv.slice(1)];
   try {
     return new Deno.Command(launcher, { ...common, args }).spawn();
   } catch (error) {
-    // Was it the launcher that could not run (a `noexec` mount, say)? Then
-    // this works, and the launcher is not used again; else it throws the
-    // same error as the launcher did.
-    try {
-      const child = spawnWithoutLauncher(argv, resolved, options, common);
-      disableLauncher();
-      return child;
-    } catch {
-      throw error;
-    }
+    // The launcher never ran (the program's own failures are its exit code
+    // 126 or 127). If it was the launcher's fault (a `noexec` mount, a
+    // deleted file), this works and the launcher is set aside; if not (a
+    // missing cwd), this fails too, with its own error.
+    const child = spawnWithoutLauncher(argv, resolved, options, common);
+    launcherFailed(error);
+    return child;
   }
 }
 
