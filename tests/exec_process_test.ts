@@ -152,6 +152,31 @@ each("writes to a stdin pipe and reads its output", async (backend) => {
   assert.equal(result.exitCode, 0);
 });
 
+each("a written buffer stays the caller's: small and big, write and send", async (backend) => {
+  const proc = await backend.start({
+    processId: "p",
+    // Counts the bytes that are neither 1 nor 2, then all bytes.
+    argv: sh("tee /dev/stderr | tr -d '\\001\\002' | wc -c"),
+    env: ENV,
+    pipeStdin: true,
+  });
+  const small = new Uint8Array(100).fill(1);
+  const big = new Uint8Array(200 * 1024).fill(2);
+  assert.equal(await proc.write(small), "accepted");
+  proc.send(big);
+  // Reusing the buffers right away must not change what the child gets.
+  small.fill(0);
+  assert.equal(small.byteLength, 100, "the small buffer was detached");
+  assert.equal(big.byteLength, 200 * 1024, "the big buffer was detached");
+  assert.equal(await proc.write(big), "accepted");
+  assert.equal(await proc.closeStdin(), "accepted");
+  const result = await readAll(proc);
+  const stdout = text(result.chunks.filter((c) => c.stream === "stdout")).trim();
+  const stderr = result.chunks.filter((c) => c.stream === "stderr");
+  assert.equal(stdout, "0", "bytes changed after write() returned reached the child");
+  assert.equal(stderr.reduce((n, c) => n + c.chunk.byteLength, 0), 100 + 2 * 200 * 1024);
+});
+
 each(
   "stdin is closed unless pipeStdin: write says stdinClosed, child sees EOF",
   async (backend) => {

@@ -12,6 +12,7 @@ import type { StartParams } from "../protocol/types.ts";
 import { type ProcessHost, STDIN_BACKLOG_BYTES } from "../process/process_host.ts";
 import { ProcessTable } from "../process/process_table.ts";
 import { WorkerPool } from "../process/worker_pool.ts";
+import { TRANSFER_THRESHOLD } from "../process/worker_protocol.ts";
 import { ProcessEvents } from "./process_events.ts";
 import { waitForExit } from "./wait.ts";
 import type {
@@ -134,14 +135,13 @@ class LocalProcess implements ExecProcess {
   }
 
   async write(data: Uint8Array | string): Promise<WriteStatus> {
-    const bytes = typeof data === "string" ? encoder.encode(data) : data.slice();
-    const status = this.#host.write(bytes);
+    const status = this.#host.write(ownBytes(data));
     if (status === "accepted") await this.#host.whenBacklogBelow(STDIN_BACKLOG_BYTES);
     return status;
   }
 
   send(data: Uint8Array | string): void {
-    this.#host.write(typeof data === "string" ? encoder.encode(data) : data.slice());
+    this.#host.write(ownBytes(data));
   }
 
   closeStdin(): Promise<WriteStatus> {
@@ -155,4 +155,16 @@ class LocalProcess implements ExecProcess {
   wait(): Promise<ExitStatus> {
     return waitForExit(this.events());
   }
+}
+
+/**
+ * Bytes the host may take: big ones are transferred (detached), so the
+ * caller's buffer is copied first; small ones are copied by `postMessage`.
+ */
+function ownBytes(data: Uint8Array | string): Uint8Array {
+  if (typeof data === "string") return encoder.encode(data);
+  // A shared buffer would be shared with the worker, not copied.
+  const shared = typeof SharedArrayBuffer !== "undefined" &&
+    data.buffer instanceof SharedArrayBuffer;
+  return data.byteLength >= TRANSFER_THRESHOLD || shared ? data.slice() : data;
 }

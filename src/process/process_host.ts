@@ -18,6 +18,7 @@ import {
   type ProcessEvent,
   type SpawnSpec,
   type ToWorker,
+  TRANSFER_THRESHOLD,
   type WireFormat,
   WRITTEN_REPORT_BYTES,
 } from "./worker_protocol.ts";
@@ -216,14 +217,16 @@ export class ProcessHost {
 
   /**
    * Queues bytes for the child's stdin (then closes it when `closeStdin`) and
-   * says what happened to them. `data` is transferred to the worker.
+   * says what happened to them. `data` of 64 KiB or more is transferred to
+   * the worker (detached here); smaller data is copied.
    */
   write(data: Uint8Array, closeStdin = false): WriteStatus {
     if (!this.#stdinOpen || this.#state !== "running") return "stdinClosed";
     if (closeStdin && !this.#spec.tty) this.#stdinOpen = false;
     this.#stdinBacklog += data.byteLength;
     const ack = this.#stdinBacklog > WRITTEN_REPORT_BYTES;
-    const transfer = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength
+    const transfer = data.byteLength >= TRANSFER_THRESHOLD && data.byteOffset === 0 &&
+        data.byteLength === data.buffer.byteLength
       ? [data.buffer as ArrayBuffer]
       : [];
     this.#worker!.postMessage(

@@ -22,6 +22,7 @@ import {
   type FromWorker,
   type SpawnSpec,
   type ToWorker,
+  TRANSFER_THRESHOLD,
   type WireFormat,
   type WorkerEvent,
   WRITTEN_REPORT_BYTES,
@@ -35,8 +36,6 @@ export interface WorkerScope {
   onmessage: ((event: MessageEvent<ToWorker>) => void) | null;
 }
 
-/** Chunks at least this big are copied once and transferred; smaller ones are cloned. */
-const TRANSFER_THRESHOLD = 64 * 1024;
 /** Bytes asked for per read. */
 const READ_BYTES = 64 * 1024;
 /** A read at least this big means more output is probably waiting. */
@@ -367,7 +366,11 @@ class ProcessRunner {
         ? carriers.pop() ?? new ArrayBuffer(CARRIER_BYTES)
         : undefined;
       const frame = encodeOutputFrame(this.#idBytes, { seq, stream, data }, carrier);
-      this.#scope.postMessage(frame, [frame.buffer as ArrayBuffer]);
+      if (frame.byteLength >= TRANSFER_THRESHOLD) {
+        this.#scope.postMessage(frame, [frame.buffer as ArrayBuffer]);
+      } else {
+        this.#scope.postMessage(frame);
+      }
     } else if (this.#wire === "json") {
       this.#scope.postMessage(
         `{"jsonrpc":"2.0","method":"process/output","params":{${this.#wirePrefix}${seq},"stream":"${stream}","chunk":"${data.toBase64()}"}}`,
