@@ -4,8 +4,9 @@
  * long-poll), writes and terminate, and fans events out to the main thread
  * (pre-serialized JSON-RPC) and to the worker's events port (bytes).
  *
- * Imported only by `workers/process_worker.ts`. Besides the log it imports
- * only types, so an idle worker stays small; the PTY module loads on demand.
+ * Imported only by `workers/process_worker.ts`. Besides types it imports only
+ * the log, spawning (with the launcher) and the output frame encoder, so an
+ * idle worker stays small; the PTY module loads on demand.
  * A worker runs one process at a time; after `release` it hands its log to
  * the main thread and can run another.
  *
