@@ -257,6 +257,43 @@ Deno.test("client: with binaryOutput off, output arrives as base64 JSON, intact"
   }
 });
 
+for (const binaryWrites of [true, false]) {
+  Deno.test(`client: with binaryWrites ${binaryWrites ? "on" : "off"}, stdin arrives intact (write, send, closeStdin)`, async () => {
+    const executor = await startExecutor([]);
+    try {
+      const client = await connectExecutor(executor.url, { binaryWrites });
+      const proc = await client.start({
+        processId: "p",
+        argv: ["md5sum"],
+        env: ENV,
+        pipeStdin: true,
+      });
+      const { createHash } = await import("node:crypto");
+      const hash = createHash("md5");
+      const data = new Uint8Array(3 * 1024 * 1024);
+      for (let i = 0; i < data.length; i += 65536) {
+        crypto.getRandomValues(data.subarray(i, i + 65536));
+      }
+      for (let at = 0, n = 0; at < data.length; n++) {
+        const piece = data.subarray(at, at + (n % 2 ? 100 : 300_000));
+        hash.update(piece);
+        if (n % 3 === 0) proc.send(piece);
+        else assert.equal(await proc.write(piece), "accepted");
+        at += piece.byteLength;
+      }
+      assert.equal(await proc.closeStdin(), "accepted");
+      let printed = "";
+      for await (const event of proc.events()) {
+        if (event.type === "output") printed += new TextDecoder().decode(event.chunk);
+      }
+      assert.equal(printed.split(" ")[0], hash.digest("hex"));
+      await client.close();
+    } finally {
+      await executor.stop();
+    }
+  });
+}
+
 Deno.test("local backend: close() while a start is in flight rejects the start", async () => {
   const { LocalExecBackend } = await import("../mod.ts");
   const backend = new LocalExecBackend({ warmWorkers: 0 });

@@ -468,3 +468,90 @@ Deno.test({
     assert.match(lean.stderr(), /listening on/);
   },
 });
+
+Deno.test("binaryWrites: stdin as binary frames (answered requests and notifications), every byte value; malformed frames get an error and change nothing", async () => {
+  await withExecutor([], async ({ url }) => {
+    const { encodeWriteFrame } = await import("../src/protocol/binary_write.ts");
+    const { connectWebSocket } = await import("../src/rpc/websocket_client.ts");
+    const token = Deno.env.get("EXECBRIDGE_TOKEN");
+    const ws = await connectWebSocket(url, { headers: { Authorization: `Bearer ${token}` } });
+    const texts: Message[] = [];
+    let wake = () => {};
+    ws.onmessage = (data) => {
+      if (typeof data === "string") texts.push(JSON.parse(data));
+      wake();
+    };
+    const until = async (test: () => boolean) => {
+      while (!test()) await new Promise<void>((r) => wake = r);
+    };
+    const response = async (id: number) => {
+      await until(() => texts.some((m) => m.id === id));
+      return texts.find((m) => m.id === id)!;
+    };
+    ws.send(JSON.stringify({
+      id: 1,
+      method: "initialize",
+      params: { clientName: "b", binaryWrites: true },
+    }));
+    assert.equal((await response(1)).result.binaryWrites, true);
+    ws.send('{"method":"initialized"}');
+    ws.send(JSON.stringify({
+      id: 2,
+      method: "process/start",
+      params: { processId: "cat", argv: ["cat"], env: ENV, pipeStdin: true },
+    }));
+    await response(2);
+    const id = new TextEncoder().encode("cat");
+    const all = Uint8Array.from({ length: 256 }, (_, i) => i);
+    // A notification (no answer), then a request answered with its status.
+    ws.sendBinary(encodeWriteFrame(id, all));
+    ws.sendBinary(encodeWriteFrame(id, all.toReversed(), { requestId: 3 }));
+    assert.deepEqual((await response(3)).result, { status: "accepted" });
+    // Malformed: unknown flags, an empty process id. Each gets an error; nothing is written.
+    const bad = encodeWriteFrame(id, new Uint8Array([1, 2, 3]));
+    bad[1] = 0x80;
+    ws.sendBinary(bad);
+    ws.sendBinary(encodeWriteFrame(new Uint8Array(0), new Uint8Array([4])));
+    await until(() => texts.filter((m) => m.error?.code === -32600).length === 2);
+    // Unknown process: answered like a JSON write.
+    const other = new TextEncoder().encode("nope");
+    ws.sendBinary(encodeWriteFrame(other, all, { requestId: 4 }));
+    assert.deepEqual((await response(4)).result, { status: "unknownProcess" });
+    // Close stdin with a binary request: cat ends; its output is exactly what was written.
+    ws.sendBinary(encodeWriteFrame(id, new Uint8Array(0), { requestId: 5, closeStdin: true }));
+    assert.deepEqual((await response(5)).result, { status: "accepted" });
+    ws.send(JSON.stringify({
+      id: 6,
+      method: "process/read",
+      params: { processId: "cat", waitMs: 5000 },
+    }));
+    const bytes: number[] = [];
+    let afterSeq = 0;
+    for (let n = 7;; n++) {
+      const read = n === 7 ? await response(6) : await (async () => {
+        ws.send(JSON.stringify({
+          id: n,
+          method: "process/read",
+          params: { processId: "cat", afterSeq, waitMs: 5000 },
+        }));
+        return await response(n);
+      })();
+      for (const c of read.result.chunks) bytes.push(...Uint8Array.fromBase64(c.chunk));
+      afterSeq = read.result.nextSeq - 1;
+      if (read.result.closed) break;
+    }
+    assert.deepEqual(new Uint8Array(bytes), new Uint8Array([...all, ...all.toReversed()]));
+    await ws.close();
+  });
+});
+
+Deno.test("binaryWrites: without the opt-in a binary frame is JSON text, as before", async () => {
+  await withExecutor([], async ({ url }) => {
+    const client = await RawClient.initialized(url);
+    const { encodeWriteFrame } = await import("../src/protocol/binary_write.ts");
+    client.socket.sendBinary(encodeWriteFrame(new TextEncoder().encode("x"), new Uint8Array([1])));
+    const error = await client.nextUnmatched();
+    assert.equal(error.error.code, -32700);
+    await client.close();
+  });
+});

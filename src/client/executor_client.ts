@@ -47,6 +47,11 @@ export interface ConnectExecutorOptions {
    * an execbridge extension, ignored by other executors).
    */
   binaryOutput?: boolean;
+  /**
+   * Send stdin as binary frames instead of base64 JSON when the executor
+   * takes them (default true; an execbridge extension).
+   */
+  binaryWrites?: boolean;
 }
 
 /** A connected, initialized executor session. */
@@ -141,6 +146,7 @@ class ExecutorConnection implements ExecutorClient {
   readonly done: Promise<string>;
   #sessionId = "";
   #writeNotifications = false;
+  #binaryWrites = false;
   readonly #rpc: RpcClient;
   readonly #routes = new Map<string, RemoteProcess>();
 
@@ -193,12 +199,14 @@ class ExecutorConnection implements ExecutorClient {
           clientName: options.clientName ?? "execbridge-client",
           resumeSessionId: options.resumeSessionId ?? null,
           binaryOutput: options.binaryOutput ?? true,
+          binaryWrites: options.binaryWrites ?? true,
         }),
         timeout,
       ]);
       const result = results.initialize.parse(raw);
       this.#sessionId = result.sessionId;
       this.#writeNotifications = result.writeNotifications === true;
+      this.#binaryWrites = result.binaryWrites === true;
       this.#rpc.notify("initialized", {});
     } finally {
       clearTimeout(timer);
@@ -251,6 +259,7 @@ class ExecutorConnection implements ExecutorClient {
     const process: RemoteProcess = new RemoteProcess(params, this.#rpc, {
       onClosed: () => this.#removeRoute(process),
       notifyWrites: this.#writeNotifications,
+      binaryWrites: this.#binaryWrites,
     });
     this.#routes.set(params.processId, process);
     return process;

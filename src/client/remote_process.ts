@@ -7,6 +7,7 @@
  * @module
  */
 
+import { encodeWriteFrame } from "../protocol/binary_write.ts";
 import { results } from "../protocol/schemas.ts";
 import type { StartParams } from "../protocol/types.ts";
 import { DisconnectedError, type RpcClient } from "../rpc/rpc_client.ts";
@@ -33,6 +34,8 @@ export class RemoteProcess implements ExecProcess {
   readonly #events: ProcessEvents;
 
   readonly #notifyWrites: boolean;
+  /** The process id as UTF-8 when writes go as binary frames; null for base64 JSON. */
+  readonly #idBytes: Uint8Array | null;
 
   /**
    * Creates the client-side record; the caller routes notifications to
@@ -42,10 +45,11 @@ export class RemoteProcess implements ExecProcess {
   constructor(
     params: StartParams,
     rpc: RpcClient,
-    options: { onClosed: () => void; notifyWrites: boolean },
+    options: { onClosed: () => void; notifyWrites: boolean; binaryWrites?: boolean },
   ) {
     const onClosed = options.onClosed;
     this.#notifyWrites = options.notifyWrites;
+    this.#idBytes = options.binaryWrites ? encoder.encode(params.processId) : null;
     this.processId = params.processId;
     this.#rpc = rpc;
     this.#events = new ProcessEvents({
@@ -114,20 +118,26 @@ export class RemoteProcess implements ExecProcess {
 
   async write(data: Uint8Array | string): Promise<WriteStatus> {
     const bytes = typeof data === "string" ? encoder.encode(data) : data;
-    const raw = await this.#rpc.call("process/write", {
-      processId: this.processId,
-      chunk: bytes.toBase64(),
-    });
+    const idBytes = this.#idBytes;
+    const raw = idBytes !== null
+      ? await this.#rpc.callBinary((requestId) => encodeWriteFrame(idBytes, bytes, { requestId }))
+      : await this.#rpc.call("process/write", {
+        processId: this.processId,
+        chunk: bytes.toBase64(),
+      });
     return results.write.parse(raw).status;
   }
 
   send(data: Uint8Array | string): void {
     const bytes = typeof data === "string" ? encoder.encode(data) : data;
-    const params = { processId: this.processId, chunk: bytes.toBase64() };
     if (this.#notifyWrites && this.#rpc.disconnected === null) {
-      this.#rpc.notify("process/write", params);
+      if (this.#idBytes !== null) {
+        this.#rpc.notifyBinary(encodeWriteFrame(this.#idBytes, bytes));
+      } else {
+        this.#rpc.notify("process/write", { processId: this.processId, chunk: bytes.toBase64() });
+      }
     } else {
-      this.#rpc.call("process/write", params).catch(() => {});
+      this.write(bytes).catch(() => {});
     }
   }
 

@@ -52,6 +52,8 @@ export const initializeParams = z.object({
   resumeSessionId: z.string().nullish(),
   /** Ask for binary `process/output` frames (an execbridge extension). */
   binaryOutput: z.boolean().nullish(),
+  /** Offer binary `process/write` frames (an execbridge extension). */
+  binaryWrites: z.boolean().nullish(),
 });
 
 /** `envPolicy` of `process/start`. Inner fields default like the reference's serde defaults. */
@@ -140,6 +142,7 @@ export const results = {
   initialize: z.object({
     sessionId: z.string(),
     binaryOutput: z.boolean().optional(),
+    binaryWrites: z.boolean().optional(),
     writeNotifications: z.boolean().optional(),
   }),
   start: z.object({ processId: z.string() }),

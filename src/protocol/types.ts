@@ -39,6 +39,8 @@ export interface InitializeParams {
   resumeSessionId?: string | null;
   /** Ask for binary `process/output` frames (an execbridge extension; WebSocket only). */
   binaryOutput?: boolean | null;
+  /** Offer to send binary `process/write` frames (an execbridge extension; WebSocket only). */
+  binaryWrites?: boolean | null;
 }
 
 /** Result of `initialize`. */
@@ -47,6 +49,8 @@ export interface InitializeResult {
   sessionId: string;
   /** True when output will arrive as binary frames. */
   binaryOutput?: boolean;
+  /** True when the executor takes binary `process/write` frames. */
+  binaryWrites?: boolean;
   /** True when `process/write` may be sent as a notification (no status answered). */
   writeNotifications?: boolean;
 }

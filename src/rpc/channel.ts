@@ -70,7 +70,9 @@ export function serverWebSocketChannel(
       channel.close(1009, `message too big: the limit is ${max} bytes (--max-frame-bytes)`);
       return;
     }
-    channel.onmessage?.(typeof data === "string" ? data : decoder.decode(data));
+    if (typeof data === "string") channel.onmessage?.(data);
+    else if (channel.onbinary !== null) channel.onbinary(new Uint8Array(data as ArrayBuffer));
+    else channel.onmessage?.(decoder.decode(data));
   };
   socket.binaryType = "arraybuffer";
   let closed = false;

@@ -85,6 +85,28 @@ export class RpcClient {
   }
 
   /**
+   * Sends a binary request: `build` makes the frame for the request id it is
+   * given; the response is matched by that id like any other.
+   */
+  callBinary(build: (id: number) => Uint8Array): Promise<unknown> {
+    if (this.#disconnected !== null) {
+      return Promise.reject(new DisconnectedError(this.#disconnected));
+    }
+    const id = this.#nextId++;
+    const frame = build(id);
+    return new Promise((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject });
+      this.#channel.sendBinary(frame);
+    });
+  }
+
+  /** Sends a binary notification (no response). */
+  notifyBinary(frame: Uint8Array): void {
+    if (this.#disconnected !== null) throw new DisconnectedError(this.#disconnected);
+    this.#channel.sendBinary(frame);
+  }
+
+  /**
    * Latches the disconnect (first reason wins), fails every pending call and
    * closes the channel. Later calls fail fast.
    */

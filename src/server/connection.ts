@@ -16,12 +16,17 @@ import {
   RpcError,
 } from "../protocol/errors.ts";
 import { decodeOutputFrame, outputFrameToJson } from "../protocol/binary_output.ts";
+import { decodeWriteFrame, WRITE_FRAME_KIND } from "../protocol/binary_write.ts";
 import { initializeParams, parseParams } from "../protocol/schemas.ts";
+import type { InitializeResult } from "../protocol/types.ts";
 import type { TextChannel } from "../rpc/channel.ts";
 import { fsMethods } from "./fs_methods.ts";
 import { type MethodHandler, RawJson } from "./methods.ts";
-import { MAX_NOTIFIED_BACKLOG, processMethods } from "./process_methods.ts";
+import { MAX_NOTIFIED_BACKLOG, processMethods, writeBytes } from "./process_methods.ts";
 import type { Session, SessionRegistry, SessionSink } from "./session_registry.ts";
+
+/** Binary frames that are not write frames are JSON text (bad UTF-8 becomes U+FFFD, then a parse error). */
+const binaryText = new TextDecoder();
 
 /** Options of {@link ServerConnection}. */
 export interface ServerConnectionOptions {
@@ -51,6 +56,7 @@ export class ServerConnection implements SessionSink {
   #closed = false;
   #inFlight = 0;
   #binaryOutput = false;
+  #binaryWrites = false;
   #throttle: ReturnType<typeof setInterval> | null = null;
 
   /** Serves a channel until it closes. */
@@ -58,6 +64,7 @@ export class ServerConnection implements SessionSink {
     this.#channel = channel;
     this.#options = options;
     channel.onmessage = (text) => this.#onMessage(text);
+    channel.onbinary = (bytes) => this.#onBinary(bytes);
     channel.onclose = (reason) => this.#onClose(reason);
   }
 
@@ -167,16 +174,53 @@ export class ServerConnection implements SessionSink {
     this.#dispatch(id as Id, method, params);
   }
 
+  /**
+   * A binary frame: a `process/write` frame from a client that offered them,
+   * else (as before that extension) UTF-8 JSON text.
+   */
+  #onBinary(bytes: Uint8Array): void {
+    if (!this.#binaryWrites || bytes[0] !== WRITE_FRAME_KIND) {
+      this.#onMessage(binaryText.decode(bytes));
+      return;
+    }
+    const frame = decodeWriteFrame(bytes);
+    if (frame === null) {
+      this.#sendError(null, INVALID_REQUEST, "malformed binary process/write frame");
+      return;
+    }
+    const { processId, data, closeStdin } = frame;
+    const write = (session: Session) => writeBytes(session, { processId, data, closeStdin });
+    if (frame.requestId !== null) {
+      this.#dispatch(frame.requestId, "process/write", undefined, write);
+      return;
+    }
+    if (this.#session === null || !this.#initialized || this.#floods(processId)) return;
+    this.#handle("process/write", undefined, write).catch((error) => {
+      this.#options.log.debug(`process/write notification failed: ${(error as Error).message}`);
+    });
+  }
+
+  /**
+   * True (and the connection closed) when notified writes pile up in a
+   * process's stdin: notifications get no answer that could slow the client.
+   */
+  #floods(processId: unknown): boolean {
+    const host = typeof processId === "string"
+      ? this.#session?.processes.lookup(processId)
+      : undefined;
+    if (typeof host !== "object" || host === null || host.stdinBacklog <= MAX_NOTIFIED_BACKLOG) {
+      return false;
+    }
+    this.#options.log.warn(`${this.#channel.peer} floods stdin of ${processId}: closing it`);
+    this.#channel.close(1008, "stdin backlog exceeded: send process/write as requests");
+    return true;
+  }
+
   #onNotification(method: string, params: unknown): void {
     if (method === "process/write" && this.#session !== null && this.#initialized) {
       // A write sent as a notification: done, with no status answered (an execbridge extension).
       const processId = (params as { processId?: unknown } | null)?.processId;
-      const host = typeof processId === "string" ? this.#session.processes.lookup(processId) : null;
-      if (typeof host === "object" && host !== null && host.stdinBacklog > MAX_NOTIFIED_BACKLOG) {
-        this.#options.log.warn(`${this.#channel.peer} floods stdin of ${processId}: closing it`);
-        this.#channel.close(1008, "stdin backlog exceeded: send process/write as requests");
-        return;
-      }
+      if (this.#floods(processId)) return;
       this.#handle(method, params).catch((error) => {
         this.#options.log.debug(`process/write notification failed: ${(error as Error).message}`);
       });
@@ -190,7 +234,12 @@ export class ServerConnection implements SessionSink {
     this.#options.log.debug(`ignoring notification ${method} from ${this.#channel.peer}`);
   }
 
-  async #dispatch(id: Id, method: string, params: unknown): Promise<void> {
+  async #dispatch(
+    id: Id,
+    method: string,
+    params: unknown,
+    run?: (session: Session) => Promise<unknown>,
+  ): Promise<void> {
     const max = this.#options.maxPendingRequests ?? 1024;
     const maxBuffered = this.#options.maxBufferedBytes ?? 64 * 1024 * 1024;
     if (this.#channel.bufferedAmount > maxBuffered) {
@@ -213,7 +262,7 @@ export class ServerConnection implements SessionSink {
     }
     this.#inFlight++;
     try {
-      const result = await this.#handle(method, params);
+      const result = await this.#handle(method, params, run);
       if (this.#closed) return;
       const idText = typeof id === "number" ? String(id) : JSON.stringify(id);
       const resultText = result instanceof RawJson ? result.text : JSON.stringify(result ?? {});
@@ -232,7 +281,12 @@ export class ServerConnection implements SessionSink {
     }
   }
 
-  #handle(method: string, params: unknown): Promise<unknown> {
+  /** Runs a method (or `run`, with the same checks: a binary write) for this session. */
+  #handle(
+    method: string,
+    params: unknown,
+    run?: (session: Session) => Promise<unknown>,
+  ): Promise<unknown> {
     if (method === "initialize") return Promise.resolve(this.#initialize(params));
     const handler: MethodHandler | undefined = Object.hasOwn(processMethods, method)
       ? processMethods[method]
@@ -259,12 +313,10 @@ export class ServerConnection implements SessionSink {
     if (session.sink !== this) {
       throw new RpcError(INVALID_REQUEST, "session has been resumed by another connection");
     }
-    return handler(params, { session });
+    return run !== undefined ? run(session) : handler(params, { session });
   }
 
-  #initialize(
-    params: unknown,
-  ): { sessionId: string; binaryOutput?: boolean; writeNotifications: boolean } {
+  #initialize(params: unknown): InitializeResult {
     if (this.#initializing || this.#session !== null) {
       throw new RpcError(INVALID_REQUEST, "initialize may only be sent once per connection");
     }
@@ -279,11 +331,13 @@ export class ServerConnection implements SessionSink {
       this.#initializing = false;
     }
     this.#binaryOutput = p.binaryOutput === true && this.#channel.binary;
+    this.#binaryWrites = p.binaryWrites === true && this.#channel.binary;
     this.#session.processes.setWireFormat(this.#binaryOutput ? "binary" : "json");
     this.#options.log.debug(`${this.#channel.peer} (${p.clientName}) initialized`);
-    return this.#binaryOutput
-      ? { sessionId: this.#session.id, binaryOutput: true, writeNotifications: true }
-      : { sessionId: this.#session.id, writeNotifications: true };
+    const result: InitializeResult = { sessionId: this.#session.id, writeNotifications: true };
+    if (this.#binaryOutput) result.binaryOutput = true;
+    if (this.#binaryWrites) result.binaryWrites = true;
+    return result;
   }
 
   #sendError(id: Id | null, code: number, message: string, data?: unknown): void {

@@ -17,6 +17,7 @@ import type { StartResult, TerminateResult, WriteResult } from "../protocol/type
 import { type ProcessHost, STDIN_BACKLOG_BYTES } from "../process/process_host.ts";
 import type { ProcessTable } from "../process/process_table.ts";
 import { type MethodHandler, RawJson } from "./methods.ts";
+import type { Session } from "./session_registry.ts";
 
 /** The longest long-poll a timer can express (~24.8 days). */
 const MAX_WAIT_MS = 2_147_483_647;
@@ -68,12 +69,11 @@ export const processMethods: Record<string, MethodHandler> = {
         "invalid params for process/write: chunk must be standard base64",
       );
     }
-    const entry = session.processes.lookup(p.processId);
-    if (entry === undefined) return { status: "unknownProcess" };
-    if (entry === "starting") return { status: "starting" };
-    const status = entry.write(data, p.closeStdin ?? false);
-    if (status === "accepted") await entry.whenBacklogBelow(MAX_STDIN_BACKLOG);
-    return { status };
+    return await writeBytes(session, {
+      processId: p.processId,
+      data,
+      closeStdin: p.closeStdin ?? false,
+    });
   },
 
   async "process/terminate"(params, { session }): Promise<TerminateResult> {
@@ -84,3 +84,19 @@ export const processMethods: Record<string, MethodHandler> = {
     return { running: await host.terminate(p.signal ?? "SIGKILL") };
   },
 };
+
+/**
+ * `process/write` once its bytes are decoded (from base64 JSON or a binary
+ * frame): resolves with the status when the stdin backlog allows.
+ */
+export async function writeBytes(
+  session: Session,
+  write: { processId: string; data: Uint8Array; closeStdin: boolean },
+): Promise<WriteResult> {
+  const entry = session.processes.lookup(write.processId);
+  if (entry === undefined) return { status: "unknownProcess" };
+  if (entry === "starting") return { status: "starting" };
+  const status = entry.write(write.data, write.closeStdin);
+  if (status === "accepted") await entry.whenBacklogBelow(MAX_STDIN_BACKLOG);
+  return { status };
+}

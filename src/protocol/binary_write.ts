@@ -1,0 +1,94 @@
+/**
+ * Binary `process/write` frames: an execbridge extension a client opts into
+ * with `initialize { binaryWrites: true }` (the executor says yes in its
+ * result). Stdin bytes then travel raw in a binary WebSocket message instead
+ * of base64 in JSON: no base64 on either side and no JSON parse of megabyte
+ * strings on the executor, whose main thread every write goes through.
+ *
+ * Layout (big-endian):
+ *
+ * | offset | size | field |
+ * | --- | --- | --- |
+ * | 0 | 1 | kind: 2 = process write |
+ * | 1 | 1 | flags: bit 0 close stdin after the bytes, bit 1 a request (answered) |
+ * | 2 | 2 | length L of the process id in UTF-8 bytes |
+ * | 4 | 8 | the request id, as a float64 (an integer; 0 for a notification) |
+ * | 12 | L | process id, UTF-8 |
+ * | 12+L | rest | the bytes for stdin |
+ *
+ * A request is answered like a `process/write` request with that id (a JSON
+ * response with `{ status }`); a notification is not answered.
+ *
+ * @module
+ */
+
+/** Frame kind of a process write frame. */
+export const WRITE_FRAME_KIND = 2;
+
+const HEADER = 12;
+const CLOSE_STDIN = 1;
+const REQUEST = 2;
+const decoder = new TextDecoder("utf-8", { fatal: true });
+
+/** A decoded write frame; `data` is a view into the frame. */
+export interface WriteFrame {
+  /** The process. */
+  processId: string;
+  /** The request id; null for a notification. */
+  requestId: number | null;
+  /** Close stdin after the bytes. */
+  closeStdin: boolean;
+  /** The bytes for stdin. */
+  data: Uint8Array;
+}
+
+/** Options of {@link encodeWriteFrame}. */
+export interface WriteFrameOptions {
+  /** Make it a request with this id (answered); a notification otherwise. */
+  requestId?: number;
+  /** Close stdin after the bytes. */
+  closeStdin?: boolean;
+}
+
+/** Builds the frame for one write (copies `data` once). `processId` is UTF-8. */
+export function encodeWriteFrame(
+  processId: Uint8Array,
+  data: Uint8Array,
+  options: WriteFrameOptions = {},
+): Uint8Array {
+  const frame = new Uint8Array(HEADER + processId.byteLength + data.byteLength);
+  const view = new DataView(frame.buffer);
+  frame[0] = WRITE_FRAME_KIND;
+  frame[1] = (options.closeStdin ? CLOSE_STDIN : 0) |
+    (options.requestId !== undefined ? REQUEST : 0);
+  view.setUint16(2, processId.byteLength);
+  view.setFloat64(4, options.requestId ?? 0);
+  frame.set(processId, HEADER);
+  frame.set(data, HEADER + processId.byteLength);
+  return frame;
+}
+
+/** Decodes a frame; null when it is not a well-formed write frame. */
+export function decodeWriteFrame(frame: Uint8Array): WriteFrame | null {
+  if (frame.byteLength < HEADER || frame[0] !== WRITE_FRAME_KIND) return null;
+  const flags = frame[1];
+  if ((flags & ~(CLOSE_STDIN | REQUEST)) !== 0) return null;
+  const view = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);
+  const idLength = view.getUint16(2);
+  const requestId = view.getFloat64(4);
+  if (idLength === 0 || HEADER + idLength > frame.byteLength) return null;
+  const isRequest = (flags & REQUEST) !== 0;
+  if (isRequest && !Number.isSafeInteger(requestId)) return null;
+  let processId: string;
+  try {
+    processId = decoder.decode(frame.subarray(HEADER, HEADER + idLength));
+  } catch {
+    return null;
+  }
+  return {
+    processId,
+    requestId: isRequest ? requestId : null,
+    closeStdin: (flags & CLOSE_STDIN) !== 0,
+    data: frame.subarray(HEADER + idLength),
+  };
+}
