@@ -8,6 +8,7 @@
  */
 
 import assert from "node:assert/strict";
+import { encodeWriteFrame } from "../src/protocol/binary_write.ts";
 import { connectExecutor } from "../mod.ts";
 import { connectWebSocket, type WebSocketClient } from "../src/rpc/websocket_client.ts";
 import { ENV } from "./support/backends.ts";
@@ -86,8 +87,21 @@ const WEIRD_VALUES: unknown[] = [
 function hostileMessage(random: () => number, dir: string): string | Uint8Array {
   const pick = <T>(list: readonly T[]): T => list[Math.floor(random() * list.length)];
   const id = pick<unknown>([1, "a", null, -5, 2.5, {}, [], undefined, 1e21]);
-  const kind = Math.floor(random() * 12);
+  const kind = Math.floor(random() * 14);
   switch (kind) {
+    case 12: { // a binary write frame with random header fields (a random process id and flags)
+      const frame = new Uint8Array(12 + Math.floor(random() * 48));
+      crypto.getRandomValues(frame);
+      frame[0] = 2;
+      return frame;
+    }
+    case 13: { // a well-formed binary write frame, a request or not, to a process that may not exist
+      const id = new TextEncoder().encode(pick(["p", "", "ü", "x".repeat(300)]));
+      return encodeWriteFrame(id, new Uint8Array(Math.floor(random() * 64)), {
+        requestId: random() < 0.5 ? Math.floor(random() * 1e6) : undefined,
+        closeStdin: random() < 0.3,
+      });
+    }
     case 0: { // random bytes, binary frame
       const bytes = new Uint8Array(1 + Math.floor(random() * 64));
       crypto.getRandomValues(bytes);
@@ -182,7 +196,9 @@ Deno.test("fuzz: 100,000 hostile messages, then the executor still serves, bound
     // Half the connections initialize first so gated methods get past the gate.
     for (const [i, c] of clients.entries()) {
       if (i % 2 === 0) {
-        c.ws.send('{"id":0,"method":"initialize","params":{"clientName":"fuzz"}}');
+        c.ws.send(
+          '{"id":0,"method":"initialize","params":{"clientName":"fuzz","binaryWrites":true}}',
+        );
         c.ws.send('{"method":"initialized"}');
       }
     }
