@@ -294,6 +294,44 @@ for (const binaryWrites of [true, false]) {
   });
 }
 
+Deno.test("client: binary frames keep process ids exact (a leading U+FEFF, a lone surrogate)", async () => {
+  const executor = await startExecutor([]);
+  try {
+    const client = await connectExecutor(executor.url);
+    const ids = ["a", "\uFEFFa", "x\uD800"];
+    const procs = await Promise.all(
+      ids.map((processId) => client.start({ processId, argv: ["cat"], env: ENV, pipeStdin: true })),
+    );
+    for (const [i, proc] of procs.entries()) {
+      assert.equal(await proc.write(`to ${i}\n`), "accepted");
+      assert.equal(await proc.closeStdin(), "accepted");
+    }
+    for (const [i, proc] of procs.entries()) {
+      let text = "";
+      for await (const event of proc.events()) {
+        if (event.type === "output") text += new TextDecoder().decode(event.chunk);
+      }
+      assert.equal(text, `to ${i}\n`, `output of process ${JSON.stringify(ids[i])}`);
+    }
+    await client.close();
+  } finally {
+    await executor.stop();
+  }
+});
+
+Deno.test("binary write frame: a process id over 65535 UTF-8 bytes is refused, not cut", async () => {
+  const { encodeWriteFrame, decodeWriteFrame } = await import("../src/protocol/binary_write.ts");
+  assert.throws(() => encodeWriteFrame(new Uint8Array(65536), new Uint8Array(1)), RangeError);
+  const id = new TextEncoder().encode("\uFEFFp");
+  const frame = decodeWriteFrame(encodeWriteFrame(id, new Uint8Array([7]), { requestId: 3 }))!;
+  assert.deepEqual({ ...frame, data: [...frame.data] }, {
+    processId: "\uFEFFp",
+    requestId: 3,
+    closeStdin: false,
+    data: [7],
+  });
+});
+
 Deno.test("local backend: close() while a start is in flight rejects the start", async () => {
   const { LocalExecBackend } = await import("../mod.ts");
   const backend = new LocalExecBackend({ warmWorkers: 0 });

@@ -93,6 +93,7 @@ function hostileMessage(random: () => number, dir: string): string | Uint8Array 
       const frame = new Uint8Array(12 + Math.floor(random() * 48));
       crypto.getRandomValues(frame);
       frame[0] = 2;
+      frame[1] &= 3; // known flags, so that decoding gets past them
       return frame;
     }
     case 13: { // a well-formed binary write frame, a request or not, to a process that may not exist

@@ -513,6 +513,9 @@ Deno.test("binaryWrites: stdin as binary frames (answered requests and notificat
     ws.sendBinary(bad);
     ws.sendBinary(encodeWriteFrame(new Uint8Array(0), new Uint8Array([4])));
     await until(() => texts.filter((m) => m.error?.code === -32600).length === 2);
+    // A malformed request is answered with its id, so that the caller is not left waiting.
+    ws.sendBinary(encodeWriteFrame(new Uint8Array(0), new Uint8Array([5]), { requestId: 9 }));
+    assert.equal((await response(9)).error.code, -32600);
     // Unknown process: answered like a JSON write.
     const other = new TextEncoder().encode("nope");
     ws.sendBinary(encodeWriteFrame(other, all, { requestId: 4 }));

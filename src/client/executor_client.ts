@@ -147,10 +147,12 @@ class ExecutorConnection implements ExecutorClient {
   #sessionId = "";
   #writeNotifications = false;
   #binaryWrites = false;
+  readonly #binaryChannel: boolean;
   readonly #rpc: RpcClient;
   readonly #routes = new Map<string, RemoteProcess>();
 
   constructor(channel: TextChannel) {
+    this.#binaryChannel = channel.binary;
     let resolveDone: (message: string) => void = () => {};
     this.done = new Promise((resolve) => resolveDone = resolve);
     this.#rpc = new RpcClient(channel, {
@@ -206,7 +208,9 @@ class ExecutorConnection implements ExecutorClient {
       const result = results.initialize.parse(raw);
       this.#sessionId = result.sessionId;
       this.#writeNotifications = result.writeNotifications === true;
-      this.#binaryWrites = result.binaryWrites === true;
+      // Only when asked for and possible here, whatever a misbehaving executor answers.
+      this.#binaryWrites = (options.binaryWrites ?? true) && result.binaryWrites === true &&
+        this.#binaryChannel;
       this.#rpc.notify("initialized", {});
     } finally {
       clearTimeout(timer);

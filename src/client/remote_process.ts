@@ -49,7 +49,11 @@ export class RemoteProcess implements ExecProcess {
   ) {
     const onClosed = options.onClosed;
     this.#notifyWrites = options.notifyWrites;
-    this.#idBytes = options.binaryWrites ? encoder.encode(params.processId) : null;
+    // Binary frames carry the id as UTF-8: only for ids that survive that (no lone surrogates) and fit.
+    const idBytes = options.binaryWrites && params.processId.isWellFormed()
+      ? encoder.encode(params.processId)
+      : null;
+    this.#idBytes = idBytes !== null && idBytes.byteLength <= 0xffff ? idBytes : null;
     this.processId = params.processId;
     this.#rpc = rpc;
     this.#events = new ProcessEvents({

@@ -27,7 +27,8 @@ export const OUTPUT_FRAME_KIND = 1;
 const STREAMS: readonly ProcessStream[] = ["stdout", "stderr", "pty"];
 const HEADER = 12;
 const encoder = new TextEncoder();
-const decoder = new TextDecoder();
+// ignoreBOM: a process id may itself start with U+FEFF (the default would strip it).
+const decoder = new TextDecoder("utf-8", { ignoreBOM: true });
 
 /** A decoded output frame; `chunk` is a view into the frame. */
 export interface OutputFrame {

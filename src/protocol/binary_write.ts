@@ -12,7 +12,7 @@
  * | 0 | 1 | kind: 2 = process write |
  * | 1 | 1 | flags: bit 0 close stdin after the bytes, bit 1 a request (answered) |
  * | 2 | 2 | length L of the process id in UTF-8 bytes |
- * | 4 | 8 | the request id, as a float64 (an integer; 0 for a notification) |
+ * | 4 | 8 | the request id, as a float64 (a safe integer; ignored for a notification) |
  * | 12 | L | process id, UTF-8 |
  * | 12+L | rest | the bytes for stdin |
  *
@@ -28,7 +28,8 @@ export const WRITE_FRAME_KIND = 2;
 const HEADER = 12;
 const CLOSE_STDIN = 1;
 const REQUEST = 2;
-const decoder = new TextDecoder("utf-8", { fatal: true });
+// ignoreBOM: a process id may itself start with U+FEFF (the default would strip it).
+const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 /** A decoded write frame; `data` is a view into the frame. */
 export interface WriteFrame {
@@ -56,6 +57,11 @@ export function encodeWriteFrame(
   data: Uint8Array,
   options: WriteFrameOptions = {},
 ): Uint8Array {
+  if (processId.byteLength > 0xffff) {
+    throw new RangeError(
+      `a process id of ${processId.byteLength} UTF-8 bytes does not fit a write frame (at most 65535)`,
+    );
+  }
   const frame = new Uint8Array(HEADER + processId.byteLength + data.byteLength);
   const view = new DataView(frame.buffer);
   frame[0] = WRITE_FRAME_KIND;
@@ -66,6 +72,16 @@ export function encodeWriteFrame(
   frame.set(processId, HEADER);
   frame.set(data, HEADER + processId.byteLength);
   return frame;
+}
+
+/**
+ * The request id of a frame that at least says it is a request, so that an
+ * error about it can be matched to the call; null otherwise.
+ */
+export function writeFrameRequestId(frame: Uint8Array): number | null {
+  if (frame.byteLength < HEADER || (frame[1] & REQUEST) === 0) return null;
+  const id = new DataView(frame.buffer, frame.byteOffset, frame.byteLength).getFloat64(4);
+  return Number.isSafeInteger(id) ? id : null;
 }
 
 /** Decodes a frame; null when it is not a well-formed write frame. */

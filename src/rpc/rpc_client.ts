@@ -96,7 +96,12 @@ export class RpcClient {
     const frame = build(id);
     return new Promise((resolve, reject) => {
       this.#pending.set(id, { resolve, reject });
-      this.#channel.sendBinary(frame);
+      try {
+        this.#channel.sendBinary(frame);
+      } catch (error) {
+        this.#pending.delete(id);
+        reject(error);
+      }
     });
   }
 

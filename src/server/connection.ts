@@ -16,7 +16,11 @@ import {
   RpcError,
 } from "../protocol/errors.ts";
 import { decodeOutputFrame, outputFrameToJson } from "../protocol/binary_output.ts";
-import { decodeWriteFrame, WRITE_FRAME_KIND } from "../protocol/binary_write.ts";
+import {
+  decodeWriteFrame,
+  WRITE_FRAME_KIND,
+  writeFrameRequestId,
+} from "../protocol/binary_write.ts";
 import { initializeParams, parseParams } from "../protocol/schemas.ts";
 import type { InitializeResult } from "../protocol/types.ts";
 import type { TextChannel } from "../rpc/channel.ts";
@@ -185,7 +189,11 @@ export class ServerConnection implements SessionSink {
     }
     const frame = decodeWriteFrame(bytes);
     if (frame === null) {
-      this.#sendError(null, INVALID_REQUEST, "malformed binary process/write frame");
+      this.#sendError(
+        writeFrameRequestId(bytes),
+        INVALID_REQUEST,
+        "malformed binary process/write frame",
+      );
       return;
     }
     const { processId, data, closeStdin } = frame;
@@ -282,12 +290,13 @@ export class ServerConnection implements SessionSink {
   }
 
   /** Runs a method (or `run`, with the same checks: a binary write) for this session. */
-  #handle(
+  async #handle(
     method: string,
     params: unknown,
     run?: (session: Session) => Promise<unknown>,
   ): Promise<unknown> {
-    if (method === "initialize") return Promise.resolve(this.#initialize(params));
+    // async: a failed check rejects (a notification's .catch sees it) instead of throwing.
+    if (method === "initialize") return this.#initialize(params);
     const handler: MethodHandler | undefined = Object.hasOwn(processMethods, method)
       ? processMethods[method]
       : Object.hasOwn(fsMethods, method)
@@ -313,7 +322,7 @@ export class ServerConnection implements SessionSink {
     if (session.sink !== this) {
       throw new RpcError(INVALID_REQUEST, "session has been resumed by another connection");
     }
-    return run !== undefined ? run(session) : handler(params, { session });
+    return await (run !== undefined ? run(session) : handler(params, { session }));
   }
 
   #initialize(params: unknown): InitializeResult {
