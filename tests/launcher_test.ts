@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { buildLauncher, launcherCode } from "../src/process/launcher.ts";
 import { spawnSession } from "../src/process/spawn.ts";
+import { denoEval } from "./support/deno_eval.ts";
 
 function existsSync(path: string): boolean {
   try {
@@ -16,6 +17,9 @@ function existsSync(path: string): boolean {
     return false;
   }
 }
+
+/** Tests that run the launcher need Linux on a CPU it has code for. */
+const NO_LAUNCHER = Deno.build.os !== "linux" || buildLauncher(Deno.build.arch) === null;
 
 const SOURCES = new URL("../src/process/", import.meta.url);
 const decoder = new TextDecoder();
@@ -69,7 +73,7 @@ async function withLauncher(fn: (launcher: string) => Promise<void>): Promise<vo
 
 Deno.test({
   name: "launcher: runs PATH in a new session under the same pid, with ARGV0 and the env as given",
-  ignore: Deno.build.os !== "linux" || buildLauncher(Deno.build.arch) === null,
+  ignore: NO_LAUNCHER,
   async fn() {
     await withLauncher(async (launcher) => {
       // For `sh -c SCRIPT NAME`, $0 is NAME; argv[0] is the first field of the cmdline.
@@ -91,7 +95,7 @@ Deno.test({
 
 Deno.test({
   name: "launcher: a script without #! runs under sh; what can't run exits 127 or 126 and says so",
-  ignore: Deno.build.os !== "linux" || buildLauncher(Deno.build.arch) === null,
+  ignore: NO_LAUNCHER,
   async fn() {
     await withLauncher(async (launcher) => {
       const dir = launcher.slice(0, launcher.lastIndexOf("/"));
@@ -114,25 +118,13 @@ Deno.test({
   },
 });
 
-/** Runs a snippet in a fresh Deno with `env` laid over ours; returns its stdout. */
-async function denoEval(code: string, env: Record<string, string>): Promise<string> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["eval", "--quiet", code],
-    env,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  assert.equal(out.code, 0, decoder.decode(out.stderr));
-  return decoder.decode(out.stdout).trim();
-}
-
 const spawnModule = new URL("../src/process/spawn.ts", import.meta.url).href;
 const launcherModule = new URL("../src/process/launcher.ts", import.meta.url).href;
 
 Deno.test({
   name:
     "spawn: installs the launcher in a private cache dir; falls back to setsid when it can't run",
-  ignore: Deno.build.os !== "linux" || buildLauncher(Deno.build.arch) === null,
+  ignore: NO_LAUNCHER,
   async fn() {
     const cache = await Deno.makeTempDir();
     try {
@@ -156,7 +148,7 @@ Deno.test({
         const second = await run();
         console.log(JSON.stringify({ launcher, first, second, after: findLauncher() }));
       `;
-      const result = JSON.parse(await denoEval(code, { XDG_CACHE_HOME: cache }));
+      const result = JSON.parse(await denoEval(code, { env: { XDG_CACHE_HOME: cache } }));
       assert.ok(result.launcher.startsWith(`${cache}/execbridge/launcher-`), result.launcher);
       const info = await Deno.stat(`${cache}/execbridge`);
       assert.equal(info.mode! & 0o777, 0o700);
@@ -169,7 +161,7 @@ Deno.test({
 
 Deno.test({
   name: "spawn: EXECBRIDGE_LAUNCHER=setsid or a cache dir others can write means no launcher",
-  ignore: Deno.build.os !== "linux" || buildLauncher(Deno.build.arch) === null,
+  ignore: NO_LAUNCHER,
   async fn() {
     const cache = await Deno.makeTempDir();
     const tmp = await Deno.makeTempDir();
@@ -178,19 +170,25 @@ Deno.test({
         import { findLauncher } from ${JSON.stringify(launcherModule)};
         console.log(JSON.stringify(findLauncher()));
       `;
-      const off = await denoEval(code, { XDG_CACHE_HOME: cache, EXECBRIDGE_LAUNCHER: "setsid" });
+      const off = await denoEval(code, {
+        env: { XDG_CACHE_HOME: cache, EXECBRIDGE_LAUNCHER: "setsid" },
+      });
       assert.equal(off, "null");
       assert.ok(!existsSync(`${cache}/execbridge`), "installed although turned off");
       // A shared directory is refused (someone else could swap the file): the temp dir is used.
       await Deno.mkdir(`${cache}/execbridge`, { mode: 0o777 });
       await Deno.chmod(`${cache}/execbridge`, 0o777);
-      const used = JSON.parse(await denoEval(code, { XDG_CACHE_HOME: cache, TMPDIR: tmp }));
+      const used = JSON.parse(
+        await denoEval(code, { env: { XDG_CACHE_HOME: cache, TMPDIR: tmp } }),
+      );
       assert.ok(used.startsWith(`${tmp}/execbridge-${Deno.uid()}/launcher-`), used);
       // So is a private directory inside a shared one (someone could rename it away).
       await Deno.mkdir(`${cache}/shared`);
       await Deno.chmod(`${cache}/shared`, 0o777);
       const inShared = JSON.parse(
-        await denoEval(code, { XDG_CACHE_HOME: `${cache}/shared`, TMPDIR: `${cache}/shared` }),
+        await denoEval(code, {
+          env: { XDG_CACHE_HOME: `${cache}/shared`, TMPDIR: `${cache}/shared` },
+        }),
       );
       assert.equal(inShared, null);
       assert.ok(existsSync(`${cache}/shared/execbridge`), "the private directory was made");

@@ -9,6 +9,7 @@ import { CARRIER_BYTES, type ProcessEvent } from "../src/process/worker_protocol
 import { decodeOutputFrame } from "../src/protocol/binary_output.ts";
 import { parseListenUrl } from "../src/server/serve.ts";
 import { resolveProgram } from "../src/process/spawn.ts";
+import { denoEval } from "./support/deno_eval.ts";
 
 const source = {
   PATH: "/bin",
@@ -266,17 +267,8 @@ Deno.test("lean workers: the V8 flag is seen in --v8-flags and in DENO_V8_FLAGS"
   const module = new URL("../src/process/worker_pool.ts", import.meta.url).href;
   const code = `import { leanWorkersFlagSet } from ${JSON.stringify(module)};
     console.log(JSON.stringify(leanWorkersFlagSet()));`;
-  const base = Deno.env.toObject();
-  delete base.DENO_V8_FLAGS;
-  const run = async (flags: string[], env: Record<string, string> = {}) => {
-    const out = await new Deno.Command(Deno.execPath(), {
-      args: ["eval", ...flags, code],
-      env: { ...base, ...env },
-      clearEnv: true,
-      stdout: "piped",
-    }).output();
-    return JSON.parse(new TextDecoder().decode(out.stdout));
-  };
+  const run = async (flags: string[], env: Record<string, string> = {}) =>
+    JSON.parse(await denoEval(code, { flags, env, unset: ["DENO_V8_FLAGS"] }));
   if (Deno.build.os !== "linux") return;
   assert.equal(await run([]), false);
   assert.equal(await run(["--v8-flags=--max-lazy,--no-short-builtin-calls"]), true);

@@ -100,8 +100,7 @@ export function spawnSession(argv: string[], spawnOptions: SessionSpawnOptions):
     ? spawnOptions.cwd
     : `${Deno.cwd()}/${spawnOptions.cwd}`;
   const options = { ...spawnOptions, cwd };
-  const path = options.env.PATH ?? Deno.env.get("PATH") ?? "/usr/bin:/bin";
-  const resolved = resolveProgram(argv[0], { path, cwd });
+  const resolved = resolveProgram(argv[0], { path: searchPath(options.env), cwd });
   if (resolved === null) {
     throw new Deno.errors.NotFound(`program not found on PATH: ${argv[0]}`);
   }
@@ -141,10 +140,7 @@ function spawnWithoutLauncher(
   if (options.arg0 != null && options.arg0 !== argv[0]) {
     // Deno.Command cannot set argv[0]; perl's `exec {PROGRAM} LIST` can, without touching the env.
     const script = 'my $p = shift; exec {$p} @ARGV or die "cannot run $p: $!\\n"';
-    const perl = resolveProgram("perl", {
-      path: options.env.PATH ?? Deno.env.get("PATH") ?? "/usr/bin:/bin",
-      cwd: options.cwd,
-    });
+    const perl = resolveProgram("perl", { path: searchPath(options.env), cwd: options.cwd });
     if (perl === null) throw new Deno.errors.NotFound("arg0 needs perl, which is not on PATH");
     return spawnWithoutLauncher(
       [perl, "-e", script, resolved, options.arg0, ...argv.slice(1)],
@@ -160,4 +156,9 @@ function spawnWithoutLauncher(
   // Keep argv[0] as given when the child's own PATH finds the same program.
   const program = options.env.PATH !== undefined || argv[0].includes("/") ? argv[0] : resolved;
   return new Deno.Command(setsid, { ...common, args: [program, ...argv.slice(1)] }).spawn();
+}
+
+/** Where programs are looked up: the child's PATH, else ours, else the usual two. */
+function searchPath(env: Record<string, string>): string {
+  return env.PATH ?? Deno.env.get("PATH") ?? "/usr/bin:/bin";
 }

@@ -202,36 +202,38 @@ export class ServerConnection implements SessionSink {
       this.#dispatch(frame.requestId, "process/write", undefined, write);
       return;
     }
-    if (this.#session === null || !this.#initialized || this.#floods(processId)) return;
-    this.#handle("process/write", undefined, write).catch((error) => {
+    this.#notifiedWrite(processId, undefined, write);
+  }
+
+  /**
+   * A `process/write` sent as a notification (JSON, or a binary frame with
+   * `run`): carried out with no status answered (an execbridge extension).
+   * Ignored before the handshake. Notified writes cannot be slowed by their
+   * answers, so a process whose stdin backlog piles up past
+   * {@link MAX_NOTIFIED_BACKLOG} gets the connection closed.
+   */
+  #notifiedWrite(
+    processId: unknown,
+    params: unknown,
+    run?: (session: Session) => Promise<unknown>,
+  ): void {
+    if (this.#session === null || !this.#initialized) return;
+    const host = typeof processId === "string"
+      ? this.#session.processes.lookup(processId)
+      : undefined;
+    if (typeof host === "object" && host.stdinBacklog > MAX_NOTIFIED_BACKLOG) {
+      this.#options.log.warn(`${this.#channel.peer} floods stdin of ${processId}: closing it`);
+      this.#channel.close(1008, "stdin backlog exceeded: send process/write as requests");
+      return;
+    }
+    this.#handle("process/write", params, run).catch((error) => {
       this.#options.log.debug(`process/write notification failed: ${(error as Error).message}`);
     });
   }
 
-  /**
-   * True (and the connection closed) when notified writes pile up in a
-   * process's stdin: notifications get no answer that could slow the client.
-   */
-  #floods(processId: unknown): boolean {
-    const host = typeof processId === "string"
-      ? this.#session?.processes.lookup(processId)
-      : undefined;
-    if (typeof host !== "object" || host === null || host.stdinBacklog <= MAX_NOTIFIED_BACKLOG) {
-      return false;
-    }
-    this.#options.log.warn(`${this.#channel.peer} floods stdin of ${processId}: closing it`);
-    this.#channel.close(1008, "stdin backlog exceeded: send process/write as requests");
-    return true;
-  }
-
   #onNotification(method: string, params: unknown): void {
     if (method === "process/write" && this.#session !== null && this.#initialized) {
-      // A write sent as a notification: done, with no status answered (an execbridge extension).
-      const processId = (params as { processId?: unknown } | null)?.processId;
-      if (this.#floods(processId)) return;
-      this.#handle(method, params).catch((error) => {
-        this.#options.log.debug(`process/write notification failed: ${(error as Error).message}`);
-      });
+      this.#notifiedWrite((params as { processId?: unknown } | null)?.processId, params);
       return;
     }
     if (method === "initialized") {
