@@ -166,6 +166,87 @@ function concat(chunks: Uint8Array[]): Uint8Array {
   return out;
 }
 
+/** A spec for {@link ProcessHost.start} running `argv` with PATH only. */
+function specOf(processId: string, argv: string[]) {
+  return {
+    processId,
+    argv,
+    cwd: Deno.cwd(),
+    env: { PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin" },
+    tty: false,
+    pipeStdin: false,
+    arg0: null,
+    wire: "none" as const,
+    retainedBytes: 1024 * 1024,
+    replayEvents: 256,
+    events: null,
+  };
+}
+
+Deno.test("worker pool: a worker discarded right after its process still delivered every event", async () => {
+  // maxIdle 0: every worker is terminated as soon as its host gives it back. The last events of a
+  // process travel on the events port, whose messages are lost when their worker is terminated
+  // too soon after posting them: the host must give the worker back only once they arrived.
+  const pool = new WorkerPool({ warm: 0, maxIdle: 0 });
+  try {
+    for (let i = 0; i < 40; i++) {
+      const seen: string[] = [];
+      let closed: () => void = () => {};
+      const done = new Promise<void>((resolve) => closed = resolve);
+      const host = await ProcessHost.start(
+        specOf(`d${i}`, ["sh", "-c", "echo out; echo err >&2"]),
+        {
+          pool,
+        },
+        {
+          push(event: ProcessEvent) {
+            seen.push(event.type);
+            if (event.type === "closed") closed();
+          },
+          fail: (message) => assert.fail(message),
+        },
+      );
+      await host.whenClosed();
+      // whenClosed() comes after every event, so nothing is left to wait for.
+      assert.deepEqual(seen.slice(-2), ["exited", "closed"]);
+      assert.equal(seen.filter((type) => type === "output").length, 2);
+      await done;
+    }
+  } finally {
+    pool.close();
+  }
+});
+
+Deno.test("process host: reads and terminates in flight when the process closes get answers from its log", async () => {
+  const pool = new WorkerPool({ warm: 1 });
+  try {
+    for (let i = 0; i < 20; i++) {
+      const host = await ProcessHost.start(specOf(`r${i}`, ["sh", "-c", "echo hi; sleep 0.01"]), {
+        pool,
+      });
+      const first = await host.readBytes({ afterSeq: 0, maxBytes: null, waitMs: 5000 });
+      assert.equal(new TextDecoder().decode(first.chunks[0].chunk), "hi\n");
+      // Some of these reach the worker only after it finished the process: the main thread
+      // answers those itself, from the archived log. None may hang.
+      const [running, news, json] = await Promise.all([
+        host.terminate("SIGTERM"),
+        host.readBytes({ afterSeq: 1, maxBytes: null, waitMs: 5000 }),
+        host.readJson({ afterSeq: 0, maxBytes: null, waitMs: 5000 }),
+      ]);
+      assert.equal(typeof running, "boolean");
+      assert.ok(news.exited, "a read after the output waits for the exit");
+      assert.deepEqual(JSON.parse(json).chunks.map((c: { seq: number }) => c.seq), [1]);
+      await host.whenClosed();
+      // Once closed, everything comes from the archive.
+      const after = await host.readBytes({ afterSeq: 0, maxBytes: null, waitMs: 5000 });
+      assert.equal(after.closed, true);
+      assert.equal(await host.terminate(), false);
+    }
+  } finally {
+    pool.close();
+  }
+});
+
 Deno.test("worker pool: an idle timeout shorter than the refill delay lets the pool go quiet", async () => {
   // The refill after a start must not resurrect workers the idle timeout just let go
   // (that cycle used to start and stop workers for as long as the program ran).

@@ -153,7 +153,7 @@ class LocalProcess implements ExecProcess {
   }
 
   wait(): Promise<ExitStatus> {
-    return waitForExit(this.events());
+    return waitForExit((handler) => this.listen(handler));
   }
 }
 

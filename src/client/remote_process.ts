@@ -163,7 +163,7 @@ export class RemoteProcess implements ExecProcess {
   }
 
   wait(): Promise<ExitStatus> {
-    return waitForExit(this.events());
+    return waitForExit((handler) => this.listen(handler));
   }
 
   #failedRead(): ReadResponse {

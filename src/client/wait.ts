@@ -7,20 +7,38 @@
 import type { ExecProcessEvent, ExitStatus } from "./types.ts";
 
 /**
- * Consumes events until `closed` and returns the exit status. Rejects when the
- * process `failed`, or when events end without a close.
+ * Follows a process's events (history first, as `listen` replays it) until
+ * `closed` and returns the exit status. Rejects when the process `failed`.
+ * A synchronous listener: no queue and no async iteration per event.
  */
-export async function waitForExit(
-  events: AsyncIterableIterator<ExecProcessEvent>,
+export function waitForExit(
+  listen: (handler: (event: ExecProcessEvent) => void) => () => void,
 ): Promise<ExitStatus> {
-  let status: ExitStatus | null = null;
-  for await (const event of events) {
-    if (event.type === "exited") status = { exitCode: event.exitCode, signal: event.signal };
-    else if (event.type === "failed") throw new Error(event.message);
-    else if (event.type === "closed") break;
-  }
-  if (status === null) {
-    throw new Error("the process event stream ended before the exit was seen");
-  }
-  return status;
+  return new Promise((resolve, reject) => {
+    let status: ExitStatus | null = null;
+    let done = false;
+    let stop: (() => void) | null = null;
+    const finish = (settle: () => void) => {
+      done = true;
+      stop?.();
+      settle();
+    };
+    stop = listen((event) => {
+      if (done) return;
+      if (event.type === "exited") {
+        status = { exitCode: event.exitCode, signal: event.signal };
+      } else if (event.type === "failed") {
+        finish(() => reject(new Error(event.message)));
+      } else if (event.type === "closed") {
+        const exit = status;
+        finish(() =>
+          exit === null
+            ? reject(new Error("the process event stream ended before the exit was seen"))
+            : resolve(exit)
+        );
+      }
+    });
+    // The history may have ended it already, before `stop` existed.
+    if (done) stop();
+  });
 }

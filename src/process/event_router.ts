@@ -24,19 +24,28 @@ export class EventRouter {
   /** Listens on the main thread's end of a worker's events channel. */
   constructor(port: MessagePort) {
     this.#port = port;
-    port.onmessage = (message: MessageEvent<WorkerEvent>) => {
-      const event: Partial<WorkerEvent> = message.data;
-      if (event.type === "output" && event.chunk!.buffer.byteLength === CARRIER_BYTES) {
-        // A carrier: copy the chunk out (the copy is the receiver's to keep) and send it back.
-        const carrier = event.chunk!.buffer as ArrayBuffer;
-        event.chunk = event.chunk!.slice();
-        port.postMessage({ buffer: carrier }, [carrier]);
+    port.onmessage = (message: MessageEvent<WorkerEvent | WorkerEvent[]>) => {
+      const data = message.data;
+      // A process's exit and close usually come together, as one message.
+      if (Array.isArray(data)) {
+        for (const event of data) this.#route(event);
+      } else {
+        this.#route(data);
       }
-      const handler = this.#handlers.get(event.g!);
-      // The tag is the router's business only.
-      delete event.g;
-      handler?.(event as ProcessEvent);
     };
+  }
+
+  #route(event: Partial<WorkerEvent>): void {
+    if (event.type === "output" && event.chunk!.buffer.byteLength === CARRIER_BYTES) {
+      // A carrier: copy the chunk out (the copy is the receiver's to keep) and send it back.
+      const carrier = event.chunk!.buffer as ArrayBuffer;
+      event.chunk = event.chunk!.slice();
+      this.#port.postMessage({ buffer: carrier }, [carrier]);
+    }
+    const handler = this.#handlers.get(event.g!);
+    // The tag is the router's business only.
+    delete event.g;
+    handler?.(event as ProcessEvent);
   }
 
   /** Registers a handler; returns the generation to tag the process's events with. */

@@ -61,7 +61,22 @@ export interface HostReadOptions {
   waitMs: number;
 }
 
+/**
+ * `closing`: the worker sent `finished` (the log is archived here) but the
+ * process's last events are still on their way through the events port:
+ * the worker is kept until they arrived, since a message port's messages can
+ * be lost when its worker is terminated right after posting them (measured:
+ * 6 of 200), and a released worker may be terminated at once.
+ */
 type State = "running" | "closing" | "archived" | "failed";
+
+/** A request to the worker, kept until answered (by the worker, or from the archive). */
+type PendingRequest = {
+  resolve(value: unknown): void;
+  reject(error: Error): void;
+  fields: Record<string, unknown>;
+  type: "read" | "terminate";
+};
 
 /** Main-thread handle of a process running in a worker. */
 export class ProcessHost {
@@ -73,14 +88,12 @@ export class ProcessHost {
   #state: State = "running";
   #stdinOpen: boolean;
   #nextId = 1;
-  #pending = new Map<number, { resolve(value: unknown): void; reject(error: Error): void }>();
+  #pending = new Map<number, PendingRequest>();
   #archive: OutputLog | null = null;
   #failure: string | null = null;
   #closedWaiters: (() => void)[] = [];
   #stdinBacklog = 0;
   #backlogWaiters: (() => void)[] = [];
-  #archived: Promise<void> | null = null;
-  #resolveArchived: () => void = () => {};
 
   #pid = 0;
   #sink: EventSink | null = null;
@@ -107,8 +120,8 @@ export class ProcessHost {
     });
     // One handler from the first message on: nothing the worker posts right
     // after `started` (output, even `closed`) can fall between two handlers.
-    worker.onmessage = (event: MessageEvent<FromWorker | string | Uint8Array>) => {
-      const message = event.data;
+    type Posted = FromWorker | string | Uint8Array;
+    const receive = (message: Posted) => {
       if (typeof message === "string") {
         options.onWire?.(message);
       } else if (message instanceof Uint8Array) {
@@ -127,6 +140,14 @@ export class ProcessHost {
         this.#onMessage(message);
       }
     };
+    worker.onmessage = (event: MessageEvent<Posted | Posted[]>) => {
+      const data = event.data;
+      if (Array.isArray(data)) {
+        for (const message of data) receive(message);
+      } else {
+        receive(data);
+      }
+    };
     worker.onerror = (event) => {
       event.preventDefault();
       const message = `the worker of process ${spec.processId} crashed: ${event.message}`;
@@ -138,8 +159,14 @@ export class ProcessHost {
       this.#router = router;
       this.#sink = sink;
       this.#generation = router.add((event) => {
+        // The exit closed stdin: a write after it must say so, whichever port the worker's
+        // `stdinClosed` comes on.
+        if (event.type === "exited") this.#stdinOpen = false;
         sink.push(event);
-        if (event.type === "closed") this.#unroute();
+        if (event.type === "closed") {
+          this.#unroute();
+          if (this.#state === "closing") this.#release();
+        }
       });
     }
     worker.postMessage(
@@ -190,9 +217,9 @@ export class ProcessHost {
     return this.#state === "running";
   }
 
-  /** True once the process closed or failed. */
+  /** True once the process closed (and its worker went back to the pool) or failed. */
   get closed(): boolean {
-    return this.#state !== "running";
+    return this.#state === "archived" || this.#state === "failed";
   }
 
   /** Resolves when the process closed (or its worker failed). */
@@ -203,14 +230,12 @@ export class ProcessHost {
 
   /** `process/read` with chunks as base64 JSON text. */
   async readJson(options: HostReadOptions): Promise<string> {
-    if (this.#archived !== null) await this.#archived;
     if (this.#archive !== null) return this.#archive.readJson(options.afterSeq, options.maxBytes);
     return await this.#request("read", { ...options, format: "json" }) as string;
   }
 
   /** `process/read` with chunks as bytes. */
   async readBytes(options: HostReadOptions): Promise<ByteReadResult> {
-    if (this.#archived !== null) await this.#archived;
     if (this.#archive !== null) return this.#archive.readBytes(options.afterSeq, options.maxBytes);
     return await this.#request("read", { ...options, format: "bytes" }) as ByteReadResult;
   }
@@ -305,7 +330,7 @@ export class ProcessHost {
     }
     const id = this.#nextId++;
     return new Promise((resolve, reject) => {
-      this.#pending.set(id, { resolve, reject });
+      this.#pending.set(id, { resolve, reject, type, fields });
       this.#worker!.postMessage({ type, id, ...fields } as ToWorker);
     });
   }
@@ -328,22 +353,47 @@ export class ProcessHost {
         break;
       }
       case "finished":
-        // From here on the worker gets no new requests: they wait for the archive.
+        this.#archive = new OutputLog(this.#spec, message.snapshot);
         this.#state = "closing";
         this.#stdinOpen = false;
-        this.#archived = new Promise((resolve) => this.#resolveArchived = resolve);
-        this.#worker!.postMessage({ type: "release" } satisfies ToWorker);
-        break;
-      case "released":
-        this.#archive = new OutputLog(this.#spec, message.snapshot);
-        this.#state = "archived";
-        this.#options.pool.release(this.#worker!);
-        this.#worker = null;
-        this.#resolveArchived();
-        this.#notifyClosed();
-        this.#options.onArchived?.();
+        this.#answerFromArchive(this.#archive);
+        // With a sink, the worker goes back once the `closed` event came through the events port.
+        if (this.#generation === null) this.#release();
         break;
     }
+  }
+
+  /** The process closed and every message of it arrived: its worker goes back to the pool. */
+  #release(): void {
+    this.#state = "archived";
+    this.#options.pool.release(this.#worker!);
+    this.#worker = null;
+    this.#notifyClosed();
+    this.#options.onArchived?.();
+  }
+
+  /**
+   * Requests the worker will never answer: those it got after `finished`
+   * (it answers every earlier one before). They get what the archive says.
+   */
+  #answerFromArchive(archive: OutputLog): void {
+    for (const { resolve, type, fields } of this.#pending.values()) {
+      if (type === "terminate") {
+        resolve({ running: false });
+      } else {
+        const { afterSeq, maxBytes, format } = fields as {
+          afterSeq: number;
+          maxBytes: number | null;
+          format: "json" | "bytes";
+        };
+        resolve(
+          format === "json"
+            ? archive.readJson(afterSeq, maxBytes)
+            : archive.readBytes(afterSeq, maxBytes),
+        );
+      }
+    }
+    this.#pending.clear();
   }
 
   #fail(message: string): void {
@@ -358,7 +408,6 @@ export class ProcessHost {
     this.#pending.clear();
     this.#sink?.fail(message);
     this.#unroute();
-    this.#resolveArchived();
     this.#notifyClosed();
     this.#options.onArchived?.();
   }

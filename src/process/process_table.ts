@@ -55,10 +55,15 @@ export class ProcessTable {
   readonly #options: ProcessTableOptions;
   #entries = new Map<string, ProcessEntry>();
   #starting = new Map<string, Promise<ProcessHost>>();
-  #timers = new Set<ReturnType<typeof setTimeout>>();
+  /** Fires when the oldest retained process is due to be forgotten (one timer for all of them). */
+  #retentionTimer: ReturnType<typeof setTimeout> | null = null;
   #paused = false;
-  /** Closed processes in retention, oldest first (each entry forgets its process). */
-  #retained = new Set<() => void>();
+  /**
+   * Closed processes in retention, oldest first: each key forgets its
+   * process, its value is when. Every process is retained equally long, so
+   * this is also the order in which they are due.
+   */
+  #retained = new Map<() => void, number>();
   #wireFormat: WireFormat = "json";
   #closed = false;
 
@@ -184,8 +189,8 @@ export class ProcessTable {
     for (const entry of this.#entries.values()) {
       if (entry !== "starting") entry.kill();
     }
-    for (const timer of this.#timers) clearTimeout(timer);
-    this.#timers.clear();
+    if (this.#retentionTimer !== null) clearTimeout(this.#retentionTimer);
+    this.#retentionTimer = null;
     this.#retained.clear();
   }
 
@@ -204,17 +209,33 @@ export class ProcessTable {
       return;
     }
     const forget = () => {
-      clearTimeout(timer);
-      this.#timers.delete(timer);
       this.#retained.delete(forget);
       if (this.#entries.get(id) === host) this.#entries.delete(id);
     };
-    const timer = setTimeout(forget, this.#options.retentionMs ?? DEFAULT_RETENTION_MS);
-    this.#timers.add(timer);
-    if (this.#options.unrefTimers) Deno.unrefTimer(timer);
     // Bounded: a client that starts short processes in a loop must not pile
     // up archives (up to 1 MiB each) for the whole window. The oldest go first.
-    this.#retained.add(forget);
-    if (this.#retained.size > MAX_RETAINED) this.#retained.values().next().value!();
+    this.#retained.set(
+      forget,
+      performance.now() + (this.#options.retentionMs ?? DEFAULT_RETENTION_MS),
+    );
+    if (this.#retained.size > MAX_RETAINED) this.#retained.keys().next().value!();
+    if (this.#retentionTimer === null) this.#armRetention();
+  }
+
+  /** Arms the retention timer for the oldest retained process. */
+  #armRetention(): void {
+    const oldest = this.#retained.values().next();
+    if (oldest.done) return;
+    const timer = setTimeout(() => {
+      this.#retentionTimer = null;
+      const now = performance.now();
+      for (const [forget, due] of this.#retained) {
+        if (due > now) break;
+        forget();
+      }
+      this.#armRetention();
+    }, Math.max(0, oldest.value - performance.now()));
+    if (this.#options.unrefTimers) Deno.unrefTimer(timer);
+    this.#retentionTimer = timer;
   }
 }

@@ -82,6 +82,8 @@ export class WorkerPool {
   #waiting: { resolve(worker: Worker): void; reject(error: Error): void }[] = [];
   #idleTimer: ReturnType<typeof setTimeout> | null = null;
   #refillTimer: ReturnType<typeof setTimeout> | null = null;
+  #lastTouch = 0;
+  #lastTake = 0;
   readonly #trimWarm: boolean;
   #closed = false;
   #closeListeners = new Set<() => void>();
@@ -235,23 +237,43 @@ export class WorkerPool {
     };
   }
 
-  /** Refills the warm workers soon, off the path of the start that took one (debounced). */
+  /**
+   * Refills the warm workers soon, off the path of the start that took one:
+   * {@link REFILL_DELAY_MS} after the last such start (debounced by a
+   * timestamp, so a series of starts arms one timer, not one each).
+   */
   #scheduleRefill(): void {
     if (this.#closed) return;
-    if (this.#refillTimer !== null) clearTimeout(this.#refillTimer);
+    this.#lastTake = performance.now();
+    if (this.#refillTimer === null) this.#armRefill(REFILL_DELAY_MS);
+  }
+
+  #armRefill(ms: number): void {
     const timer = setTimeout(() => {
       this.#refillTimer = null;
-      this.prewarm();
-    }, REFILL_DELAY_MS);
+      const wait = this.#lastTake + REFILL_DELAY_MS - performance.now();
+      if (wait > 0) this.#armRefill(wait);
+      else this.prewarm();
+    }, ms);
     Deno.unrefTimer(timer);
     this.#refillTimer = timer;
   }
 
+  /** A start or a release: idle workers are trimmed only after {@link WorkerPoolOptions.idleTimeoutMs} without one. */
   #touch(): void {
     if (this.#idleTimeoutMs === null) return;
-    if (this.#idleTimer !== null) clearTimeout(this.#idleTimer);
+    this.#lastTouch = performance.now();
+    if (this.#idleTimer === null) this.#armIdle(this.#idleTimeoutMs);
+  }
+
+  #armIdle(ms: number): void {
     const timer = setTimeout(() => {
       this.#idleTimer = null;
+      const wait = this.#lastTouch + this.#idleTimeoutMs! - performance.now();
+      if (wait > 0) {
+        this.#armIdle(wait);
+        return;
+      }
       const keep = this.#trimWarm ? 0 : this.#warm;
       for (const worker of this.#idle.splice(keep)) this.discard(worker);
       if (this.#trimWarm && this.#refillTimer !== null) {
@@ -260,7 +282,7 @@ export class WorkerPool {
         clearTimeout(this.#refillTimer);
         this.#refillTimer = null;
       }
-    }, this.#idleTimeoutMs);
+    }, ms);
     Deno.unrefTimer(timer);
     this.#idleTimer = timer;
   }

@@ -5,7 +5,8 @@
  * Main → worker goes through `worker.postMessage`; worker → main through
  * `self.postMessage`. A pre-serialized JSON-RPC notification (for executor
  * connections) travels worker → main as a bare string, so the main thread only
- * has to hand it to the socket.
+ * has to hand it to the socket. Messages the worker posts in one go (a
+ * process's exit, close and `finished`) come as one array.
  *
  * @module
  */
@@ -166,8 +167,6 @@ export type ToWorker =
   | { type: "resume" }
   /** The attached connection changed: serialize output in this format from now on. */
   | { type: "wireFormat"; format: WireFormat }
-  /** After `closed`: hand the log over and get ready for another process. */
-  | { type: "release" }
   /** A carrier (see {@link CARRIER_BYTES}) whose frame was sent: reuse it. */
   | { type: "recycle"; buffer: ArrayBuffer };
 
@@ -178,9 +177,11 @@ export type FromWorker =
   | { type: "startFailed"; message: string }
   | { type: "reply"; id: number; result: unknown }
   | { type: "stdinClosed" }
-  /** The process closed (its last event was sent). */
-  | { type: "finished" }
+  /**
+   * The process closed: its last event was sent, and this is its final log
+   * (the buffers transferred). The worker is idle again and ignores requests
+   * for the process that arrive after this.
+   */
+  | { type: "finished"; snapshot: OutputLogSnapshot }
   /** Bytes of earlier writes that reached the child (or were dropped). */
-  | { type: "written"; bytes: number }
-  /** Answer to `release`: the final log (its buffers transferred). The worker is idle again. */
-  | { type: "released"; snapshot: OutputLogSnapshot };
+  | { type: "written"; bytes: number };

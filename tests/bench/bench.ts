@@ -17,6 +17,7 @@
  * deno task bench --quick              # smoke run with small counts
  * deno task bench --json results.json  # also write the results as JSON
  * deno task bench --only local,remote  # a subset of the backends
+ * deno task bench --scenario echo       # the scenarios whose name contains "echo"
  * deno task bench --peers              # then supergateway and Codex exec-server (peers.ts)
  * ```
  *
@@ -45,11 +46,12 @@ import { type ExecTarget, openLocal, openRemote, RunContext, withDeadline } from
 import { type PeerReport, PeerRun } from "./peers.ts";
 
 const USAGE = `usage: deno task bench [--quick] [--json FILE] [--only direct|local|remote[,…]]
-                        [--timeout SECONDS] [--peers]
+                        [--scenario TEXT[,…]] [--timeout SECONDS] [--peers]
 
   --quick            small counts for a fast smoke run
   --json FILE        also write the results (and environment) as JSON to FILE
   --only LIST        measure only these backends (comma-separated or repeated)
+  --scenario LIST    run only the scenarios whose name contains one of these (case-insensitive)
   --timeout SECONDS  time limit of each scenario on each backend (default 120)
   --peers            then also run supergateway and the Codex exec-server (installed from
                      npm into tests/bench/.peers/ on demand) and print them side by side
@@ -67,13 +69,15 @@ export interface BenchOptions {
   timeoutMs: number | null;
   /** Also compare with the peers (peers.ts). */
   peers: boolean;
+  /** Run only the scenarios whose name contains one of these (lower case); empty: all. */
+  scenarios: string[];
 }
 
 /** Parses the benchmark's arguments; throws a readable error for bad ones. */
 export function parseBenchArgs(args: readonly string[]): BenchOptions | "help" {
   const parsed = parseArgs(args, {
     string: ["json", "timeout"],
-    multiple: ["only"],
+    multiple: ["only", "scenario"],
     boolean: ["quick", "help", "peers"],
   });
   if (parsed.flags.has("help")) return "help";
@@ -97,6 +101,8 @@ export function parseBenchArgs(args: readonly string[]): BenchOptions | "help" {
     backends: only.length === 0 ? [...BACKENDS] : BACKENDS.filter((b) => only.includes(b)),
     timeoutMs: timeout === undefined ? null : seconds * 1000,
     peers: parsed.flags.has("peers"),
+    scenarios: (parsed.lists.get("scenario") ?? []).flatMap((v) => v.split(","))
+      .map((v) => v.trim().toLowerCase()).filter((v) => v !== ""),
   };
 }
 
@@ -224,7 +230,14 @@ async function main(args: readonly string[]): Promise<number> {
   };
   const backends = options.backends;
   const environment = await describeEnvironment();
-  const list = scenarios(settings);
+  const list = scenarios(settings).filter((scenario) =>
+    options.scenarios.length === 0 ||
+    options.scenarios.some((text) => scenario.name.toLowerCase().includes(text))
+  );
+  if (list.length === 0) {
+    console.error(`--scenario matched no scenario: ${options.scenarios.join(", ")}\n\n${USAGE}`);
+    return 2;
+  }
   const metrics = list.flatMap((s) => s.metrics);
   const values = new Map<string, number | null>();
   const failed = new Set<string>();
