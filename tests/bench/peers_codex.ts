@@ -385,7 +385,7 @@ class CodexProcess implements ExecProcess {
   }
 
   wait(): Promise<ExitStatus> {
-    return waitForExit(this.stream.subscribe());
+    return waitForExit((handler) => this.stream.listen(handler));
   }
 }
 
