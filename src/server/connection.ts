@@ -197,6 +197,18 @@ export class ServerConnection implements SessionSink {
       return;
     }
     const { processId, data, closeStdin } = frame;
+    const session = this.#session;
+    if (
+      frame.requestId === null && session !== null && this.#initialized && session.sink === this
+    ) {
+      // The hot path (an MCP message, a keystroke): a notified write to a running process goes
+      // straight to it. Anything else takes the general path below, with the same outcome.
+      const host = session.processes.lookup(processId);
+      if (typeof host === "object" && host.stdinBacklog <= MAX_NOTIFIED_BACKLOG) {
+        host.write(data, closeStdin);
+        return;
+      }
+    }
     const write = (session: Session) => writeBytes(session, { processId, data, closeStdin });
     if (frame.requestId !== null) {
       this.#dispatch(frame.requestId, "process/write", undefined, write);
