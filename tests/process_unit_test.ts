@@ -98,6 +98,22 @@ Deno.test("worker pool: a start that takes a ready worker does not create its re
   }
 });
 
+Deno.test("worker pool: workers are made one per task, so other work runs between two", async () => {
+  // `new Worker()` blocks the thread 15-20 ms: two in a row would stall every connection twice as long.
+  const pool = new WorkerPool({ warm: 0 });
+  try {
+    const starts = [pool.acquire(), pool.acquire(), pool.acquire()];
+    assert.equal(pool.size, 1, "more than one worker was created in one task");
+    let ranBetween = false;
+    setTimeout(() => ranBetween = true, 0);
+    const workers = await Promise.all(starts);
+    assert.equal(new Set(workers).size, 3);
+    assert.ok(ranBetween);
+  } finally {
+    pool.close();
+  }
+});
+
 Deno.test("carriers: big output goes out in buffers that come back; what receivers keep stays intact", async () => {
   const data = new Uint8Array(6 * 1024 * 1024);
   for (let i = 0; i < data.length; i += 65536) crypto.getRandomValues(data.subarray(i, i + 65536));

@@ -82,6 +82,10 @@ export class WorkerPool {
   #waiting: { resolve(worker: Worker): void; reject(error: Error): void }[] = [];
   #idleTimer: ReturnType<typeof setTimeout> | null = null;
   #refillTimer: ReturnType<typeof setTimeout> | null = null;
+  /** Set for one task after a worker was started: no other starts before it fires. */
+  #spawnGate: ReturnType<typeof setTimeout> | null = null;
+  /** What was asked for while the gate was set. */
+  #gated = { waiting: false, prewarm: false };
   #lastTouch = 0;
   #lastTake = 0;
   readonly #trimWarm: boolean;
@@ -107,14 +111,22 @@ export class WorkerPool {
   /**
    * Starts workers until `warm` are idle or warming (plus one per waiting
    * start). Only a few start at once: starting many Web Workers in parallel
-   * is slower than starting them a few at a time.
+   * is slower than starting them a few at a time. And only one per task:
+   * `new Worker()` blocks this thread for 15–20 ms, two in a row for 30–65
+   * (measured), and in between, everything else this thread serves (every
+   * connection of an executor) gets its turn.
    */
   prewarm(): void {
-    while (
-      !this.#closed && this.#warming < SPAWN_CONCURRENCY &&
+    if (this.#closed) return;
+    if (this.#spawnGate !== null) {
+      this.#gated.prewarm = true;
+      return;
+    }
+    if (
+      this.#warming < SPAWN_CONCURRENCY &&
       this.#idle.length + this.#warming < this.#warm + this.#waiting.length
     ) {
-      this.#spawn();
+      this.#spawnOnce();
     }
   }
 
@@ -144,14 +156,33 @@ export class WorkerPool {
     return result;
   }
 
-  /** Starts workers for the starts waiting for one (only those: refills wait, see {@link REFILL_DELAY_MS}). */
+  /**
+   * Starts workers for the starts waiting for one (only those: refills wait,
+   * see {@link REFILL_DELAY_MS}): one now, the next ones each on a later task
+   * (see {@link prewarm}).
+   */
   #startForWaiting(): void {
-    while (
-      !this.#closed && this.#warming < SPAWN_CONCURRENCY &&
-      this.#warming < this.#waiting.length
-    ) {
-      this.#spawn();
+    if (this.#closed) return;
+    if (this.#spawnGate !== null) {
+      this.#gated.waiting = true;
+      return;
     }
+    if (this.#warming < SPAWN_CONCURRENCY && this.#warming < this.#waiting.length) {
+      this.#spawnOnce();
+    }
+  }
+
+  /** Starts one worker, and no other until the next task (see {@link prewarm}). */
+  #spawnOnce(): void {
+    this.#spawn();
+    this.#spawnGate = setTimeout(() => {
+      this.#spawnGate = null;
+      // What was asked for meanwhile, waiting starts first.
+      const { waiting, prewarm } = this.#gated;
+      this.#gated = { waiting: false, prewarm: false };
+      if (waiting) this.#startForWaiting();
+      if (prewarm) this.prewarm();
+    }, 0);
   }
 
   /** The router of a worker's events channel. */
@@ -197,7 +228,9 @@ export class WorkerPool {
     for (const listener of [...this.#closeListeners]) listener();
     this.#closeListeners.clear();
     if (this.#idleTimer !== null) clearTimeout(this.#idleTimer);
-    if (this.#refillTimer !== null) clearTimeout(this.#refillTimer);
+    for (const timer of [this.#refillTimer, this.#spawnGate]) {
+      if (timer !== null) clearTimeout(timer);
+    }
     for (const [worker, router] of this.#all) {
       worker.terminate();
       router?.close();

@@ -7,9 +7,9 @@
  * @module
  */
 
-import type { ExecProcess } from "../../mod.ts";
+import type { ExecBackend, ExecProcess } from "../../mod.ts";
 import { median, percentile } from "./report.ts";
-import { CHILD_ENV, delay, uniqueId } from "./targets.ts";
+import { CHILD_ENV, delay, type RunContext, uniqueId } from "./targets.ts";
 import type { MetricValues, Scenario } from "./scenario.ts";
 import { scaleScenarios, type ScaleSettings } from "./scale_scenarios.ts";
 import { mcpEcho, type McpSettings } from "./mcp_scenarios.ts";
@@ -464,18 +464,36 @@ function concurrentSleep(settings: BenchSettings): Scenario {
       }));
       return { concurrent_s: (performance.now() - t0) / 1000 };
     },
-    async exec({ backend }, ctx) {
-      const t0 = performance.now();
-      await Promise.all(Array.from({ length: count }, async () => {
-        const proc = ctx.track(
-          await backend.start({ processId: uniqueId("sh"), argv, env: CHILD_ENV }),
-        );
-        const { stdout, exitCode } = await collectOutput(proc);
-        check(stdout, exitCode);
-      }));
-      return { concurrent_s: (performance.now() - t0) / 1000 };
+    async exec(target, ctx) {
+      // Cold: a new backend (executor), not the one earlier scenarios left idle workers in.
+      const fresh = await target.fresh?.() ?? null;
+      const backend = (fresh ?? target).backend;
+      try {
+        // A new executor's warm workers are being made: wait as a client would for its first start.
+        if (fresh !== null) await awaitReady(backend, ctx);
+        const t0 = performance.now();
+        await Promise.all(Array.from({ length: count }, async () => {
+          const proc = ctx.track(
+            await backend.start({ processId: uniqueId("sh"), argv, env: CHILD_ENV }),
+          );
+          const { stdout, exitCode } = await collectOutput(proc);
+          check(stdout, exitCode);
+        }));
+        return { concurrent_s: (performance.now() - t0) / 1000 };
+      } finally {
+        await fresh?.close();
+      }
     },
   };
+}
+
+/** Runs one `true` on `backend`, so that its start-up (and its warm workers) is behind it. */
+async function awaitReady(backend: ExecBackend, ctx: RunContext): Promise<void> {
+  const proc = ctx.track(
+    await backend.start({ processId: uniqueId("ready"), argv: ["true"], env: CHILD_ENV }),
+  );
+  await proc.wait();
+  await delay(100);
 }
 
 /** The stdout text and exit code of `proc`, from its events until `closed`. */

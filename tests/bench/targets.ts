@@ -33,6 +33,12 @@ export interface ExecTarget {
   fds(): Promise<number>;
   /** Kills its processes and releases it (stops the executor subprocess for `remote`). */
   close(): Promise<void>;
+  /**
+   * Opens a new backend of the same kind, with nothing left from earlier
+   * scenarios (no idle workers): for the cold-start scenario. Absent for
+   * peers, which keep no workers.
+   */
+  fresh?(): Promise<ExecTarget>;
 }
 
 /**
@@ -57,6 +63,7 @@ export function openLocal(): ExecTarget {
     rss: () => Promise.resolve(Deno.memoryUsage().rss),
     fds: () => countFds(Deno.pid),
     close: () => backend.close(),
+    fresh: () => Promise.resolve(openLocal()),
   };
 }
 
@@ -82,6 +89,7 @@ export async function openRemote(): Promise<ExecTarget> {
       backend: client,
       rss: () => readVmRss(executor.pid),
       fds: () => countFds(executor.pid),
+      fresh: openRemote,
       async close() {
         try {
           await withDeadline(client.close(), 5_000, "closing the executor connection");
