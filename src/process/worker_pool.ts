@@ -1,5 +1,5 @@
 /**
- * Pre-started process workers. Starting a Web Worker costs ~17 ms; a process
+ * Pre-started process workers. Starting a Web Worker costs 12–20 ms; a process
  * start takes a warm one from the pool and the pool refills in the background.
  * Workers that ran a process come back after `release` and are reused.
  *
@@ -17,7 +17,7 @@ export interface WorkerPoolOptions {
   maxIdle?: number;
   /**
    * After this long without a start or a release, idle workers beyond
-   * `warm` are terminated (default: never). Workers start in ~12 ms, so
+   * `warm` are terminated (default: never). Workers start in 12–20 ms, so
    * keeping them for a while makes the next burst of starts fast.
    */
   idleTimeoutMs?: number | null;
