@@ -74,8 +74,8 @@ type State = "running" | "closing" | "archived" | "failed";
 type PendingRequest = {
   resolve(value: unknown): void;
   reject(error: Error): void;
-  fields: Record<string, unknown>;
-  type: "read" | "terminate";
+  /** The answer once the process closed, for a request the worker got too late. */
+  fromArchive(archive: OutputLog): unknown;
 };
 
 /** Main-thread handle of a process running in a worker. */
@@ -231,13 +231,21 @@ export class ProcessHost {
   /** `process/read` with chunks as base64 JSON text. */
   async readJson(options: HostReadOptions): Promise<string> {
     if (this.#archive !== null) return this.#archive.readJson(options.afterSeq, options.maxBytes);
-    return await this.#request("read", { ...options, format: "json" }) as string;
+    return await this.#request(
+      "read",
+      { ...options, format: "json" },
+      (archive) => archive.readJson(options.afterSeq, options.maxBytes),
+    ) as string;
   }
 
   /** `process/read` with chunks as bytes. */
   async readBytes(options: HostReadOptions): Promise<ByteReadResult> {
     if (this.#archive !== null) return this.#archive.readBytes(options.afterSeq, options.maxBytes);
-    return await this.#request("read", { ...options, format: "bytes" }) as ByteReadResult;
+    return await this.#request(
+      "read",
+      { ...options, format: "bytes" },
+      (archive) => archive.readBytes(options.afterSeq, options.maxBytes),
+    ) as ByteReadResult;
   }
 
   /**
@@ -264,7 +272,9 @@ export class ProcessHost {
   /** Signals the process group (SIGKILL by default). Resolves true when the process was running. */
   async terminate(signal: TerminateSignal = "SIGKILL"): Promise<boolean> {
     if (this.#state !== "running") return false;
-    const result = await this.#request("terminate", { signal }) as { running: boolean };
+    const result = await this.#request("terminate", { signal }, () => ({ running: false })) as {
+      running: boolean;
+    };
     return result.running;
   }
 
@@ -324,13 +334,17 @@ export class ProcessHost {
     this.#sink = null;
   }
 
-  #request(type: "read" | "terminate", fields: Record<string, unknown>): Promise<unknown> {
+  #request(
+    type: "read" | "terminate",
+    fields: Record<string, unknown>,
+    fromArchive: (archive: OutputLog) => unknown,
+  ): Promise<unknown> {
     if (this.#failure !== null) {
       return Promise.reject(new RpcError(INTERNAL_ERROR, this.#failure));
     }
     const id = this.#nextId++;
     return new Promise((resolve, reject) => {
-      this.#pending.set(id, { resolve, reject, type, fields });
+      this.#pending.set(id, { resolve, reject, fromArchive });
       this.#worker!.postMessage({ type, id, ...fields } as ToWorker);
     });
   }
@@ -377,22 +391,7 @@ export class ProcessHost {
    * (it answers every earlier one before). They get what the archive says.
    */
   #answerFromArchive(archive: OutputLog): void {
-    for (const { resolve, type, fields } of this.#pending.values()) {
-      if (type === "terminate") {
-        resolve({ running: false });
-      } else {
-        const { afterSeq, maxBytes, format } = fields as {
-          afterSeq: number;
-          maxBytes: number | null;
-          format: "json" | "bytes";
-        };
-        resolve(
-          format === "json"
-            ? archive.readJson(afterSeq, maxBytes)
-            : archive.readBytes(afterSeq, maxBytes),
-        );
-      }
-    }
+    for (const { resolve, fromArchive } of this.#pending.values()) resolve(fromArchive(archive));
     this.#pending.clear();
   }
 

@@ -197,29 +197,18 @@ export class ServerConnection implements SessionSink {
       return;
     }
     const { processId, data, closeStdin } = frame;
-    const session = this.#session;
-    if (
-      frame.requestId === null && session !== null && this.#initialized && session.sink === this
-    ) {
-      // The hot path (an MCP message, a keystroke): a notified write to a running process goes
-      // straight to it. Anything else takes the general path below, with the same outcome.
-      const host = session.processes.lookup(processId);
-      if (typeof host === "object" && host.stdinBacklog <= MAX_NOTIFIED_BACKLOG) {
-        host.write(data, closeStdin);
-        return;
-      }
-    }
-    const write = (session: Session) => writeBytes(session, { processId, data, closeStdin });
     if (frame.requestId !== null) {
+      const write = (session: Session) => writeBytes(session, { processId, data, closeStdin });
       this.#dispatch(frame.requestId, "process/write", undefined, write);
       return;
     }
-    this.#notifiedWrite(processId, undefined, write);
+    this.#notifiedWrite(processId, undefined, { data, closeStdin });
   }
 
   /**
-   * A `process/write` sent as a notification (JSON, or a binary frame with
-   * `run`): carried out with no status answered (an execbridge extension).
+   * A `process/write` sent as a notification (JSON `params`, or the decoded
+   * `bytes` of a binary frame): carried out with no status answered (an
+   * execbridge extension).
    * Ignored before the handshake. Notified writes cannot be slowed by their
    * answers, so a process whose stdin backlog piles up past
    * {@link MAX_NOTIFIED_BACKLOG} gets the connection closed.
@@ -227,17 +216,25 @@ export class ServerConnection implements SessionSink {
   #notifiedWrite(
     processId: unknown,
     params: unknown,
-    run?: (session: Session) => Promise<unknown>,
+    bytes?: { data: Uint8Array; closeStdin: boolean },
   ): void {
-    if (this.#session === null || !this.#initialized) return;
-    const host = typeof processId === "string"
-      ? this.#session.processes.lookup(processId)
-      : undefined;
+    const session = this.#session;
+    if (session === null || !this.#initialized) return;
+    const host = typeof processId === "string" ? session.processes.lookup(processId) : undefined;
     if (typeof host === "object" && host.stdinBacklog > MAX_NOTIFIED_BACKLOG) {
       this.#options.log.warn(`${this.#channel.peer} floods stdin of ${processId}: closing it`);
       this.#channel.close(1008, "stdin backlog exceeded: send process/write as requests");
       return;
     }
+    if (bytes !== undefined && typeof host === "object" && session.sink === this) {
+      // The hot path (an MCP message, a keystroke): decoded bytes for a running process go
+      // straight to it, as writeBytes would send them; the status has no one to go to.
+      host.write(bytes.data, bytes.closeStdin);
+      return;
+    }
+    const run = bytes === undefined
+      ? undefined
+      : (session: Session) => writeBytes(session, { processId: processId as string, ...bytes });
     this.#handle("process/write", params, run).catch((error) => {
       this.#options.log.debug(`process/write notification failed: ${(error as Error).message}`);
     });
