@@ -114,6 +114,60 @@ Deno.test("worker pool: workers are made one per task, so other work runs betwee
   }
 });
 
+Deno.test("worker pool: after starts had to wait, the pool grows back to their peak; an idle trim forgets it", async () => {
+  const pool = new WorkerPool({ warm: 0, idleTimeoutMs: 300, retireGapMs: 1 });
+  try {
+    const first = await pool.acquire();
+    // Three in use at once (one running, two waiting), but a release serves one of the waiting
+    // starts: only one more worker is made for them.
+    const waiting = [pool.acquire(), pool.acquire()];
+    pool.release(first);
+    const [a, b] = await Promise.all(waiting);
+    pool.release(a);
+    pool.release(b);
+    // In the background, the pool also makes the third worker the next burst of three will need.
+    await until(() => pool.size === 3, "the pool to grow to its peak of 3");
+    // Then nothing more: 3 is the peak. After the idle timeout every worker is let go
+    // (warm is 0), and the forgotten peak does not bring them back.
+    await until(() => pool.size === 0, "the idle trim");
+    const sizes: number[] = [];
+    for (let i = 0; i < 10; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 30));
+      sizes.push(pool.size);
+    }
+    assert.deepEqual(sizes, Array(10).fill(0));
+  } finally {
+    pool.close();
+  }
+});
+
+Deno.test("worker pool: idle workers let go are terminated one at a time, and a start can take one back", async () => {
+  // Terminating many workers at once stalls the whole process for seconds (malloc_trim in each).
+  const pool = new WorkerPool({ warm: 0, idleTimeoutMs: 50, retireGapMs: 60_000 });
+  try {
+    const workers = await Promise.all(Array.from({ length: 4 }, () => pool.acquire()));
+    for (const worker of workers) pool.release(worker);
+    await until(() => pool.size < 4, "the idle trim");
+    assert.equal(pool.size, 3, "more than one idle worker was terminated at once");
+    // A start while the other three wait for their turn reuses one of them.
+    const again = await pool.acquire();
+    assert.equal(pool.size, 3, "a new worker was made although a retiring one was there");
+    assert.ok(workers.includes(again));
+  } finally {
+    pool.close();
+  }
+  assert.equal(pool.size, 0);
+});
+
+/** Resolves once `condition()` holds; fails after 10 s, naming `what`. */
+async function until(condition: () => boolean, what: string): Promise<void> {
+  const deadline = performance.now() + 10_000;
+  while (!condition()) {
+    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
 Deno.test("carriers: big output goes out in buffers that come back; what receivers keep stays intact", async () => {
   const data = new Uint8Array(6 * 1024 * 1024);
   for (let i = 0; i < data.length; i += 65536) crypto.getRandomValues(data.subarray(i, i + 65536));

@@ -32,6 +32,12 @@ export interface LocalExecBackendOptions {
   warmWorkers?: number;
   /** Idle workers are stopped after this long, so a forgotten backend doesn't hold the program open (default 2000 ms). */
   idleTimeoutMs?: number;
+  /**
+   * Most idle workers kept for reuse (default 64, ~6–8 MiB each). After a
+   * burst of starts, the pool grows back to the burst's size up to this many,
+   * so that the next burst finds its workers ready.
+   */
+  maxIdleWorkers?: number;
   /** How long a closed process stays readable (default 30 s). */
   retentionMs?: number;
   /** Retained output per process (default 1 MiB). */
@@ -64,7 +70,7 @@ export class LocalExecBackend implements ExecBackend, AsyncDisposable {
   constructor(options: LocalExecBackendOptions = {}) {
     this.#pool = new WorkerPool({
       warm: options.warmWorkers ?? 2,
-      maxIdle: 64,
+      maxIdle: options.maxIdleWorkers ?? 64,
       idleTimeoutMs: options.idleTimeoutMs ?? 2000,
       trimWarm: true,
     });

@@ -3,9 +3,15 @@
  * start takes a warm one from the pool and the pool refills in the background.
  * Workers that ran a process come back after `release` and are reused.
  *
+ * After a burst that needed more workers than the pool had, the pool keeps
+ * making workers in the background until it holds as many as the burst used
+ * at its peak (at most `maxIdle`), so that the same burst again finds them
+ * ready; once the pool was idle for `idleTimeoutMs`, it forgets that peak.
+ *
  * @module
  */
 
+import { clearImmediate, setImmediate } from "node:timers";
 import { EventRouter } from "./event_router.ts";
 import type { FromWorker, ToWorker } from "./worker_protocol.ts";
 
@@ -13,7 +19,10 @@ import type { FromWorker, ToWorker } from "./worker_protocol.ts";
 export interface WorkerPoolOptions {
   /** Workers kept warm and ready (default 2). */
   warm?: number;
-  /** Most idle workers kept for reuse; extra ones are terminated (default 16). */
+  /**
+   * Most idle workers kept for reuse; extra ones are terminated (default 16).
+   * Also the most the pool grows to in the background after a burst.
+   */
   maxIdle?: number;
   /**
    * After this long without a start or a release, idle workers beyond
@@ -25,6 +34,8 @@ export interface WorkerPoolOptions {
   trimWarm?: boolean;
   /** The worker module (default `workers/process_worker.ts` of this package). */
   workerUrl?: URL;
+  /** Time between two terminations of idle workers let go (default {@link RETIRE_GAP_MS}). */
+  retireGapMs?: number;
 }
 
 const DEFAULT_WORKER_URL = new URL("../../workers/process_worker.ts", import.meta.url);
@@ -37,6 +48,16 @@ const DEFAULT_WORKER_URL = new URL("../../workers/process_worker.ts", import.met
  * one started at once.
  */
 const REFILL_DELAY_MS = 10;
+/**
+ * Idle workers the pool lets go (after its idle timeout, or beyond
+ * `maxIdle`) are terminated one per this many milliseconds, not all at
+ * once. Each worker's thread gives its memory back to the system as it ends
+ * (Deno calls `malloc_trim`), and many ending together stall the whole
+ * process: terminating 200 idle workers at once stopped the main thread's
+ * event loop for 5.8 s (measured; 50 at once: 41 ms). One per 10 ms (200
+ * in 2.6 s): the loop was at most 8 ms late.
+ */
+export const RETIRE_GAP_MS = 10;
 /** Workers being started at once. */
 const SPAWN_CONCURRENCY = Math.max(2, navigator.hardwareConcurrency ?? 2);
 
@@ -78,12 +99,21 @@ export class WorkerPool {
   readonly #idleTimeoutMs: number | null;
   readonly #url: URL;
   #idle: Worker[] = [];
+  /** Idle workers let go, terminated one per {@link RETIRE_GAP_MS}; a start still takes one if no other is idle. */
+  #retiring: Worker[] = [];
+  #retireTimer: ReturnType<typeof setTimeout> | null = null;
+  readonly #retireGapMs: number;
   #warming = 0;
+  /**
+   * The most workers in use at once (running a process or waited for) since
+   * the pool was last trimmed: the pool grows back to it (see {@link prewarm}).
+   */
+  #peak = 0;
   #waiting: { resolve(worker: Worker): void; reject(error: Error): void }[] = [];
   #idleTimer: Quiet | null = null;
   #refillTimer: Quiet;
   /** Set for one task after a worker was started: no other starts before it fires. */
-  #spawnGate: ReturnType<typeof setTimeout> | null = null;
+  #spawnGate: ReturnType<typeof setImmediate> | null = null;
   /** What was asked for while the gate was set. */
   #gated = { waiting: false, prewarm: false };
   readonly #trimWarm: boolean;
@@ -99,6 +129,7 @@ export class WorkerPool {
     this.#idleTimeoutMs = options.idleTimeoutMs ?? null;
     this.#trimWarm = options.trimWarm ?? false;
     this.#url = options.workerUrl ?? DEFAULT_WORKER_URL;
+    this.#retireGapMs = options.retireGapMs ?? RETIRE_GAP_MS;
     this.#refillTimer = new Quiet(REFILL_DELAY_MS, () => this.prewarm());
     if (this.#idleTimeoutMs !== null) {
       this.#idleTimer = new Quiet(this.#idleTimeoutMs, () => this.#trimIdle());
@@ -112,8 +143,10 @@ export class WorkerPool {
 
   /**
    * Starts workers until `warm` are idle or warming (plus one per waiting
-   * start). Only a few start at once: starting many Web Workers in parallel
-   * is slower than starting them a few at a time. And only one per task:
+   * start), and until the pool holds as many workers as were in use at the
+   * recent peak (at most `maxIdle`). Only a few start at once: starting many
+   * Web Workers in parallel is slower than starting them a few at a time. And
+   * only one per task:
    * `new Worker()` blocks this thread for 15–20 ms, two in a row for 30–65
    * (measured), and in between, everything else this thread serves (every
    * connection of an executor) gets its turn.
@@ -126,7 +159,8 @@ export class WorkerPool {
     }
     if (
       this.#warming < SPAWN_CONCURRENCY &&
-      this.#idle.length + this.#warming < this.#warm + this.#waiting.length
+      (this.#idle.length + this.#warming < this.#warm + this.#waiting.length ||
+        this.#all.size < Math.min(this.#peak, this.#maxIdle))
     ) {
       this.#spawnOnce();
     }
@@ -146,16 +180,24 @@ export class WorkerPool {
       return Promise.reject(new Error("the worker pool is closed: create a new backend"));
     }
     this.#touch();
-    const worker = this.#idle.pop();
+    const worker = this.#idle.pop() ?? this.#retiring.pop();
     if (worker !== undefined) {
+      this.#notePeak();
       this.#scheduleRefill();
       return Promise.resolve(worker);
     }
     const result = new Promise<Worker>((resolve, reject) =>
       this.#waiting.push({ resolve, reject })
     );
+    this.#notePeak();
     this.#startForWaiting();
     return result;
+  }
+
+  /** Records how many workers are in use now: running a process (busy) or waited for. */
+  #notePeak(): void {
+    const busy = this.#all.size - this.#idle.length - this.#retiring.length - this.#warming;
+    this.#peak = Math.max(this.#peak, busy + this.#waiting.length);
   }
 
   /**
@@ -174,17 +216,23 @@ export class WorkerPool {
     }
   }
 
-  /** Starts one worker, and no other until the next task (see {@link prewarm}). */
+  /**
+   * Starts one worker, and no other until the next task (see {@link prewarm}).
+   * The next task is a `setImmediate`, not a `setTimeout(0)`: a timer set
+   * from a timer is held back to 4 ms after five levels (a chain of
+   * `setTimeout(0)` measured 2.5 ms per step, of `setImmediate` 0.13 ms), and
+   * starts waiting for workers need them made back to back.
+   */
   #spawnOnce(): void {
     this.#spawn();
-    this.#spawnGate = setTimeout(() => {
+    this.#spawnGate = setImmediate(() => {
       this.#spawnGate = null;
       // What was asked for meanwhile, waiting starts first.
       const { waiting, prewarm } = this.#gated;
       this.#gated = { waiting: false, prewarm: false };
       if (waiting) this.#startForWaiting();
       if (prewarm) this.prewarm();
-    }, 0);
+    });
   }
 
   /** The router of a worker's events channel. */
@@ -206,9 +254,32 @@ export class WorkerPool {
     } else if (!this.#closed && this.#idle.length < this.#maxIdle) {
       this.#idle.push(worker);
       this.#touch();
+      // A burst ending: the pool may still be short of its peak (see prewarm).
+      if (this.#all.size < this.#peak) this.#scheduleRefill();
+    } else if (!this.#closed) {
+      this.#retire([worker]);
     } else {
       this.discard(worker);
     }
+  }
+
+  /** Terminates idle workers, one now and the others {@link RETIRE_GAP_MS} apart. */
+  #retire(workers: Worker[]): void {
+    this.#retiring.push(...workers);
+    if (this.#retireTimer === null) this.#retireNext();
+  }
+
+  #retireNext(): void {
+    this.#retireTimer = null;
+    // The oldest first: a start takes the most recently let go (acquire pops).
+    const worker = this.#retiring.shift();
+    if (worker === undefined) return;
+    this.discard(worker);
+    if (this.#retiring.length === 0) return;
+    const timer = setTimeout(() => this.#retireNext(), this.#retireGapMs);
+    // Idle workers are no reason to keep a program alive; while they live, the loop runs anyway.
+    Deno.unrefTimer(timer);
+    this.#retireTimer = timer;
   }
 
   /** Terminates a worker that cannot be reused. */
@@ -231,7 +302,10 @@ export class WorkerPool {
     this.#closeListeners.clear();
     this.#idleTimer?.cancel();
     this.#refillTimer.cancel();
-    if (this.#spawnGate !== null) clearTimeout(this.#spawnGate);
+    if (this.#spawnGate !== null) clearImmediate(this.#spawnGate);
+    if (this.#retireTimer !== null) clearTimeout(this.#retireTimer);
+    this.#retireTimer = null;
+    this.#retiring = [];
     for (const [worker, router] of this.#all) {
       worker.terminate();
       router?.close();
@@ -286,8 +360,10 @@ export class WorkerPool {
   }
 
   #trimIdle(): void {
+    // Quiet for a while: the last burst's size no longer says much about the next one.
+    this.#peak = 0;
     const keep = this.#trimWarm ? 0 : this.#warm;
-    for (const worker of this.#idle.splice(keep)) this.discard(worker);
+    this.#retire(this.#idle.splice(keep));
     // Idle long enough to let the warm workers go: a pending refill must not bring them back
     // (with an idle timeout shorter than the refill delay, that would never stop).
     if (this.#trimWarm) this.#refillTimer.cancel();

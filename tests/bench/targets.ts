@@ -54,9 +54,17 @@ export const RETENTION_MS = 5_000;
  */
 const IDLE_TTL_MS = 30 * 60_000;
 
+/** Idle workers the local backend keeps: an executor's default. */
+const MAX_IDLE_WORKERS = 256;
+
 /** Opens a {@link LocalExecBackend}; its workers are threads of this process. */
 export function openLocal(): ExecTarget {
-  const backend = new LocalExecBackend({ retentionMs: RETENTION_MS, idleTimeoutMs: IDLE_TTL_MS });
+  const backend = new LocalExecBackend({
+    retentionMs: RETENTION_MS,
+    idleTimeoutMs: IDLE_TTL_MS,
+    // As many as an executor keeps by default (`--max-idle-workers`).
+    maxIdleWorkers: MAX_IDLE_WORKERS,
+  });
   return {
     name: "local",
     backend,
