@@ -159,6 +159,20 @@ Deno.test("worker pool: idle workers let go are terminated one at a time, and a 
   assert.equal(pool.size, 0);
 });
 
+Deno.test("worker pool: workers let go one after another are terminated a gap apart too", async () => {
+  // A burst of failed starts discards its workers one by one, each a moment after the last:
+  // terminated as they come, 150 of them froze the executor's event loop for 2.3 s.
+  const pool = new WorkerPool({ warm: 0, maxIdle: 1, retireGapMs: 60_000 });
+  try {
+    const workers = await Promise.all(Array.from({ length: 3 }, () => pool.acquire()));
+    // The first is kept idle; the second is terminated at once, the third only after the gap.
+    for (const worker of workers) pool.release(worker);
+    assert.equal(pool.size, 2);
+  } finally {
+    pool.close();
+  }
+});
+
 /** Resolves once `condition()` holds; fails after 10 s, naming `what`. */
 async function until(condition: () => boolean, what: string): Promise<void> {
   const deadline = performance.now() + 10_000;

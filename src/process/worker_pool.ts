@@ -101,6 +101,8 @@ export class WorkerPool {
   #idle: Worker[] = [];
   /** Idle workers let go, terminated one per {@link RETIRE_GAP_MS}; a start still takes one if no other is idle. */
   #retiring: Worker[] = [];
+  /** Workers out of the pool (see {@link discard}) whose thread is yet to be terminated, before the retiring ones. */
+  #dying: Worker[] = [];
   #retireTimer: ReturnType<typeof setTimeout> | null = null;
   readonly #retireGapMs: number;
   #warming = 0;
@@ -263,30 +265,51 @@ export class WorkerPool {
     }
   }
 
-  /** Terminates idle workers, one now and the others {@link RETIRE_GAP_MS} apart. */
+  /** Lets idle workers go: terminated one now and the others {@link RETIRE_GAP_MS} apart. */
   #retire(workers: Worker[]): void {
     this.#retiring.push(...workers);
-    if (this.#retireTimer === null) this.#retireNext();
+    if (this.#retireTimer === null) this.#terminateNext();
   }
 
-  #retireNext(): void {
+  /**
+   * Terminates a worker that cannot be reused: at once out of the pool, its
+   * thread ended in turn with the idle workers let go (a burst of failed
+   * starts must not stall the process either).
+   */
+  discard(worker: Worker): void {
+    this.#detach(worker);
+    if (this.#closed) {
+      worker.terminate();
+      return;
+    }
+    this.#dying.push(worker);
+    if (this.#retireTimer === null) this.#terminateNext();
+  }
+
+  #detach(worker: Worker): void {
+    // Whatever it still says goes nowhere; an error must not reach the program.
+    worker.onmessage = null;
+    worker.onerror = (event) => event.preventDefault();
+    this.#all.get(worker)?.close();
+    this.#all.delete(worker);
+  }
+
+  #terminateNext(): void {
     this.#retireTimer = null;
-    // The oldest first: a start takes the most recently let go (acquire pops).
-    const worker = this.#retiring.shift();
-    if (worker === undefined) return;
-    this.discard(worker);
-    if (this.#retiring.length === 0) return;
-    const timer = setTimeout(() => this.#retireNext(), this.#retireGapMs);
+    // Workers out of the pool first; of the idle ones let go, the oldest (a start takes the newest).
+    let worker = this.#dying.shift();
+    if (worker === undefined) {
+      worker = this.#retiring.shift();
+      if (worker === undefined) return;
+      this.#detach(worker);
+    }
+    worker.terminate();
+    // The next one waits for the gap, even if it comes later: workers let go one by one in
+    // quick succession (a burst of failed starts) are as many at once.
+    const timer = setTimeout(() => this.#terminateNext(), this.#retireGapMs);
     // Idle workers are no reason to keep a program alive; while they live, the loop runs anyway.
     Deno.unrefTimer(timer);
     this.#retireTimer = timer;
-  }
-
-  /** Terminates a worker that cannot be reused. */
-  discard(worker: Worker): void {
-    worker.terminate();
-    this.#all.get(worker)?.close();
-    this.#all.delete(worker);
   }
 
   /** Calls `listener` when the pool closes; returns a function that removes it. */
@@ -306,6 +329,7 @@ export class WorkerPool {
     if (this.#retireTimer !== null) clearTimeout(this.#retireTimer);
     this.#retireTimer = null;
     this.#retiring = [];
+    for (const worker of this.#dying.splice(0)) worker.terminate();
     for (const [worker, router] of this.#all) {
       worker.terminate();
       router?.close();
