@@ -173,6 +173,18 @@ Deno.test("worker pool: workers let go one after another are terminated a gap ap
   }
 });
 
+Deno.test("worker pool: closing with many workers terminates them a gap apart and resolves after the last", async () => {
+  const pool = new WorkerPool({ warm: 0, maxIdle: 64, retireGapMs: 5 });
+  const workers = await Promise.all(Array.from({ length: 40 }, () => pool.acquire()));
+  for (const worker of workers) pool.release(worker);
+  const t0 = performance.now();
+  const closing = pool.close();
+  assert.equal(pool.size, 0);
+  await closing;
+  // 40 is more than CLOSE_AT_ONCE: each after the one before, 5 ms apart (a timer never fires early).
+  assert.ok(performance.now() - t0 >= 39 * 5, "the workers were terminated at once");
+});
+
 /** Resolves once `condition()` holds; fails after 10 s, naming `what`. */
 async function until(condition: () => boolean, what: string): Promise<void> {
   const deadline = performance.now() + 10_000;

@@ -103,7 +103,7 @@ export class LocalExecBackend implements ExecBackend, AsyncDisposable {
     this.#closed = true;
     this.#table.killAll();
     await this.#table.whenAllClosed();
-    this.#pool.close();
+    await this.#pool.close();
   }
 
   /** Same as {@link close}. */

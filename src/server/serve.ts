@@ -201,7 +201,7 @@ export async function serve(options: ServeOptions = {}): Promise<Executor> {
       let timer: ReturnType<typeof setTimeout> | undefined;
       await Promise.race([allClosed, new Promise((r) => timer = setTimeout(r, 2000))]);
       clearTimeout(timer);
-      pool.close();
+      await pool.close();
       log.info("executor stopped");
       resolveFinished();
     })();
