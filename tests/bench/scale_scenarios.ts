@@ -7,6 +7,7 @@
 import type { ExecProcess } from "../../mod.ts";
 import type { MetricValues, Scenario } from "./scenario.ts";
 import { CHILD_ENV, delay, RETENTION_MS, uniqueId } from "./targets.ts";
+import { RETIRE_GAP_MS } from "../../src/process/worker_pool.ts";
 
 const MIB = 1024 * 1024;
 
@@ -59,6 +60,9 @@ function liveProcesses({ liveProcesses: count }: ScaleSettings): Scenario {
         const closed = procs.map((proc) => proc.wait().catch(() => {}));
         await Promise.all(procs.map((proc) => proc.terminate().catch(() => false)));
         await Promise.all(closed);
+        // The workers beyond the pool's idle limit are terminated one per RETIRE_GAP_MS: let that
+        // finish, or it runs (in this process, for the local backend) under the next measurement.
+        await delay(count * RETIRE_GAP_MS + 1000);
       }
     },
   };
