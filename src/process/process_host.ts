@@ -48,7 +48,7 @@ export interface ProcessHostOptions {
    */
   onWire?: (message: string | Uint8Array) => void;
   /** Called once the process closed and its log was archived. */
-  onArchived?: () => void;
+  onArchived?: (host: ProcessHost) => void;
 }
 
 /** Read options, already defaulted. */
@@ -383,7 +383,7 @@ export class ProcessHost {
     this.#options.pool.release(this.#worker!);
     this.#worker = null;
     this.#notifyClosed();
-    this.#options.onArchived?.();
+    this.#options.onArchived?.(this);
   }
 
   /**
@@ -408,7 +408,7 @@ export class ProcessHost {
     this.#sink?.fail(message);
     this.#unroute();
     this.#notifyClosed();
-    this.#options.onArchived?.();
+    this.#options.onArchived?.(this);
   }
 
   #notifyClosed(): void {

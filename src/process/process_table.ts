@@ -138,7 +138,9 @@ export class ProcessTable {
     const starting = ProcessHost.start(spec, {
       pool: options.pool,
       onWire: options.onWire,
-      onArchived: () => this.#retain(id, host),
+      // The host itself: a short process can be archived before `starting` resolves (before
+      // `host` below is set), and its entry must still be forgotten after the window.
+      onArchived: (archived) => this.#retain(id, archived),
     }, sink);
     this.#starting.set(id, starting);
     try {

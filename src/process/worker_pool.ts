@@ -327,9 +327,10 @@ export class WorkerPool {
    * Terminates every worker, busy ones included. Up to
    * {@link CLOSE_AT_ONCE} go at once; more are terminated
    * {@link RETIRE_GAP_MS} apart (200 at once froze this thread's event loop
-   * for 4.4 s after `close()` had returned). Resolves once all are.
+   * for 4.4 s after `close()` had returned). Resolves once all are. With
+   * `atOnce` (a program about to exit), all are terminated now.
    */
-  close(): Promise<void> {
+  close(options: { atOnce?: boolean } = {}): Promise<void> {
     this.#closed = true;
     for (const listener of [...this.#closeListeners]) listener();
     this.#closeListeners.clear();
@@ -344,7 +345,7 @@ export class WorkerPool {
     this.#idle = [];
     const error = new Error("the worker pool was closed while a process was starting");
     for (const waiter of this.#waiting.splice(0)) waiter.reject(error);
-    if (workers.length <= CLOSE_AT_ONCE) {
+    if (options.atOnce === true || workers.length <= CLOSE_AT_ONCE) {
       for (const worker of workers) worker.terminate();
       return Promise.resolve();
     }

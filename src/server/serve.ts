@@ -201,7 +201,9 @@ export async function serve(options: ServeOptions = {}): Promise<Executor> {
       let timer: ReturnType<typeof setTimeout> | undefined;
       await Promise.race([allClosed, new Promise((r) => timer = setTimeout(r, 2000))]);
       clearTimeout(timer);
-      await pool.close();
+      // Shutting down: the process exits next, so no pacing (with 200 idle workers, paced
+      // terminations made the exit take 2.5 s instead of 1.2).
+      await pool.close({ atOnce: true });
       log.info("executor stopped");
       resolveFinished();
     })();

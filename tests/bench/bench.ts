@@ -161,7 +161,7 @@ class Targets {
     this.#closing ??= (async () => {
       for (const [name, target] of this.#targets) {
         try {
-          await withDeadline(target.close(), 15_000, `closing the ${name} backend`);
+          await withDeadline(target.close(), 60_000, `closing the ${name} backend`);
         } catch (error) {
           this.warnings.push(messageOf(error));
           console.error(`warning: ${messageOf(error)}`);
