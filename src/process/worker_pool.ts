@@ -166,8 +166,7 @@ export class WorkerPool {
     }
     if (
       this.#warming < SPAWN_CONCURRENCY &&
-      (this.#idle.length + this.#warming < this.#warm + this.#waiting.length ||
-        this.#all.size < Math.min(this.#peak, this.#maxIdle))
+      (this.#idle.length + this.#warming < this.#warm + this.#waiting.length || this.#belowPeak())
     ) {
       this.#spawnOnce();
     }
@@ -199,6 +198,11 @@ export class WorkerPool {
     this.#notePeak();
     this.#startForWaiting();
     return result;
+  }
+
+  /** Whether the pool holds fewer workers than it grows back to: the recent peak, at most `maxIdle`. */
+  #belowPeak(): boolean {
+    return this.#all.size < Math.min(this.#peak, this.#maxIdle);
   }
 
   /** Records how many workers are in use now: running a process (busy) or waited for. */
@@ -262,7 +266,7 @@ export class WorkerPool {
       this.#idle.push(worker);
       this.#touch();
       // A burst ending: the pool may still be short of its peak (see prewarm).
-      if (this.#all.size < this.#peak) this.#scheduleRefill();
+      if (this.#belowPeak()) this.#scheduleRefill();
     } else if (!this.#closed) {
       this.#retire([worker]);
     } else {
