@@ -31,7 +31,7 @@ export {
   type ConnectExecutorOptions,
   type ExecutorClient,
 } from "./src/client/executor_client.ts";
-export { LocalExecBackend, type LocalExecBackendOptions } from "./src/client/local_backend.ts";
+export { LocalExecBackend, type LocalExecBackendOptions } from "./src/exec/local_backend.ts";
 export type {
   ExecBackend,
   ExecProcess,
@@ -40,9 +40,9 @@ export type {
   OutputChunk,
   ReadOptions,
   ReadResponse,
-} from "./src/client/types.ts";
+} from "./src/exec/types.ts";
 export { DISCONNECTED_PREFIX, DisconnectedError } from "./src/rpc/rpc_client.ts";
-export { lineChannel, type TextChannel } from "./src/rpc/channel.ts";
+export { lineChannel, type TextChannel } from "./src/transport/channel.ts";
 export type {
   EnvInherit,
   EnvPolicy,

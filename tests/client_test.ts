@@ -6,8 +6,8 @@
 
 import assert from "node:assert/strict";
 import { connectExecutor, DISCONNECTED_PREFIX, type ExecProcessEvent } from "../mod.ts";
-import { EventQueue } from "../src/client/event_queue.ts";
-import type { TextChannel } from "../src/rpc/channel.ts";
+import { EventQueue } from "../src/exec/event_queue.ts";
+import type { TextChannel } from "../src/transport/channel.ts";
 import { RpcClient } from "../src/rpc/rpc_client.ts";
 import { startExecutor } from "./support/executor_process.ts";
 import { ENV } from "./support/backends.ts";
@@ -343,7 +343,7 @@ Deno.test("local backend: close() while a start is in flight rejects the start",
 });
 
 Deno.test("process events: everything before the first subscriber is kept for it (up to 16 MiB)", async () => {
-  const { ProcessEvents } = await import("../src/client/process_events.ts");
+  const { ProcessEvents } = await import("../src/exec/process_events.ts");
   const events = new ProcessEvents();
   const MiB = new Uint8Array(1024 * 1024);
   for (let seq = 1; seq <= 4; seq++) {

@@ -10,7 +10,7 @@
 import assert from "node:assert/strict";
 import { encodeWriteFrame } from "../src/protocol/binary_write.ts";
 import { connectExecutor } from "../mod.ts";
-import { connectWebSocket, type WebSocketClient } from "../src/rpc/websocket_client.ts";
+import { connectWebSocket, type WebSocketClient } from "../src/transport/websocket_client.ts";
 import { ENV } from "./support/backends.ts";
 import { startExecutor } from "./support/executor_process.ts";
 import { waitGone } from "./support/processes.ts";

@@ -1,10 +1,10 @@
 /** Unit tests of the pieces behind a process: env policy, the output log, argument parsing. */
 
 import assert from "node:assert/strict";
-import { buildChildEnv, matchesGlob } from "../src/process/env_policy.ts";
+import { buildChildEnv, matchesGlob } from "../src/process/host/env_policy.ts";
 import { OutputLog } from "../src/process/output_log.ts";
-import { WorkerPool } from "../src/process/worker_pool.ts";
-import { type EventSink, ProcessHost } from "../src/process/process_host.ts";
+import { WorkerPool } from "../src/process/host/worker_pool.ts";
+import { type EventSink, ProcessHost } from "../src/process/host/process_host.ts";
 import { CARRIER_BYTES, type ProcessEvent } from "../src/process/worker_protocol.ts";
 import { decodeOutputFrame } from "../src/protocol/binary_output.ts";
 import { parseListenUrl } from "../src/server/serve.ts";
@@ -441,7 +441,7 @@ Deno.test("resolveProgram: finds like execvp, and a program just removed is not 
 });
 
 Deno.test("lean workers: the V8 flag is seen in --v8-flags and in DENO_V8_FLAGS", async () => {
-  const module = new URL("../src/process/worker_pool.ts", import.meta.url).href;
+  const module = new URL("../src/process/host/worker_pool.ts", import.meta.url).href;
   const code = `import { leanWorkersFlagSet } from ${JSON.stringify(module)};
     console.log(JSON.stringify(leanWorkersFlagSet()));`;
   const run = async (flags: string[], env: Record<string, string> = {}) =>

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { type PtyProcess, type PtySpawnOptions, spawnPty } from "../src/process/pty.ts";
+import { type PtyProcess, type PtySpawnOptions, spawnPty } from "../src/process/worker/pty.ts";
 
 /** Every PTY a test started: killed when the test process exits, so a failing test leaves no process. */
 const started: PtyProcess[] = [];

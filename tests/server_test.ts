@@ -5,7 +5,7 @@
  */
 
 import assert from "node:assert/strict";
-import { WebSocketHandshakeError } from "../src/rpc/websocket_client.ts";
+import { WebSocketHandshakeError } from "../src/transport/websocket_client.ts";
 import { type ExecutorProcess, startExecutor } from "./support/executor_process.ts";
 import { isRunning, waitGone } from "./support/processes.ts";
 import { type Message, RawClient } from "./support/raw_client.ts";
@@ -374,7 +374,7 @@ Deno.test("--listen stdio serves JSON-RPC lines and exits when stdin ends", asyn
 Deno.test("binaryOutput: output comes as binary frames to a client that asked, as JSON after a JSON client resumes", async () => {
   await withExecutor([], async ({ url }) => {
     const { decodeOutputFrame } = await import("../src/protocol/binary_output.ts");
-    const { connectWebSocket } = await import("../src/rpc/websocket_client.ts");
+    const { connectWebSocket } = await import("../src/transport/websocket_client.ts");
     const token = Deno.env.get("EXECBRIDGE_TOKEN");
     const ws = await connectWebSocket(url, { headers: { Authorization: `Bearer ${token}` } });
     const binary: Uint8Array[] = [];
@@ -472,7 +472,7 @@ Deno.test({
 Deno.test("binaryWrites: stdin as binary frames (answered requests and notifications), every byte value; malformed frames get an error and change nothing", async () => {
   await withExecutor([], async ({ url }) => {
     const { encodeWriteFrame } = await import("../src/protocol/binary_write.ts");
-    const { connectWebSocket } = await import("../src/rpc/websocket_client.ts");
+    const { connectWebSocket } = await import("../src/transport/websocket_client.ts");
     const token = Deno.env.get("EXECBRIDGE_TOKEN");
     const ws = await connectWebSocket(url, { headers: { Authorization: `Bearer ${token}` } });
     const texts: Message[] = [];

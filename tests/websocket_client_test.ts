@@ -4,7 +4,7 @@ import {
   type WebSocketClient,
   type WebSocketCloseEvent,
   WebSocketHandshakeError,
-} from "../src/rpc/websocket_client.ts";
+} from "../src/transport/websocket_client.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();

@@ -8,10 +8,10 @@
  */
 
 import { connectExecutor } from "../client/executor_client.ts";
-import type { ExecProcess } from "../client/types.ts";
+import type { ExecProcess } from "../exec/types.ts";
 import { createLogger, type Logger, type LogLevel } from "../log/logger.ts";
 import { ExecutorStdioServerLauncher } from "../mcp/executor_stdio.ts";
-import { concatBytes } from "../mcp/line_splitter.ts";
+import { concatBytes } from "../util/lines.ts";
 import {
   type ProcessLinesEnd,
   readProcessLines,

@@ -11,12 +11,12 @@ import { INVALID_REQUEST, RpcError } from "../protocol/errors.ts";
 import { decodeOutputFrame } from "../protocol/binary_output.ts";
 import { notifications, parseParams, results, startParams } from "../protocol/schemas.ts";
 import type { StartParams } from "../protocol/types.ts";
-import { clientWebSocketChannel, type TextChannel } from "../rpc/channel.ts";
+import { clientWebSocketChannel, type TextChannel } from "../transport/channel.ts";
 import { DisconnectedError, RpcClient } from "../rpc/rpc_client.ts";
-import { connectWebSocket } from "../rpc/websocket_client.ts";
+import { connectWebSocket } from "../transport/websocket_client.ts";
 import { RemoteFileSystem } from "./remote_file_system.ts";
 import { RemoteProcess } from "./remote_process.ts";
-import type { ExecBackend, ExecProcess } from "./types.ts";
+import type { ExecBackend, ExecProcess } from "../exec/types.ts";
 
 /** Options of {@link connectExecutor}. */
 export interface ConnectExecutorOptions {

@@ -11,7 +11,7 @@ import { encodeWriteFrame } from "../protocol/binary_write.ts";
 import { results } from "../protocol/schemas.ts";
 import type { StartParams } from "../protocol/types.ts";
 import { DisconnectedError, type RpcClient } from "../rpc/rpc_client.ts";
-import { ProcessEvents, type SequencedEvent } from "./process_events.ts";
+import { ProcessEvents, type SequencedEvent } from "../exec/process_events.ts";
 import type {
   ExecProcess,
   ExecProcessEvent,
@@ -20,8 +20,8 @@ import type {
   ReadResponse,
   TerminateSignal,
   WriteStatus,
-} from "./types.ts";
-import { waitForExit } from "./wait.ts";
+} from "../exec/types.ts";
+import { waitForExit } from "../exec/wait.ts";
 
 export type { SequencedEvent };
 

@@ -9,9 +9,9 @@
  */
 
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport";
-import type { ExecBackend, ExecProcess, WriteStatus } from "../client/types.ts";
+import type { ExecBackend, ExecProcess, WriteStatus } from "../exec/types.ts";
 import { createLogger, type Logger } from "../log/logger.ts";
-import { LineTooLongError } from "./line_splitter.ts";
+import { LineTooLongError } from "../util/lines.ts";
 import type { StdioServerLauncher } from "./local_stdio.ts";
 import { decodeMessage, encodeMessage, type JSONRPCMessage } from "./messages.ts";
 import {

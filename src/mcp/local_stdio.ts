@@ -10,7 +10,7 @@
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport";
 import { createLogger, type Logger } from "../log/logger.ts";
 import { spawnSession } from "../process/spawn.ts";
-import { LineSplitter, LineTooLongError } from "./line_splitter.ts";
+import { LineSplitter, LineTooLongError } from "../util/lines.ts";
 import { decodeMessage, encodeMessage, type JSONRPCMessage, logStderrLine } from "./messages.ts";
 import { localServerEnv, type StdioServerCommand } from "./stdio_command.ts";
 

@@ -7,9 +7,9 @@
  * @module
  */
 
-import type { ExecProcess, WriteStatus } from "../client/types.ts";
+import type { ExecProcess, WriteStatus } from "../exec/types.ts";
 import type { Logger } from "../log/logger.ts";
-import { LineSplitter } from "./line_splitter.ts";
+import { LineSplitter } from "../util/lines.ts";
 import { logStderrLine } from "./messages.ts";
 
 /** Options of {@link readProcessLines}. */

@@ -9,7 +9,7 @@
 
 import { envelopeSchema } from "../protocol/schemas.ts";
 import { RpcError } from "../protocol/errors.ts";
-import type { TextChannel } from "./channel.ts";
+import type { TextChannel } from "../transport/channel.ts";
 
 /** Prefix of every error caused by a lost executor connection. */
 export const DISCONNECTED_PREFIX = "exec-server transport disconnected";

@@ -23,7 +23,7 @@ import {
 } from "../protocol/binary_write.ts";
 import { initializeParams, parseParams } from "../protocol/schemas.ts";
 import type { InitializeResult } from "../protocol/types.ts";
-import type { TextChannel } from "../rpc/channel.ts";
+import type { TextChannel } from "../transport/channel.ts";
 import { fsMethods } from "./fs_methods.ts";
 import { type MethodHandler, RawJson } from "./methods.ts";
 import { MAX_NOTIFIED_BACKLOG, processMethods, writeBytes } from "./process_methods.ts";

@@ -14,8 +14,8 @@ import {
   writeParams,
 } from "../protocol/schemas.ts";
 import type { StartResult, TerminateResult, WriteResult } from "../protocol/types.ts";
-import { type ProcessHost, STDIN_BACKLOG_BYTES } from "../process/process_host.ts";
-import type { ProcessTable } from "../process/process_table.ts";
+import { type ProcessHost, STDIN_BACKLOG_BYTES } from "../process/host/process_host.ts";
+import type { ProcessTable } from "../process/host/process_table.ts";
 import { type MethodHandler, RawJson } from "./methods.ts";
 import type { Session } from "./session_registry.ts";
 

@@ -7,9 +7,13 @@
  */
 
 import { createLogger, type Logger, type LogLevel } from "../log/logger.ts";
-import { DEFAULT_RETENTION_MS } from "../process/process_table.ts";
-import { LEAN_WORKERS_V8_FLAG, leanWorkersFlagSet, WorkerPool } from "../process/worker_pool.ts";
-import { lineChannel, serverWebSocketChannel } from "../rpc/channel.ts";
+import { DEFAULT_RETENTION_MS } from "../process/host/process_table.ts";
+import {
+  LEAN_WORKERS_V8_FLAG,
+  leanWorkersFlagSet,
+  WorkerPool,
+} from "../process/host/worker_pool.ts";
+import { lineChannel, serverWebSocketChannel } from "../transport/channel.ts";
 import { loadOrCreateDefaultToken } from "../auth/token.ts";
 import { guardRequest, isLoopback, type RequestPolicy } from "./request_guard.ts";
 import { ServerConnection } from "./connection.ts";

@@ -8,8 +8,8 @@
 
 import { INVALID_REQUEST, RpcError, SESSION_ATTACHED } from "../protocol/errors.ts";
 import type { Logger } from "../log/logger.ts";
-import { ProcessTable } from "../process/process_table.ts";
-import type { WorkerPool } from "../process/worker_pool.ts";
+import { ProcessTable } from "../process/host/process_table.ts";
+import type { WorkerPool } from "../process/host/worker_pool.ts";
 
 /** Whatever a session sends its notifications through. */
 export interface SessionSink {

@@ -26,11 +26,15 @@ import type {
   StartParams,
   TerminateSignal,
   WriteStatus,
-} from "../../src/client/types.ts";
-import { ProcessEvents } from "../../src/client/process_events.ts";
-import { waitForExit } from "../../src/client/wait.ts";
-import { clientWebSocketChannel, lineChannel, type TextChannel } from "../../src/rpc/channel.ts";
-import { connectWebSocket } from "../../src/rpc/websocket_client.ts";
+} from "../../src/exec/types.ts";
+import { ProcessEvents } from "../../src/exec/process_events.ts";
+import { waitForExit } from "../../src/exec/wait.ts";
+import {
+  clientWebSocketChannel,
+  lineChannel,
+  type TextChannel,
+} from "../../src/transport/channel.ts";
+import { connectWebSocket } from "../../src/transport/websocket_client.ts";
 import { PeerProcess, PEERS_DIR } from "./peers_process.ts";
 import { type ExecTarget, readVmRss, withDeadline } from "./targets.ts";
 

@@ -17,7 +17,7 @@
 
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport";
 import type { JSONRPCMessage } from "../../src/mcp/messages.ts";
-import { connectWebSocket, type WebSocketClient } from "../../src/rpc/websocket_client.ts";
+import { connectWebSocket, type WebSocketClient } from "../../src/transport/websocket_client.ts";
 import { freePort, PeerProcess, waitForPort } from "./peers_process.ts";
 import { SERVER_EVERYTHING } from "./mcp_scenarios.ts";
 

@@ -7,7 +7,7 @@
 import type { ExecProcess } from "../../mod.ts";
 import type { MetricValues, Scenario } from "./scenario.ts";
 import { CHILD_ENV, delay, RETENTION_MS, uniqueId } from "./targets.ts";
-import { RETIRE_GAP_MS } from "../../src/process/worker_pool.ts";
+import { RETIRE_GAP_MS } from "../../src/process/host/worker_pool.ts";
 
 const MIB = 1024 * 1024;
 

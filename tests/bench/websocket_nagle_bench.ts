@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { connectWebSocket } from "../../src/rpc/websocket_client.ts";
+import { connectWebSocket } from "../../src/transport/websocket_client.ts";
 
 /** The few client operations the bench needs, over either implementation. */
 interface Client {

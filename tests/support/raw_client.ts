@@ -3,7 +3,7 @@
  * every response and notification, for protocol-level assertions.
  */
 
-import { connectWebSocket, type WebSocketClient } from "../../src/rpc/websocket_client.ts";
+import { connectWebSocket, type WebSocketClient } from "../../src/transport/websocket_client.ts";
 
 /** A JSON-RPC message as received. */
 // deno-lint-ignore no-explicit-any

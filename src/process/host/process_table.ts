@@ -6,12 +6,12 @@
  * @module
  */
 
-import { INVALID_REQUEST, RpcError } from "../protocol/errors.ts";
-import type { StartParams } from "../protocol/types.ts";
+import { INVALID_REQUEST, RpcError } from "../../protocol/errors.ts";
+import type { StartParams } from "../../protocol/types.ts";
 import { buildChildEnv } from "./env_policy.ts";
 import { type EventSink, ProcessHost } from "./process_host.ts";
 import type { WorkerPool } from "./worker_pool.ts";
-import type { SpawnSpec, WireFormat } from "./worker_protocol.ts";
+import type { SpawnSpec, WireFormat } from "../worker_protocol.ts";
 
 /** Retained output per process: 1 MiB. */
 export const DEFAULT_RETAINED_BYTES = 1024 * 1024;

@@ -13,7 +13,7 @@
 
 import { clearImmediate, setImmediate } from "node:timers";
 import { EventRouter } from "./event_router.ts";
-import type { FromWorker, ToWorker } from "./worker_protocol.ts";
+import type { FromWorker, ToWorker } from "../worker_protocol.ts";
 
 /** Options of {@link WorkerPool}. */
 export interface WorkerPoolOptions {
@@ -38,7 +38,7 @@ export interface WorkerPoolOptions {
   retireGapMs?: number;
 }
 
-const DEFAULT_WORKER_URL = new URL("../../workers/process_worker.ts", import.meta.url);
+const DEFAULT_WORKER_URL = new URL("../../../workers/process_worker.ts", import.meta.url);
 /**
  * How long the pool waits, after the last start that took a ready worker,
  * before it starts replacements. `new Worker()` blocks the calling thread

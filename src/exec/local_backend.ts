@@ -9,9 +9,9 @@
 import { INVALID_REQUEST, RpcError } from "../protocol/errors.ts";
 import { parseParams, startParams } from "../protocol/schemas.ts";
 import type { StartParams } from "../protocol/types.ts";
-import { type ProcessHost, STDIN_BACKLOG_BYTES } from "../process/process_host.ts";
-import { ProcessTable } from "../process/process_table.ts";
-import { WorkerPool } from "../process/worker_pool.ts";
+import { type ProcessHost, STDIN_BACKLOG_BYTES } from "../process/host/process_host.ts";
+import { ProcessTable } from "../process/host/process_table.ts";
+import { WorkerPool } from "../process/host/worker_pool.ts";
 import { TRANSFER_THRESHOLD } from "../process/worker_protocol.ts";
 import { ProcessEvents } from "./process_events.ts";
 import { waitForExit } from "./wait.ts";

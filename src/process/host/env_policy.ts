@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { EnvPolicy } from "../protocol/types.ts";
+import type { EnvPolicy } from "../../protocol/types.ts";
 
 /** Variables kept by `inherit: "core"` (POSIX). */
 export const CORE_ENV_VARS: readonly string[] = [

@@ -13,11 +13,11 @@
  * @module
  */
 
-import type { ProcessStream, TerminateSignal } from "../protocol/types.ts";
-import { OutputLog } from "./output_log.ts";
-import { spawnSession } from "./spawn.ts";
-import { findLauncher } from "./launcher.ts";
-import { encodeOutputFrame, encodeProcessId } from "../protocol/binary_output.ts";
+import type { ProcessStream, TerminateSignal } from "../../protocol/types.ts";
+import { OutputLog } from "../output_log.ts";
+import { spawnSession } from "../spawn.ts";
+import { findLauncher } from "../launcher.ts";
+import { encodeOutputFrame, encodeProcessId } from "../../protocol/binary_output.ts";
 import {
   CARRIER_BYTES,
   type FromWorker,
@@ -27,7 +27,7 @@ import {
   type WireFormat,
   type WorkerEvent,
   WRITTEN_REPORT_BYTES,
-} from "./worker_protocol.ts";
+} from "../worker_protocol.ts";
 
 /** The subset of a worker's global scope the runner uses. */
 export interface WorkerScope {

@@ -6,9 +6,9 @@
  * @module
  */
 
-import { INTERNAL_ERROR, RpcError } from "../protocol/errors.ts";
-import type { TerminateSignal, WriteStatus } from "../protocol/types.ts";
-import { OutputLog } from "./output_log.ts";
+import { INTERNAL_ERROR, RpcError } from "../../protocol/errors.ts";
+import type { TerminateSignal, WriteStatus } from "../../protocol/types.ts";
+import { OutputLog } from "../output_log.ts";
 import type { EventRouter } from "./event_router.ts";
 import type { WorkerPool } from "./worker_pool.ts";
 import {
@@ -21,7 +21,7 @@ import {
   TRANSFER_THRESHOLD,
   type WireFormat,
   WRITTEN_REPORT_BYTES,
-} from "./worker_protocol.ts";
+} from "../worker_protocol.ts";
 
 /**
  * Bytes a process's stdin may have waiting: past this, `write` callers wait
