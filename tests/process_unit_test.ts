@@ -3,13 +3,19 @@
 import assert from "node:assert/strict";
 import { buildChildEnv, matchesGlob } from "../src/process/host/env_policy.ts";
 import { OutputLog } from "../src/process/output_log.ts";
-import { WorkerPool } from "../src/process/host/worker_pool.ts";
+import { WorkerPool, type WorkerPoolOptions } from "../src/process/host/worker_pool.ts";
 import { type EventSink, ProcessHost } from "../src/process/host/process_host.ts";
-import { CARRIER_BYTES, type ProcessEvent } from "../src/process/worker_protocol.ts";
+import { CARRIER_BYTES } from "../src/process/worker_protocol.ts";
+import type { ProcessEvent } from "../src/protocol/types.ts";
 import { decodeOutputFrame } from "../src/protocol/binary_output.ts";
 import { parseListenUrl } from "../src/server/serve.ts";
 import { resolveProgram } from "../src/process/spawn.ts";
 import { denoEval } from "./support/deno_eval.ts";
+
+/** A pool for tests: nothing warm, 16 idle workers at most, kept until closed, unless told. */
+function testPool(options: Partial<WorkerPoolOptions>): WorkerPool {
+  return new WorkerPool({ warmWorkers: 0, maxIdleWorkers: 16, idleWorkerTtlMs: null, ...options });
+}
 
 const source = {
   PATH: "/bin",
@@ -82,7 +88,7 @@ Deno.test("output log: onEvict gets each evicted chunk's bytes, oldest first", (
 
 Deno.test("worker pool: a start that takes a ready worker does not create its replacement inline", async () => {
   // `new Worker()` blocks the calling thread ~10 ms: the replacement comes later.
-  const pool = new WorkerPool({ warm: 1 });
+  const pool = testPool({ warmWorkers: 1 });
   try {
     await pool.ready();
     assert.equal(pool.size, 1);
@@ -100,7 +106,7 @@ Deno.test("worker pool: a start that takes a ready worker does not create its re
 
 Deno.test("worker pool: workers are made one per task, so other work runs between two", async () => {
   // `new Worker()` blocks the thread 15-20 ms: two in a row would stall every connection twice as long.
-  const pool = new WorkerPool({ warm: 0 });
+  const pool = testPool({ warmWorkers: 0 });
   try {
     const starts = [pool.acquire(), pool.acquire(), pool.acquire()];
     assert.equal(pool.size, 1, "more than one worker was created in one task");
@@ -115,7 +121,7 @@ Deno.test("worker pool: workers are made one per task, so other work runs betwee
 });
 
 Deno.test("worker pool: after starts had to wait, the pool grows back to their peak; an idle trim forgets it", async () => {
-  const pool = new WorkerPool({ warm: 0, idleTimeoutMs: 300, retireGapMs: 1 });
+  const pool = testPool({ warmWorkers: 0, idleWorkerTtlMs: 300, retireGapMs: 1 });
   try {
     const first = await pool.acquire();
     // Three in use at once (one running, two waiting), but a release serves one of the waiting
@@ -143,7 +149,7 @@ Deno.test("worker pool: after starts had to wait, the pool grows back to their p
 
 Deno.test("worker pool: idle workers let go are terminated one at a time, and a start can take one back", async () => {
   // Terminating many workers at once stalls the whole process for seconds (malloc_trim in each).
-  const pool = new WorkerPool({ warm: 0, idleTimeoutMs: 50, retireGapMs: 60_000 });
+  const pool = testPool({ warmWorkers: 0, idleWorkerTtlMs: 50, retireGapMs: 60_000 });
   try {
     const workers = await Promise.all(Array.from({ length: 4 }, () => pool.acquire()));
     for (const worker of workers) pool.release(worker);
@@ -162,7 +168,7 @@ Deno.test("worker pool: idle workers let go are terminated one at a time, and a 
 Deno.test("worker pool: workers let go one after another are terminated a gap apart too", async () => {
   // A burst of failed starts discards its workers one by one, each a moment after the last:
   // terminated as they come, 150 of them froze the executor's event loop for 2.3 s.
-  const pool = new WorkerPool({ warm: 0, maxIdle: 1, retireGapMs: 60_000 });
+  const pool = testPool({ warmWorkers: 0, maxIdleWorkers: 1, retireGapMs: 60_000 });
   try {
     const workers = await Promise.all(Array.from({ length: 3 }, () => pool.acquire()));
     // The first is kept idle; the second is terminated at once, the third only after the gap.
@@ -174,7 +180,7 @@ Deno.test("worker pool: workers let go one after another are terminated a gap ap
 });
 
 Deno.test("worker pool: closing with many workers terminates them a gap apart and resolves after the last", async () => {
-  const pool = new WorkerPool({ warm: 0, maxIdle: 64, retireGapMs: 5 });
+  const pool = testPool({ warmWorkers: 0, maxIdleWorkers: 64, retireGapMs: 5 });
   const workers = await Promise.all(Array.from({ length: 40 }, () => pool.acquire()));
   for (const worker of workers) pool.release(worker);
   const t0 = performance.now();
@@ -199,7 +205,7 @@ Deno.test("carriers: big output goes out in buffers that come back; what receive
   for (let i = 0; i < data.length; i += 65536) crypto.getRandomValues(data.subarray(i, i + 65536));
   const file = await Deno.makeTempFile();
   await Deno.writeFile(file, data);
-  const pool = new WorkerPool({ warm: 1 });
+  const pool = testPool({ warmWorkers: 1 });
   try {
     const frames: Uint8Array[] = [];
     const framed: Uint8Array[] = [];
@@ -283,7 +289,7 @@ Deno.test("worker pool: a worker discarded right after its process still deliver
   // maxIdle 0: every worker is terminated as soon as its host gives it back. The last events of a
   // process travel on the events port, whose messages are lost when their worker is terminated
   // too soon after posting them: the host must give the worker back only once they arrived.
-  const pool = new WorkerPool({ warm: 0, maxIdle: 0 });
+  const pool = testPool({ warmWorkers: 0, maxIdleWorkers: 0 });
   try {
     for (let i = 0; i < 40; i++) {
       const seen: string[] = [];
@@ -314,7 +320,7 @@ Deno.test("worker pool: a worker discarded right after its process still deliver
 });
 
 Deno.test("process host: reads and terminates in flight when the process closes get answers from its log", async () => {
-  const pool = new WorkerPool({ warm: 1 });
+  const pool = testPool({ warmWorkers: 1 });
   try {
     for (let i = 0; i < 20; i++) {
       const host = await ProcessHost.start(specOf(`r${i}`, ["sh", "-c", "echo hi; sleep 0.01"]), {
@@ -346,7 +352,7 @@ Deno.test("process host: reads and terminates in flight when the process closes 
 Deno.test("worker pool: an idle timeout shorter than the refill delay lets the pool go quiet", async () => {
   // The refill after a start must not resurrect workers the idle timeout just let go
   // (that cycle used to start and stop workers for as long as the program ran).
-  const pool = new WorkerPool({ warm: 2, idleTimeoutMs: 1, trimWarm: true });
+  const pool = testPool({ warmWorkers: 2, idleWorkerTtlMs: 1, trimWarm: true });
   try {
     await pool.ready();
     // Nothing to await here: the point is that nothing happens. Sample for a while.
@@ -366,7 +372,7 @@ Deno.test("worker pool: when workers fail to start, every waiting start fails (n
   const broken = URL.createObjectURL(
     new Blob(['throw new Error("boom");'], { type: "application/javascript" }),
   );
-  const pool = new WorkerPool({ warm: 0, workerUrl: new URL(broken) });
+  const pool = testPool({ warmWorkers: 0, workerUrl: new URL(broken) });
   try {
     // More waiting starts than workers are started at once.
     const starts = Array.from({ length: 6 }, () => pool.acquire());

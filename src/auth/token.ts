@@ -8,26 +8,15 @@
  * @module
  */
 
+import { readEnv } from "../util/env.ts";
+import { expandHome } from "../util/home.ts";
+
 /** The environment variable holding a token. */
 export const TOKEN_ENV = "EXECBRIDGE_TOKEN";
 
-function env(name: string): string | undefined {
-  try {
-    return Deno.env.get(name) || undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/** Expands a leading `~/` with `HOME`. */
-export function expandHome(path: string): string {
-  const home = env("HOME");
-  return path.startsWith("~/") && home ? home + path.slice(1) : path;
-}
-
 /** The default token file: `${XDG_STATE_HOME:-$HOME/.local/state}/execbridge/token`. */
 export function defaultTokenPath(): string {
-  const state = env("XDG_STATE_HOME") ?? `${env("HOME") ?? "/root"}/.local/state`;
+  const state = readEnv("XDG_STATE_HOME") ?? `${readEnv("HOME") ?? "/root"}/.local/state`;
   return `${state}/execbridge/token`;
 }
 
@@ -98,7 +87,7 @@ export async function resolveClientToken(
 ): Promise<string | undefined> {
   if (options.token !== undefined) return options.token;
   if (options.tokenFile !== undefined) return await readTokenFile(options.tokenFile);
-  const fromEnv = env(TOKEN_ENV);
+  const fromEnv = readEnv(TOKEN_ENV);
   if (fromEnv !== undefined) return fromEnv;
   const path = defaultTokenPath();
   return (await exists(path)) ? await readTokenFile(path) : undefined;

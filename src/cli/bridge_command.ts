@@ -9,14 +9,16 @@
 
 import { connectExecutor } from "../client/executor_client.ts";
 import type { ExecProcess } from "../exec/types.ts";
-import { createLogger, type Logger, type LogLevel } from "../log/logger.ts";
+import { createLogger, type Logger, parseLogLevel } from "../log/logger.ts";
 import { ExecutorStdioServerLauncher } from "../mcp/executor_stdio.ts";
-import { concatBytes } from "../util/lines.ts";
+import { EXECUTOR_URL_ENV } from "../mcp/config.ts";
+import { concatBytes } from "../util/bytes.ts";
+import { readEnv } from "../util/env.ts";
 import {
   type ProcessLinesEnd,
   readProcessLines,
   StdinWriter,
-  stopGracefully,
+  stopProcess,
 } from "../mcp/process_lines.ts";
 import { parseArgs } from "./args.ts";
 
@@ -49,9 +51,13 @@ export async function bridgeCommand(args: readonly string[]): Promise<number> {
     console.error(BRIDGE_USAGE);
     return 0;
   }
+  const log = createLogger({
+    name: "bridge",
+    level: parseLogLevel(parsed.strings.get("log-level"), "info"),
+  });
   const [command, ...commandArgs] = [...parsed.positional, ...parsed.rest];
   if (command === undefined) throw new Error(`no server command given\n\n${BRIDGE_USAGE}`);
-  const url = parsed.strings.get("executor") || Deno.env.get("EXECBRIDGE_EXECUTOR_URL");
+  const url = parsed.strings.get("executor") || readEnv(EXECUTOR_URL_ENV);
   if (!url) {
     throw new Error("no executor: pass --executor ws://HOST:PORT or set EXECBRIDGE_EXECUTOR_URL");
   }
@@ -61,11 +67,6 @@ export async function bridgeCommand(args: readonly string[]): Promise<number> {
     if (eq <= 0) throw new Error(`--env expects NAME=VALUE, got ${JSON.stringify(pair)}`);
     env[pair.slice(0, eq)] = pair.slice(eq + 1);
   }
-  const log = createLogger({
-    name: "bridge",
-    level: (parsed.strings.get("log-level") ?? "info") as LogLevel,
-  });
-
   const executor = await connectExecutor(url, {
     tokenFile: parsed.strings.get("token-file"),
     caFile: parsed.strings.get("tls-ca"),
@@ -183,13 +184,7 @@ async function pumpOutput(
 
 /** Ends stdin, waits, then SIGTERM, waits, then SIGKILL. */
 function shutdown(process: ExecProcess): Promise<void> {
-  const closed = process.wait().then(() => true, () => true);
-  const within = (ms: number) => {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<boolean>((r) => timer = setTimeout(() => r(false), ms));
-    return Promise.race([closed, timeout]).finally(() => clearTimeout(timer));
-  };
-  return stopGracefully(process, { closedWithin: within, graceMs: 2000 });
+  return stopProcess(process, { gone: process.wait(), graceMs: 2000 });
 }
 
 async function writeAll(data: Uint8Array): Promise<void> {

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { createLogger, type LogLevel } from "../log/logger.ts";
+import { createLogger, parseLogLevel } from "../log/logger.ts";
 import { loadMcpConfig, type McpConfig, resolveExecutor } from "../mcp/config.ts";
 import {
   McpConnectionManager,
@@ -45,14 +45,14 @@ export async function mcpCommand(args: readonly string[]): Promise<number> {
     console.log(MCP_USAGE);
     return sub === undefined && !parsed.flags.has("help") ? 2 : 0;
   }
+  const log = createLogger({
+    name: "mcp",
+    level: parseLogLevel(parsed.strings.get("log-level"), "warn"),
+  });
   const configPath = parsed.strings.get("config");
   if (configPath === undefined) throw new Error(`--config FILE is required\n\n${MCP_USAGE}`);
   const config = await loadMcpConfig(configPath);
   const json = parsed.flags.has("json");
-  const log = createLogger({
-    name: "mcp",
-    level: (parsed.strings.get("log-level") ?? "warn") as LogLevel,
-  });
   const executor = resolveExecutor(config, {
     executor: parsed.strings.get("executor"),
     tokenFile: parsed.strings.get("token-file"),

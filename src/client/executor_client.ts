@@ -5,15 +5,25 @@
  * @module
  */
 
-import { expandHome, resolveClientToken } from "../auth/token.ts";
+import { resolveClientToken } from "../auth/token.ts";
 import type { ExecFileSystem } from "../fs/file_system.ts";
 import { INVALID_REQUEST, RpcError } from "../protocol/errors.ts";
 import { decodeOutputFrame } from "../protocol/binary_output.ts";
-import { notifications, parseParams, results, startParams } from "../protocol/schemas.ts";
+import { Method } from "../protocol/methods.ts";
+import {
+  type InitializeParams,
+  notifications,
+  parseParams,
+  results,
+  startParams,
+} from "../protocol/schemas.ts";
 import type { StartParams } from "../protocol/types.ts";
 import { clientWebSocketChannel, type TextChannel } from "../transport/channel.ts";
 import { DisconnectedError, RpcClient } from "../rpc/rpc_client.ts";
 import { connectWebSocket } from "../transport/websocket_client.ts";
+import { withTimeout } from "../util/deadline.ts";
+import { readEnv } from "../util/env.ts";
+import { expandHome } from "../util/home.ts";
 import { RemoteFileSystem } from "./remote_file_system.ts";
 import { RemoteProcess } from "./remote_process.ts";
 import type { ExecBackend, ExecProcess } from "../exec/types.ts";
@@ -82,13 +92,7 @@ export const TLS_CA_ENV = "EXECBRIDGE_TLS_CA";
 
 async function resolveCaCerts(options: ConnectExecutorOptions): Promise<string[] | undefined> {
   if (options.caCerts !== undefined) return options.caCerts;
-  const file = options.caFile ?? (() => {
-    try {
-      return Deno.env.get(TLS_CA_ENV) || undefined;
-    } catch {
-      return undefined;
-    }
-  })();
+  const file = options.caFile ?? readEnv(TLS_CA_ENV);
   if (file === undefined) return undefined;
   try {
     return [await Deno.readTextFile(expandHome(file))];
@@ -186,41 +190,30 @@ class ExecutorConnection implements ExecutorClient {
 
   async initialize(options: ConnectExecutorOptions): Promise<void> {
     const timeoutMs = options.initializeTimeoutMs ?? 10_000;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        const message =
-          `timed out waiting for exec-server initialize handshake after ${timeoutMs} ms`;
-        this.#rpc.disconnect(message);
-        reject(new Error(message));
-      }, timeoutMs);
+    const message = `timed out waiting for exec-server initialize handshake after ${timeoutMs} ms`;
+    const params: InitializeParams = {
+      clientName: options.clientName ?? "execbridge-client",
+      resumeSessionId: options.resumeSessionId ?? null,
+      binaryOutput: options.binaryOutput ?? true,
+      binaryWrites: options.binaryWrites ?? true,
+    };
+    const raw = await withTimeout(this.#rpc.call(Method.initialize, params), timeoutMs, {
+      error: () => new Error(message),
+      onTimeout: () => this.#rpc.disconnect(message),
     });
-    try {
-      const raw = await Promise.race([
-        this.#rpc.call("initialize", {
-          clientName: options.clientName ?? "execbridge-client",
-          resumeSessionId: options.resumeSessionId ?? null,
-          binaryOutput: options.binaryOutput ?? true,
-          binaryWrites: options.binaryWrites ?? true,
-        }),
-        timeout,
-      ]);
-      const result = results.initialize.parse(raw);
-      this.#sessionId = result.sessionId;
-      this.#writeNotifications = result.writeNotifications === true;
-      // Only when asked for and possible here, whatever a misbehaving executor answers.
-      this.#binaryWrites = (options.binaryWrites ?? true) && result.binaryWrites === true &&
-        this.#binaryChannel;
-      this.#rpc.notify("initialized", {});
-    } finally {
-      clearTimeout(timer);
-    }
+    const result = results.initialize.parse(raw);
+    this.#sessionId = result.sessionId;
+    this.#writeNotifications = result.writeNotifications === true;
+    // Only when asked for and possible here, whatever a misbehaving executor answers.
+    this.#binaryWrites = (options.binaryWrites ?? true) && result.binaryWrites === true &&
+      this.#binaryChannel;
+    this.#rpc.notify(Method.initialized, {});
   }
 
   async start(params: StartParams): Promise<ExecProcess> {
     const disconnected = this.#rpc.disconnected;
     if (disconnected !== null) throw new DisconnectedError(disconnected);
-    const checked = parseParams(startParams, params, { method: "process/start" });
+    const checked = parseParams(startParams, params, { method: Method.processStart });
     const id = checked.processId;
     if (this.#routes.has(id)) {
       // The executor would refuse it too; refusing here keeps one route per id.
@@ -229,7 +222,7 @@ class ExecutorConnection implements ExecutorClient {
     // Register before starting so that early notifications are captured.
     const process = this.#addRoute(checked);
     try {
-      const raw = await this.#rpc.call("process/start", checked);
+      const raw = await this.#rpc.call(Method.processStart, checked);
       results.start.parse(raw);
     } catch (error) {
       this.#removeRoute(process);
@@ -278,35 +271,10 @@ class ExecutorConnection implements ExecutorClient {
   }
 
   #route(method: string, params: unknown): void {
-    switch (method) {
-      case "process/output": {
-        const p = notifications.output.safeParse(params);
-        if (!p.success) return;
-        this.#routes.get(p.data.processId)?.accept({
-          type: "output",
-          seq: p.data.seq,
-          stream: p.data.stream,
-          chunk: Uint8Array.fromBase64(p.data.chunk),
-        });
-        return;
-      }
-      case "process/exited": {
-        const p = notifications.exited.safeParse(params);
-        if (!p.success) return;
-        this.#routes.get(p.data.processId)?.accept({
-          type: "exited",
-          seq: p.data.seq,
-          exitCode: p.data.exitCode,
-          signal: p.data.signal ?? null,
-        });
-        return;
-      }
-      case "process/closed": {
-        const p = notifications.closed.safeParse(params);
-        if (!p.success) return;
-        this.#routes.get(p.data.processId)?.accept({ type: "closed", seq: p.data.seq });
-        return;
-      }
-    }
+    const schema = Object.hasOwn(notifications, method)
+      ? notifications[method as keyof typeof notifications]
+      : undefined;
+    const parsed = schema?.safeParse(params);
+    if (parsed?.success) this.#routes.get(parsed.data.processId)?.accept(parsed.data.event);
   }
 }

@@ -5,6 +5,7 @@
  * @module
  */
 
+import { Method } from "../protocol/methods.ts";
 import type { DirectoryEntry, ExecFileSystem, FileMetadata } from "../fs/file_system.ts";
 import { results } from "../protocol/schemas.ts";
 import type { RpcClient } from "../rpc/rpc_client.ts";
@@ -20,29 +21,29 @@ export class RemoteFileSystem implements ExecFileSystem {
 
   /** Reads a whole file. */
   async readFile(path: string): Promise<Uint8Array> {
-    const raw = await this.#rpc.call("fs/readFile", { path });
-    return Uint8Array.fromBase64(results.readFile.parse(raw).dataBase64);
+    const raw = await this.#rpc.call(Method.fsReadFile, { path });
+    return results.readFile.parse(raw).dataBase64;
   }
 
   /** Creates or truncates a file. */
   async writeFile(path: string, data: Uint8Array): Promise<void> {
-    await this.#rpc.call("fs/writeFile", { path, dataBase64: data.toBase64() });
+    await this.#rpc.call(Method.fsWriteFile, { path, dataBase64: data.toBase64() });
   }
 
   /** Creates a directory (`mkdir -p` unless `recursive: false`). */
   async createDirectory(path: string, options: { recursive?: boolean } = {}): Promise<void> {
-    await this.#rpc.call("fs/createDirectory", { path, recursive: options.recursive ?? true });
+    await this.#rpc.call(Method.fsCreateDirectory, { path, recursive: options.recursive ?? true });
   }
 
   /** Describes a path. */
   async getMetadata(path: string): Promise<FileMetadata> {
-    const result = results.getMetadata.parse(await this.#rpc.call("fs/getMetadata", { path }));
+    const result = results.getMetadata.parse(await this.#rpc.call(Method.fsGetMetadata, { path }));
     return { ...result, size: result.size ?? 0 };
   }
 
   /** Lists a directory. */
   async readDirectory(path: string): Promise<DirectoryEntry[]> {
-    const raw = await this.#rpc.call("fs/readDirectory", { path });
+    const raw = await this.#rpc.call(Method.fsReadDirectory, { path });
     return results.readDirectory.parse(raw).entries;
   }
 
@@ -51,7 +52,7 @@ export class RemoteFileSystem implements ExecFileSystem {
     path: string,
     options: { recursive?: boolean; force?: boolean } = {},
   ): Promise<void> {
-    await this.#rpc.call("fs/remove", {
+    await this.#rpc.call(Method.fsRemove, {
       path,
       recursive: options.recursive ?? true,
       force: options.force ?? true,
@@ -64,6 +65,10 @@ export class RemoteFileSystem implements ExecFileSystem {
     destinationPath: string,
     options: { recursive: boolean },
   ): Promise<void> {
-    await this.#rpc.call("fs/copy", { sourcePath, destinationPath, recursive: options.recursive });
+    await this.#rpc.call(Method.fsCopy, {
+      sourcePath,
+      destinationPath,
+      recursive: options.recursive,
+    });
   }
 }

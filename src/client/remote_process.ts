@@ -7,23 +7,23 @@
  * @module
  */
 
+import { Method } from "../protocol/methods.ts";
 import { encodeWriteFrame } from "../protocol/binary_write.ts";
 import { results } from "../protocol/schemas.ts";
 import type { StartParams } from "../protocol/types.ts";
 import { DisconnectedError, type RpcClient } from "../rpc/rpc_client.ts";
-import { ProcessEvents, type SequencedEvent } from "../exec/process_events.ts";
+import { ProcessEvents } from "../exec/process_events.ts";
 import type {
   ExecProcess,
   ExecProcessEvent,
   ExitStatus,
+  ProcessEvent,
   ReadOptions,
   ReadResponse,
   TerminateSignal,
   WriteStatus,
 } from "../exec/types.ts";
 import { waitForExit } from "../exec/wait.ts";
-
-export type { SequencedEvent };
 
 const encoder = new TextEncoder();
 
@@ -63,7 +63,7 @@ export class RemoteProcess implements ExecProcess {
   }
 
   /** Takes a pushed event (reordered by seq, duplicates dropped). */
-  accept(event: SequencedEvent): void {
+  accept(event: ProcessEvent): void {
     this.#events.accept(event);
   }
 
@@ -89,7 +89,7 @@ export class RemoteProcess implements ExecProcess {
     if (this.#events.failure !== null) return this.#failedRead();
     let raw: unknown;
     try {
-      raw = await this.#rpc.call("process/read", {
+      raw = await this.#rpc.call(Method.processRead, {
         processId: this.processId,
         afterSeq: options.afterSeq ?? 0,
         maxBytes: options.maxBytes,
@@ -102,22 +102,7 @@ export class RemoteProcess implements ExecProcess {
       }
       throw error;
     }
-    const result = results.read.parse(raw);
-    return {
-      chunks: result.chunks.map((c) => ({
-        seq: c.seq,
-        stream: c.stream,
-        chunk: Uint8Array.fromBase64(c.chunk),
-      })),
-      nextSeq: result.nextSeq,
-      exited: result.exited,
-      exitCode: result.exitCode,
-      closed: result.closed,
-      failure: result.failure ?? null,
-      exitSeq: result.exitSeq ?? null,
-      exitSignal: result.exitSignal ?? null,
-      closedSeq: result.closedSeq ?? null,
-    };
+    return results.read.parse(raw);
   }
 
   async write(data: Uint8Array | string): Promise<WriteStatus> {
@@ -125,7 +110,7 @@ export class RemoteProcess implements ExecProcess {
     const idBytes = this.#idBytes;
     const raw = idBytes !== null
       ? await this.#rpc.callBinary((requestId) => encodeWriteFrame(idBytes, bytes, { requestId }))
-      : await this.#rpc.call("process/write", {
+      : await this.#rpc.call(Method.processWrite, {
         processId: this.processId,
         chunk: bytes.toBase64(),
       });
@@ -138,7 +123,10 @@ export class RemoteProcess implements ExecProcess {
       if (this.#idBytes !== null) {
         this.#rpc.notifyBinary(encodeWriteFrame(this.#idBytes, bytes));
       } else {
-        this.#rpc.notify("process/write", { processId: this.processId, chunk: bytes.toBase64() });
+        this.#rpc.notify(Method.processWrite, {
+          processId: this.processId,
+          chunk: bytes.toBase64(),
+        });
       }
     } else {
       this.write(bytes).catch(() => {});
@@ -146,7 +134,7 @@ export class RemoteProcess implements ExecProcess {
   }
 
   async closeStdin(): Promise<WriteStatus> {
-    const raw = await this.#rpc.call("process/write", {
+    const raw = await this.#rpc.call(Method.processWrite, {
       processId: this.processId,
       chunk: "",
       closeStdin: true,
@@ -155,7 +143,7 @@ export class RemoteProcess implements ExecProcess {
   }
 
   async terminate(options: { signal?: TerminateSignal } = {}): Promise<boolean> {
-    const raw = await this.#rpc.call("process/terminate", {
+    const raw = await this.#rpc.call(Method.processTerminate, {
       processId: this.processId,
       signal: options.signal,
     });

@@ -7,10 +7,11 @@
  */
 
 import { INVALID_REQUEST, RpcError } from "../protocol/errors.ts";
+import { Method } from "../protocol/methods.ts";
 import { parseParams, startParams } from "../protocol/schemas.ts";
 import type { StartParams } from "../protocol/types.ts";
 import { type ProcessHost, STDIN_BACKLOG_BYTES } from "../process/host/process_host.ts";
-import { ProcessTable } from "../process/host/process_table.ts";
+import { DEFAULT_RETENTION_MS, ProcessTable } from "../process/host/process_table.ts";
 import { WorkerPool } from "../process/host/worker_pool.ts";
 import { TRANSFER_THRESHOLD } from "../process/worker_protocol.ts";
 import { ProcessEvents } from "./process_events.ts";
@@ -30,19 +31,34 @@ import type {
 export interface LocalExecBackendOptions {
   /** Pre-started workers kept ready (default 2). */
   warmWorkers?: number;
-  /** Idle workers are stopped after this long, so a forgotten backend doesn't hold the program open (default 2000 ms). */
-  idleTimeoutMs?: number;
+  /**
+   * Idle workers, the warm ones included, are stopped after this long, so a
+   * forgotten backend doesn't hold the program open (default 2000 ms).
+   */
+  idleWorkerTtlMs?: number;
   /**
    * Most idle workers kept for reuse (default 64, ~6–8 MiB each). After a
    * burst of starts, the pool grows back to the burst's size up to this many,
    * so that the next burst finds its workers ready.
    */
   maxIdleWorkers?: number;
-  /** How long a closed process stays readable (default 30 s). */
-  retentionMs?: number;
-  /** Retained output per process (default 1 MiB). */
+  /** How long a closed process stays readable (default 30 s, as on an executor). */
+  processRetentionMs?: number;
+  /** Retained output per process (default 1 MiB, as on an executor). */
   retainedBytes?: number;
 }
+
+/**
+ * The local backend's defaults. They differ from an executor's (`serve`'s
+ * are in `src/server/defaults.ts`) where a library differs from a server:
+ * fewer idle workers, kept for seconds, not a minute.
+ */
+const LOCAL_DEFAULTS = {
+  warmWorkers: 2,
+  idleWorkerTtlMs: 2000,
+  maxIdleWorkers: 64,
+  processRetentionMs: DEFAULT_RETENTION_MS,
+} as const;
 
 const encoder = new TextEncoder();
 
@@ -69,14 +85,14 @@ export class LocalExecBackend implements ExecBackend, AsyncDisposable {
   /** Creates a backend; workers start on first use. */
   constructor(options: LocalExecBackendOptions = {}) {
     this.#pool = new WorkerPool({
-      warm: options.warmWorkers ?? 2,
-      maxIdle: options.maxIdleWorkers ?? 64,
-      idleTimeoutMs: options.idleTimeoutMs ?? 2000,
+      warmWorkers: options.warmWorkers ?? LOCAL_DEFAULTS.warmWorkers,
+      maxIdleWorkers: options.maxIdleWorkers ?? LOCAL_DEFAULTS.maxIdleWorkers,
+      idleWorkerTtlMs: options.idleWorkerTtlMs ?? LOCAL_DEFAULTS.idleWorkerTtlMs,
       trimWarm: true,
     });
     this.#table = new ProcessTable({
       pool: this.#pool,
-      retentionMs: options.retentionMs,
+      processRetentionMs: options.processRetentionMs ?? LOCAL_DEFAULTS.processRetentionMs,
       retainedBytes: options.retainedBytes,
       unrefTimers: true,
     });
@@ -88,7 +104,7 @@ export class LocalExecBackend implements ExecBackend, AsyncDisposable {
     // Subscribed at start: the events of the very first output on are kept.
     const events = new ProcessEvents();
     const host = await this.#table.start(
-      parseParams(startParams, params, { method: "process/start" }),
+      parseParams(startParams, params, { method: Method.processStart }),
       {
         push: (event) => events.accept(event),
         fail: (message) => events.fail(message),

@@ -8,10 +8,7 @@
  */
 
 import { EVENT_QUEUE_MAX_BYTES, EVENT_QUEUE_MAX_EVENTS, EventQueue } from "./event_queue.ts";
-import type { ExecProcessEvent, ReadResponse } from "./types.ts";
-
-/** A sequenced event (everything but `failed` and `lagged`). */
-export type SequencedEvent = Exclude<ExecProcessEvent, { type: "failed" | "lagged" }>;
+import type { ExecProcessEvent, ProcessEvent, ReadResponse } from "./types.ts";
 
 /** Replay history bound: events. */
 const HISTORY_MAX_EVENTS = 256;
@@ -40,7 +37,7 @@ export interface ProcessEventsOptions {
 export class ProcessEvents {
   readonly #options: ProcessEventsOptions;
   #lastSeq = 0;
-  #parked = new Map<number, SequencedEvent>();
+  #parked = new Map<number, ProcessEvent>();
   #gapTimer: ReturnType<typeof setTimeout> | null = null;
   #history: ExecProcessEvent[] = [];
   #historyHead = 0;
@@ -66,7 +63,7 @@ export class ProcessEvents {
   }
 
   /** Takes an event: publishes it in seq order, drops duplicates, parks early ones. */
-  accept(event: SequencedEvent): void {
+  accept(event: ProcessEvent): void {
     if (this.#ended || event.seq <= this.#lastSeq) return;
     if (event.seq !== this.#lastSeq + 1) {
       this.#parked.set(event.seq, event);
@@ -76,7 +73,7 @@ export class ProcessEvents {
       return;
     }
     this.#publish(event);
-    let next: SequencedEvent | undefined;
+    let next: ProcessEvent | undefined;
     while ((next = this.#parked.get(this.#lastSeq + 1)) !== undefined) {
       this.#parked.delete(next.seq);
       this.#publish(next);
@@ -135,7 +132,7 @@ export class ProcessEvents {
    */
   catchUp(response: ReadResponse): void {
     if (this.#ended) return;
-    const found = new Map<number, SequencedEvent>(this.#parked);
+    const found = new Map<number, ProcessEvent>(this.#parked);
     this.#parked.clear();
     for (const c of response.chunks) {
       found.set(c.seq, { type: "output", seq: c.seq, stream: c.stream, chunk: c.chunk });
@@ -181,7 +178,7 @@ export class ProcessEvents {
     }
   }
 
-  #publish(event: SequencedEvent): void {
+  #publish(event: ProcessEvent): void {
     this.#lastSeq = event.seq;
     this.#remember(event);
     if (event.type === "closed") {

@@ -5,42 +5,31 @@
  */
 
 import type {
+  OutputChunk,
+  ProcessEvent,
   ProcessStream,
+  ReadResponse,
   StartParams,
   TerminateSignal,
   WriteStatus,
 } from "../protocol/types.ts";
 
-export type { ProcessStream, StartParams, TerminateSignal, WriteStatus };
+export type {
+  OutputChunk,
+  ProcessEvent,
+  ProcessStream,
+  ReadResponse,
+  StartParams,
+  TerminateSignal,
+  WriteStatus,
+};
 
-/** An event of a process, in seq order (history first, then live). */
+/**
+ * An event of a process, in seq order (history first, then live): its
+ * {@link ProcessEvent}s, and what only a subscriber sees.
+ */
 export type ExecProcessEvent =
-  | {
-    /** A chunk of output. */
-    type: "output";
-    /** Sequence number. */
-    seq: number;
-    /** Source stream. */
-    stream: ProcessStream;
-    /** The bytes (shared between subscribers: do not modify). */
-    chunk: Uint8Array;
-  }
-  | {
-    /** The process exited (output may still follow until `closed`). */
-    type: "exited";
-    /** Sequence number. */
-    seq: number;
-    /** Exit code; -1 when killed by a signal. */
-    exitCode: number;
-    /** The signal that killed it, if any. */
-    signal: string | null;
-  }
-  | {
-    /** Exit seen and both streams ended: the last event. */
-    type: "closed";
-    /** Sequence number (the largest). */
-    seq: number;
-  }
+  | ProcessEvent
   | {
     /** The process can no longer be observed (the executor connection was lost). Last event. */
     type: "failed";
@@ -67,38 +56,6 @@ export interface ReadOptions {
   maxBytes?: number;
   /** Long-poll: wait up to this long for something new (default 0). */
   waitMs?: number;
-}
-
-/** One retained output chunk. */
-export interface OutputChunk {
-  /** Sequence number. */
-  seq: number;
-  /** Source stream. */
-  stream: ProcessStream;
-  /** The bytes. */
-  chunk: Uint8Array;
-}
-
-/** Result of {@link ExecProcess.read}. */
-export interface ReadResponse {
-  /** Chunks after `afterSeq`, in seq order. */
-  chunks: OutputChunk[];
-  /** Continue with `afterSeq: nextSeq - 1`. */
-  nextSeq: number;
-  /** Whether the exit was observed. */
-  exited: boolean;
-  /** Exit code once exited. */
-  exitCode: number | null;
-  /** Whether the process closed. */
-  closed: boolean;
-  /** Set when the process can no longer be observed (transport lost). */
-  failure: string | null;
-  /** Seq of the exit event, once exited (execbridge executors only). */
-  exitSeq?: number | null;
-  /** The signal that killed the process, once exited (execbridge executors only). */
-  exitSignal?: string | null;
-  /** Seq of the close event, once closed (execbridge executors only). */
-  closedSeq?: number | null;
 }
 
 /** How a process ended. */

@@ -11,16 +11,12 @@
  * @module
  */
 
-import type { DirectoryEntry, GetMetadataResult } from "../protocol/types.ts";
+import type { DirectoryEntry, FileMetadata } from "../protocol/types.ts";
 
 /** The largest file `readFile` returns: 512 MiB. Larger files are refused. */
 export const MAX_READ_FILE_BYTES = 536_870_912;
 
-/** What `getMetadata` reports (the `fs/getMetadata` result). */
-export type FileMetadata = GetMetadataResult;
-
-/** One entry of `readDirectory`. */
-export type { DirectoryEntry };
+export type { DirectoryEntry, FileMetadata };
 
 /**
  * Filesystem operations of the executor. Paths must be absolute; errors are

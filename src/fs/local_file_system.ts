@@ -5,6 +5,7 @@
  * @module
  */
 
+import { Method } from "../protocol/methods.ts";
 import {
   INTERNAL_ERROR,
   INVALID_PARAMS,
@@ -41,7 +42,7 @@ import {
 export class LocalFileSystem implements ExecFileSystem {
   /** Reads a whole file, refusing files larger than 512 MiB. */
   async readFile(path: string): Promise<Uint8Array> {
-    const method = "fs/readFile";
+    const method = Method.fsReadFile;
     requireAbsolute("path", path);
     const info = await io(method, path, () => Deno.stat(path));
     if (!info.isFile) {
@@ -61,19 +62,19 @@ export class LocalFileSystem implements ExecFileSystem {
   /** Creates or truncates a file; the parent directory must exist. */
   async writeFile(path: string, data: Uint8Array): Promise<void> {
     requireAbsolute("path", path);
-    await io("fs/writeFile", path, () => Deno.writeFile(path, data));
+    await io(Method.fsWriteFile, path, () => Deno.writeFile(path, data));
   }
 
   /** Creates a directory, with its missing parents unless `recursive` is false. */
   async createDirectory(path: string, options: { recursive?: boolean } = {}): Promise<void> {
     requireAbsolute("path", path);
     const recursive = options.recursive ?? true;
-    await io("fs/createDirectory", path, () => Deno.mkdir(path, { recursive }));
+    await io(Method.fsCreateDirectory, path, () => Deno.mkdir(path, { recursive }));
   }
 
   /** Describes a path; symlinks are followed except for `isSymlink`. */
   async getMetadata(path: string): Promise<FileMetadata> {
-    const method = "fs/getMetadata";
+    const method = Method.fsGetMetadata;
     requireAbsolute("path", path);
     const link = await io(method, path, () => Deno.lstat(path));
     let target: Deno.FileInfo | undefined = link;
@@ -97,7 +98,7 @@ export class LocalFileSystem implements ExecFileSystem {
 
   /** Lists a directory, unsorted, skipping entries that cannot be stat'ed. */
   async readDirectory(path: string): Promise<DirectoryEntry[]> {
-    const method = "fs/readDirectory";
+    const method = Method.fsReadDirectory;
     requireAbsolute("path", path);
     const raw = await io(method, path, () => Array.fromAsync(Deno.readDir(path)));
     const entries = await Promise.all(raw.map(async (entry): Promise<DirectoryEntry | null> => {
@@ -119,7 +120,7 @@ export class LocalFileSystem implements ExecFileSystem {
     path: string,
     options: { recursive?: boolean; force?: boolean } = {},
   ): Promise<void> {
-    const method = "fs/remove";
+    const method = Method.fsRemove;
     requireAbsolute("path", path);
     const recursive = options.recursive ?? true;
     const force = options.force ?? true;
@@ -138,7 +139,7 @@ export class LocalFileSystem implements ExecFileSystem {
     destinationPath: string,
     options: { recursive: boolean },
   ): Promise<void> {
-    const method = "fs/copy";
+    const method = Method.fsCopy;
     requireAbsolute("sourcePath", sourcePath);
     requireAbsolute("destinationPath", destinationPath);
     const info = await io(method, sourcePath, () => Deno.lstat(sourcePath));
@@ -257,10 +258,10 @@ async function resolveDestination(path: string): Promise<string> {
       existing = await Deno.realPath(existing);
       break;
     } catch (err) {
-      if (!(err instanceof Deno.errors.NotFound)) throw toRpcError("fs/copy", existing, err);
+      if (!(err instanceof Deno.errors.NotFound)) throw toRpcError(Method.fsCopy, existing, err);
       const trimmed = existing.replace(/\/+$/, "");
       const slash = trimmed.lastIndexOf("/");
-      if (slash < 0 || trimmed === "") throw toRpcError("fs/copy", path, err);
+      if (slash < 0 || trimmed === "") throw toRpcError(Method.fsCopy, path, err);
       missing.unshift(trimmed.slice(slash + 1));
       existing = trimmed.slice(0, slash) || "/";
     }
@@ -294,13 +295,13 @@ async function refuseSameFile(source: Deno.FileInfo, destinationPath: string): P
 
 /** Recreates the symlink at `source` as `destination`, with the same target. */
 async function copySymlink(source: string, destination: string): Promise<void> {
-  const target = await io("fs/copy", source, () => Deno.readLink(source));
-  await io("fs/copy", destination, () => Deno.symlink(target, destination));
+  const target = await io(Method.fsCopy, source, () => Deno.readLink(source));
+  await io(Method.fsCopy, destination, () => Deno.symlink(target, destination));
 }
 
 /** Copies a regular file's contents and mode bits, overwriting `destination`. */
 async function copyRegularFile(source: string, destination: string): Promise<void> {
-  await io("fs/copy", `${source} -> ${destination}`, () => Deno.copyFile(source, destination));
+  await io(Method.fsCopy, `${source} -> ${destination}`, () => Deno.copyFile(source, destination));
 }
 
 /**
@@ -309,8 +310,8 @@ async function copyRegularFile(source: string, destination: string): Promise<voi
  * (fifos, sockets, devices) are skipped.
  */
 async function copyDirectory(source: string, destination: string): Promise<void> {
-  await io("fs/copy", destination, () => Deno.mkdir(destination, { recursive: true }));
-  const entries = await io("fs/copy", source, () => Array.fromAsync(Deno.readDir(source)));
+  await io(Method.fsCopy, destination, () => Deno.mkdir(destination, { recursive: true }));
+  const entries = await io(Method.fsCopy, source, () => Array.fromAsync(Deno.readDir(source)));
   for (const entry of entries) {
     const from = joinPath(source, entry.name);
     const to = joinPath(destination, entry.name);

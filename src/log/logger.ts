@@ -6,8 +6,23 @@
  * @module
  */
 
-/** Log levels, from the quietest. */
-export type LogLevel = "error" | "warn" | "info" | "debug";
+/** The log levels, from the quietest. */
+export const LOG_LEVELS = ["error", "warn", "info", "debug"] as const;
+
+/** A log level. */
+export type LogLevel = typeof LOG_LEVELS[number];
+
+/**
+ * Reads a `--log-level` value: `fallback` when absent; throws naming the
+ * allowed levels for anything else (a typo must not silence every log line).
+ */
+export function parseLogLevel(value: string | undefined, fallback: LogLevel): LogLevel {
+  if (value === undefined) return fallback;
+  if ((LOG_LEVELS as readonly string[]).includes(value)) return value as LogLevel;
+  throw new Error(
+    `--log-level must be one of ${LOG_LEVELS.join(", ")}, got ${JSON.stringify(value)}`,
+  );
+}
 
 const RANK: Record<LogLevel, number> = { error: 0, warn: 1, info: 2, debug: 3 };
 

@@ -21,7 +21,9 @@
 
 import { z } from "zod";
 import { parse as parseToml, TomlError } from "smol-toml";
-import { dirname, extname, isAbsolute, join, resolve } from "node:path";
+import { dirname, extname, isAbsolute, resolve } from "node:path";
+import { readEnv } from "../util/env.ts";
+import { expandHome } from "../util/home.ts";
 
 /** Where an MCP server runs: here, or on the executor. */
 export type McpEnvironment = "local" | "remote";
@@ -309,7 +311,7 @@ export function resolveExecutor(
   config: McpConfig,
   options: { executor?: string; tokenFile?: string; env?: Record<string, string> },
 ): { url: string; tokenFile?: string } | null {
-  const envUrl = options.env ? options.env[EXECUTOR_URL_ENV] : readProcessEnv(EXECUTOR_URL_ENV);
+  const envUrl = options.env ? options.env[EXECUTOR_URL_ENV] : readEnv(EXECUTOR_URL_ENV);
   const configUrl = config.executor?.url;
   let url: string;
   let origin: string;
@@ -641,15 +643,9 @@ function resolveTokenFile(
   configPath: string,
   env: Record<string, string> | undefined,
 ): string {
-  if (tokenFile === "~" || tokenFile.startsWith("~/")) {
-    const home = env
-      ? env.HOME ?? env.USERPROFILE
-      : readProcessEnv("HOME") ?? readProcessEnv("USERPROFILE");
-    if (home) return join(home, tokenFile.slice(1));
-    return tokenFile;
-  }
-  if (isAbsolute(tokenFile)) return tokenFile;
-  return resolve(dirname(configPath), tokenFile);
+  const expanded = expandHome(tokenFile, env);
+  if (expanded.startsWith("~") || isAbsolute(expanded)) return expanded;
+  return resolve(dirname(configPath), expanded);
 }
 
 function checkExecutorUrl(url: string, origin: string): void {
@@ -674,15 +670,6 @@ function isHttpUrl(url: string | undefined): boolean {
     return protocol === "http:" || protocol === "https:";
   } catch {
     return false;
-  }
-}
-
-/** Reads a process environment variable; `undefined` when unset or not permitted. */
-function readProcessEnv(name: string): string | undefined {
-  try {
-    return Deno.env.get(name);
-  } catch {
-    return undefined;
   }
 }
 

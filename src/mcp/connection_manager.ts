@@ -21,6 +21,7 @@ import {
   resolveExecutor,
   validatePlacement,
 } from "./config.ts";
+import { withTimeout } from "../util/deadline.ts";
 import { ExecutorStdioServerLauncher } from "./executor_stdio.ts";
 import { LocalStdioServerLauncher } from "./local_stdio.ts";
 
@@ -116,18 +117,6 @@ interface Managed {
 
 function isExecutorClient(value: unknown): value is ExecutorClient {
   return typeof value === "object" && value !== null && "start" in value && "sessionId" in value;
-}
-
-async function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /**
@@ -325,11 +314,10 @@ export class McpConnectionManager implements AsyncDisposable {
     try {
       const timeout = m.config.startupTimeoutMs;
       const launching = this.#launch(m.config);
-      const transport = await withTimeout(
-        launching,
-        timeout,
-        `starting MCP server ${m.config.name}`,
-      ).catch((error) => {
+      const transport = await withTimeout(launching, timeout, {
+        error: () =>
+          new Error(`starting MCP server ${m.config.name} timed out after ${timeout} ms`),
+      }).catch((error) => {
         // A launch that finishes after the timeout must not leave its server running.
         launching.then((late) => late.close(), () => {});
         throw error;

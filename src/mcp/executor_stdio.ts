@@ -11,6 +11,7 @@
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport";
 import type { ExecBackend, ExecProcess, WriteStatus } from "../exec/types.ts";
 import { createLogger, type Logger } from "../log/logger.ts";
+import { settlesWithin } from "../util/deadline.ts";
 import { LineTooLongError } from "../util/lines.ts";
 import type { StdioServerLauncher } from "./local_stdio.ts";
 import { decodeMessage, encodeMessage, type JSONRPCMessage } from "./messages.ts";
@@ -18,7 +19,7 @@ import {
   type ProcessLinesEnd,
   readProcessLines,
   StdinWriter,
-  stopGracefully,
+  stopProcess,
 } from "./process_lines.ts";
 import { remoteServerEnv, requireUnicode, type StdioServerCommand } from "./stdio_command.ts";
 
@@ -123,7 +124,7 @@ export class ExecutorProcessTransport implements Transport {
   #events: Promise<ProcessLinesEnd> | null = null;
   #closed = false;
   #closing: Promise<void> | null = null;
-  #closeWaiters: (() => void)[] = [];
+  readonly #gone = Promise.withResolvers<void>();
   #exitCode: number | null = null;
 
   /** Wraps a started process; events are consumed from `start()` (history replayed first). */
@@ -169,24 +170,10 @@ export class ExecutorProcessTransport implements Transport {
 
   async #shutdown(): Promise<void> {
     if (this.#events === null) this.#consume();
-    const grace = this.#options.graceMs;
-    await stopGracefully(this.process, {
-      closedWithin: (ms) => this.#closedWithin(ms),
-      graceMs: grace,
-    });
-    await this.#closedWithin(grace * 2);
+    const graceMs = this.#options.graceMs;
+    await stopProcess(this.process, { gone: this.#gone.promise, graceMs });
+    await settlesWithin(this.#gone.promise, graceMs * 2);
     this.#finish();
-  }
-
-  #closedWithin(ms: number): Promise<boolean> {
-    if (this.#closed) return Promise.resolve(true);
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => resolve(false), ms);
-      this.#closeWaiters.push(() => {
-        clearTimeout(timer);
-        resolve(true);
-      });
-    });
   }
 
   async #consume(): Promise<void> {
@@ -219,7 +206,7 @@ export class ExecutorProcessTransport implements Transport {
   #finish(): void {
     if (this.#closed) return;
     this.#closed = true;
-    for (const wake of this.#closeWaiters.splice(0)) wake();
+    this.#gone.resolve();
     this.onclose?.();
   }
 }

@@ -10,6 +10,8 @@
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport";
 import { createLogger, type Logger } from "../log/logger.ts";
 import { spawnSession } from "../process/spawn.ts";
+import { settlesWithin } from "../util/deadline.ts";
+import { stopGracefully } from "../util/graceful_stop.ts";
 import { LineSplitter, LineTooLongError } from "../util/lines.ts";
 import { decodeMessage, encodeMessage, type JSONRPCMessage, logStderrLine } from "./messages.ts";
 import { localServerEnv, type StdioServerCommand } from "./stdio_command.ts";
@@ -132,42 +134,26 @@ class LocalStdioTransport implements Transport {
   }
 
   async #shutdown(): Promise<void> {
-    // A server that stopped reading would keep a pending write (and so the
-    // close) waiting forever: give up on it after the grace period.
-    const closing = this.#stdin.close().catch(() => {});
-    if (!await this.#within(closing, this.#graceMs)) {
-      // Not awaited: aborting waits for the pending write too.
-      this.#stdin.abort().catch(() => {});
-    }
-    if (!await this.#exitedWithin(this.#graceMs)) {
-      this.#killGroup("SIGTERM");
-      if (!await this.#exitedWithin(this.#graceMs)) this.#killGroup("SIGKILL");
-    }
+    let eof = false;
+    await stopGracefully({
+      closeStdin: () => this.#stdin.close().finally(() => eof = true),
+      signal: (signal) => this.#killGroup(signal),
+      gone: this.#child.status,
+    }, this.#graceMs);
+    // A server that stopped reading keeps a pending write (and so the EOF) waiting: give up on
+    // it (not awaited: aborting waits for the pending write too).
+    if (!eof) this.#stdin.abort().catch(() => {});
     await this.#child.status;
     this.#killGroup("SIGKILL");
     // Output ends once every process holding the pipes is gone; one that
     // escaped the group may hold them open: stop reading then.
     if (!this.#started) {
       await Promise.all([this.#child.stdout.cancel(), this.#child.stderr.cancel()]);
-    } else if (!await this.#within(Promise.all(this.#readers), this.#graceMs)) {
+    } else if (!await settlesWithin(Promise.all(this.#readers), this.#graceMs)) {
       await Promise.all(this.#streamReaders.map((r) => r.cancel().catch(() => {})));
       await Promise.all(this.#readers);
     }
     this.onclose?.();
-  }
-
-  #exitedWithin(ms: number): Promise<boolean> {
-    return this.#within(this.#child.status, ms);
-  }
-
-  async #within(promise: Promise<unknown>, ms: number): Promise<boolean> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<false>((resolve) => timer = setTimeout(() => resolve(false), ms));
-    try {
-      return await Promise.race([promise.then(() => true), timeout]);
-    } finally {
-      clearTimeout(timer);
-    }
   }
 
   #killGroup(signal: Deno.Signal): void {

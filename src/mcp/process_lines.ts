@@ -9,6 +9,7 @@
 
 import type { ExecProcess, WriteStatus } from "../exec/types.ts";
 import type { Logger } from "../log/logger.ts";
+import { stopGracefully } from "../util/graceful_stop.ts";
 import { LineSplitter } from "../util/lines.ts";
 import { logStderrLine } from "./messages.ts";
 
@@ -94,24 +95,19 @@ export function readProcessLines(
 }
 
 /**
- * Stops a stdio server: closes its stdin, waits `graceMs` for it to close,
- * sends SIGTERM to its group, waits again, then SIGKILL. Errors (a lost
- * executor) end the attempt: the session expiry kills the process then.
+ * Stops a stdio server running as an {@link ExecProcess} with
+ * {@link stopGracefully}; `gone` settles once it closed. When the executor
+ * is lost, its session expiry kills the process.
  */
-export async function stopGracefully(
+export function stopProcess(
   process: ExecProcess,
-  options: { closedWithin: (ms: number) => Promise<boolean>; graceMs: number },
+  options: { gone: Promise<unknown>; graceMs: number },
 ): Promise<void> {
-  const { closedWithin, graceMs } = options;
-  try {
-    await process.closeStdin();
-    if (await closedWithin(graceMs)) return;
-    await process.terminate({ signal: "SIGTERM" });
-    if (await closedWithin(graceMs)) return;
-    await process.terminate();
-  } catch {
-    // The executor is gone.
-  }
+  return stopGracefully({
+    closeStdin: () => process.closeStdin(),
+    signal: (signal) => process.terminate({ signal }),
+    gone: options.gone,
+  }, options.graceMs);
 }
 
 /**

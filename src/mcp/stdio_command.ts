@@ -8,6 +8,7 @@
  */
 
 import type { EnvPolicy } from "../protocol/types.ts";
+import { readAllEnv } from "../util/env.ts";
 
 /** An `env_vars` entry: a name copied from the caller (`local`) or kept from the executor (`remote`). */
 export interface EnvVarSpec {
@@ -65,7 +66,7 @@ function callerEnv(name: string, source: Record<string, string | undefined>): st
  */
 export function localServerEnv(
   command: StdioServerCommand,
-  caller: Record<string, string | undefined> = Deno.env.toObject(),
+  caller: Record<string, string | undefined> = readAllEnv(),
 ): Record<string, string> {
   const env: Record<string, string> = {};
   for (const name of DEFAULT_ENV_VARS) {
@@ -91,7 +92,7 @@ export function localServerEnv(
  */
 export function remoteServerEnv(
   command: StdioServerCommand,
-  caller: Record<string, string | undefined> = Deno.env.toObject(),
+  caller: Record<string, string | undefined> = readAllEnv(),
 ): { env: Record<string, string>; envPolicy: EnvPolicy } {
   const env: Record<string, string> = {};
   const remoteNames: string[] = [];

@@ -19,6 +19,8 @@
  * @module
  */
 
+import { readEnv } from "../util/env.ts";
+
 /** The launcher's code (`.text` of the `.S` files), by Deno's CPU name. */
 const CODE: Record<string, { machine: number; hex: string }> = {
   x86_64: {
@@ -114,7 +116,7 @@ export function launcherFailed(error: unknown): void {
 function install(): string | null {
   try {
     if (Deno.build.os !== "linux") return null;
-    if (Deno.env.get("EXECBRIDGE_LAUNCHER") === "setsid") return null;
+    if (readEnv("EXECBRIDGE_LAUNCHER") === "setsid") return null;
     const elf = buildLauncher(Deno.build.arch);
     if (elf === null) return null;
     const name = `launcher-${Deno.build.arch}-${fnv1a(elf)}`;
@@ -130,10 +132,10 @@ function install(): string | null {
 
 function candidateDirs(): string[] {
   const dirs: string[] = [];
-  const cache = Deno.env.get("XDG_CACHE_HOME") ||
-    (Deno.env.get("HOME") ? `${Deno.env.get("HOME")}/.cache` : "");
+  const home = readEnv("HOME");
+  const cache = readEnv("XDG_CACHE_HOME") ?? (home ? `${home}/.cache` : "");
   if (cache.startsWith("/")) dirs.push(`${cache}/execbridge`);
-  const tmp = Deno.env.get("TMPDIR") || "/tmp";
+  const tmp = readEnv("TMPDIR") ?? "/tmp";
   if (tmp.startsWith("/")) dirs.push(`${tmp}/execbridge-${Deno.uid()}`);
   return dirs;
 }

@@ -9,15 +9,9 @@
  * @module
  */
 
-import type { ProcessStream, ReadResult, WireChunk } from "../protocol/types.ts";
-import type {
-  ByteChunk,
-  ByteReadResult,
-  ExitRecord,
-  OutputLogSnapshot,
-  ProcessEvent,
-  RetainedChunk,
-} from "./worker_protocol.ts";
+import type { WireReadResponse } from "../protocol/schemas.ts";
+import type { OutputChunk, ProcessEvent, ProcessStream, ReadResponse } from "../protocol/types.ts";
+import type { ExitRecord, OutputLogSnapshot } from "./worker_protocol.ts";
 
 /** Limits of a log. */
 export interface OutputLogLimits {
@@ -30,7 +24,7 @@ export interface OutputLogLimits {
 /** Sequence-numbered retained output of one process. */
 export class OutputLog {
   readonly #limits: OutputLogLimits;
-  #chunks: RetainedChunk[] = [];
+  #chunks: OutputChunk[] = [];
   #head = 0;
   #bytes = 0;
   #seq = 0;
@@ -44,7 +38,7 @@ export class OutputLog {
     this.#limits = limits;
     if (snapshot !== undefined) {
       this.#chunks = snapshot.chunks;
-      this.#bytes = snapshot.chunks.reduce((sum, c) => sum + c.data.byteLength, 0);
+      this.#bytes = snapshot.chunks.reduce((sum, c) => sum + c.chunk.byteLength, 0);
       this.#seq = snapshot.seq;
       this.#exit = snapshot.exit;
       this.#closedSeq = snapshot.closedSeq;
@@ -64,11 +58,11 @@ export class OutputLog {
   /** Appends an output chunk and returns its seq. */
   appendOutput(stream: ProcessStream, data: Uint8Array): number {
     const seq = ++this.#seq;
-    this.#chunks.push({ seq, stream, data });
+    this.#chunks.push({ seq, stream, chunk: data });
     this.#bytes += data.byteLength;
     const cap = this.#limits.retainedBytes;
     while (this.#bytes > cap && this.#head < this.#chunks.length) {
-      const evicted = this.#chunks[this.#head].data;
+      const evicted = this.#chunks[this.#head].chunk;
       this.#bytes -= evicted.byteLength;
       this.#head++;
       this.onEvict?.(evicted);
@@ -101,7 +95,7 @@ export class OutputLog {
   }
 
   /** Chunks after `afterSeq` within the byte budget (at least one when any). */
-  select(afterSeq: number, maxBytes: number | null): RetainedChunk[] {
+  select(afterSeq: number, maxBytes: number | null): OutputChunk[] {
     const chunks = this.#chunks;
     let lo = this.#head;
     let hi = chunks.length;
@@ -110,10 +104,10 @@ export class OutputLog {
       if (chunks[mid].seq <= afterSeq) lo = mid + 1;
       else hi = mid;
     }
-    const selected: RetainedChunk[] = [];
+    const selected: OutputChunk[] = [];
     let bytes = 0;
     for (let i = lo; i < chunks.length; i++) {
-      const size = chunks[i].data.byteLength;
+      const size = chunks[i].chunk.byteLength;
       if (maxBytes !== null && selected.length > 0 && bytes + size > maxBytes) break;
       selected.push(chunks[i]);
       bytes += size;
@@ -122,7 +116,7 @@ export class OutputLog {
     return selected;
   }
 
-  #status(selected: RetainedChunk[]) {
+  #status(selected: OutputChunk[]) {
     return {
       nextSeq: selected.length > 0 ? selected[selected.length - 1].seq + 1 : this.#seq + 1,
       exited: this.#exit !== null,
@@ -137,24 +131,18 @@ export class OutputLog {
   /** A `process/read` result as JSON text (chunks in base64). */
   readJson(afterSeq: number, maxBytes: number | null): string {
     const selected = this.select(afterSeq, maxBytes);
-    const chunks: WireChunk[] = selected.map((c) => ({
-      seq: c.seq,
-      stream: c.stream,
-      chunk: c.data.toBase64(),
-    }));
-    const result: ReadResult = { chunks, ...this.#status(selected), failure: null };
+    const result: WireReadResponse = {
+      chunks: selected.map((c) => ({ seq: c.seq, stream: c.stream, chunk: c.chunk.toBase64() })),
+      ...this.#status(selected),
+      failure: null,
+    };
     return JSON.stringify(result);
   }
 
-  /** A read result with the chunks as bytes. */
-  readBytes(afterSeq: number, maxBytes: number | null): ByteReadResult {
+  /** A read result with the chunks as bytes (the log's own: do not modify them). */
+  readBytes(afterSeq: number, maxBytes: number | null): ReadResponse {
     const selected = this.select(afterSeq, maxBytes);
-    const chunks: ByteChunk[] = selected.map((c) => ({
-      seq: c.seq,
-      stream: c.stream,
-      chunk: c.data,
-    }));
-    return { chunks, ...this.#status(selected) };
+    return { chunks: selected.map((c) => ({ ...c })), ...this.#status(selected), failure: null };
   }
 
   /** Replay history: the newest retained output (bounded), the exit and the close, in seq order. */
@@ -169,7 +157,7 @@ export class OutputLog {
         events.push({ type: "exited", seq: exit!.seq, exitCode: exit!.code, signal: exit!.signal });
         exitPending = false;
       }
-      events.push({ type: "output", seq: c.seq, stream: c.stream, chunk: c.data });
+      events.push({ type: "output", seq: c.seq, stream: c.stream, chunk: c.chunk });
     }
     if (exitPending) {
       events.push({ type: "exited", seq: exit!.seq, exitCode: exit!.code, signal: exit!.signal });

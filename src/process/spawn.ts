@@ -15,6 +15,7 @@
  * @module
  */
 
+import { readEnv } from "../util/env.ts";
 import { findLauncher, launcherFailed } from "./launcher.ts";
 
 /** Where `setsid` is, or null when it is not installed. */
@@ -69,9 +70,8 @@ const recentFinds = new Map<string, { path: string; at: number }>();
 
 function findSetsid(): string | null {
   if (setsidPath === undefined) {
-    setsidPath =
-      resolveProgram("setsid", { path: Deno.env.get("PATH") ?? "/usr/bin:/bin", cwd: "/" }) ??
-        (isExecutableFile("/usr/bin/setsid") ? "/usr/bin/setsid" : null);
+    setsidPath = resolveProgram("setsid", { path: searchPath({}), cwd: "/" }) ??
+      (isExecutableFile("/usr/bin/setsid") ? "/usr/bin/setsid" : null);
   }
   return setsidPath;
 }
@@ -160,5 +160,5 @@ function spawnWithoutLauncher(
 
 /** Where programs are looked up: the child's PATH, else ours, else the usual two. */
 function searchPath(env: Record<string, string>): string {
-  return env.PATH ?? Deno.env.get("PATH") ?? "/usr/bin:/bin";
+  return env.PATH ?? readEnv("PATH") ?? "/usr/bin:/bin";
 }

@@ -11,7 +11,7 @@
  * @module
  */
 
-import type { ProcessStream, TerminateSignal } from "../protocol/types.ts";
+import type { OutputChunk, ProcessEvent, TerminateSignal } from "../protocol/types.ts";
 
 /**
  * A worker reports finished stdin writes (`written`) once this many bytes
@@ -69,54 +69,8 @@ export interface SpawnSpec {
 /** How a worker serializes notifications for an executor connection. */
 export type WireFormat = "none" | "json" | "binary";
 
-/** A process event as delivered to `bytes` subscribers and the client API. */
-export type ProcessEvent =
-  | { type: "output"; seq: number; stream: ProcessStream; chunk: Uint8Array }
-  | { type: "exited"; seq: number; exitCode: number; signal: string | null }
-  | { type: "closed"; seq: number };
-
 /** A process event on a worker's events port: tagged with its process's generation. */
 export type WorkerEvent = ProcessEvent & { g: number };
-
-/** A chunk as returned by a `bytes` read. */
-export interface ByteChunk {
-  /** Sequence number. */
-  seq: number;
-  /** Source stream. */
-  stream: ProcessStream;
-  /** The bytes. */
-  chunk: Uint8Array;
-}
-
-/** The result of a `bytes` read (the `base64` flavour is a JSON text). */
-export interface ByteReadResult {
-  /** Chunks after `afterSeq`. */
-  chunks: ByteChunk[];
-  /** See the protocol's `nextSeq`. */
-  nextSeq: number;
-  /** Exit observed. */
-  exited: boolean;
-  /** Exit code or null. */
-  exitCode: number | null;
-  /** Closed emitted. */
-  closed: boolean;
-  /** Seq of the exit. */
-  exitSeq: number | null;
-  /** Signal of the exit. */
-  exitSignal: string | null;
-  /** Seq of the close. */
-  closedSeq: number | null;
-}
-
-/** A retained output chunk. */
-export interface RetainedChunk {
-  /** Sequence number. */
-  seq: number;
-  /** Source stream. */
-  stream: ProcessStream;
-  /** The bytes (owned: never a view of a shared read buffer). */
-  data: Uint8Array;
-}
 
 /** The exit as recorded in the log. */
 export interface ExitRecord {
@@ -131,7 +85,7 @@ export interface ExitRecord {
 /** The transferable state of a closed process. */
 export interface OutputLogSnapshot {
   /** Retained chunks, oldest first. */
-  chunks: RetainedChunk[];
+  chunks: OutputChunk[];
   /** Last assigned seq. */
   seq: number;
   /** The exit. */
@@ -151,7 +105,7 @@ export type ToWorker =
     afterSeq: number;
     maxBytes: number | null;
     waitMs: number;
-    /** `json`: reply with the JSON text of a wire `ReadResult`; `bytes`: a ByteReadResult. */
+    /** `json`: reply with the read's JSON text (chunks in base64); `bytes`: a `ReadResponse`. */
     format: "json" | "bytes";
   }
   /**

@@ -19,12 +19,12 @@
  * @module
  */
 
-import type { ProcessStream } from "./types.ts";
+import { outputNotification, paramsPrefix } from "./notifications.ts";
+import { PROCESS_STREAMS, type ProcessStream } from "./types.ts";
 
 /** Frame kind of a process output frame. */
 export const OUTPUT_FRAME_KIND = 1;
 
-const STREAMS: readonly ProcessStream[] = ["stdout", "stderr", "pty"];
 const HEADER = 12;
 const encoder = new TextEncoder();
 // ignoreBOM: a process id may itself start with U+FEFF (the default would strip it).
@@ -57,7 +57,7 @@ export function encodeOutputFrame(
     : new Uint8Array(size);
   const view = new DataView(frame.buffer);
   frame[0] = OUTPUT_FRAME_KIND;
-  frame[1] = STREAMS.indexOf(output.stream);
+  frame[1] = PROCESS_STREAMS.indexOf(output.stream);
   view.setUint16(2, processId.byteLength);
   view.setFloat64(4, output.seq);
   frame.set(processId, HEADER);
@@ -73,7 +73,7 @@ export function encodeProcessId(processId: string): Uint8Array {
 /** Decodes a frame; null when it is not a well-formed output frame. */
 export function decodeOutputFrame(frame: Uint8Array): OutputFrame | null {
   if (frame.byteLength < HEADER || frame[0] !== OUTPUT_FRAME_KIND) return null;
-  const stream = STREAMS[frame[1]];
+  const stream: ProcessStream | undefined = PROCESS_STREAMS[frame[1]];
   const view = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);
   const idLength = view.getUint16(2);
   const seq = view.getFloat64(4);
@@ -89,7 +89,9 @@ export function decodeOutputFrame(frame: Uint8Array): OutputFrame | null {
 
 /** The JSON-RPC text of the same notification, for a client that did not opt in. */
 export function outputFrameToJson(frame: OutputFrame): string {
-  return `{"jsonrpc":"2.0","method":"process/output","params":{"processId":${
-    JSON.stringify(frame.processId)
-  },"seq":${frame.seq},"stream":"${frame.stream}","chunk":"${frame.chunk.toBase64()}"}}`;
+  return outputNotification(paramsPrefix(frame.processId), {
+    seq: frame.seq,
+    stream: frame.stream,
+    chunkBase64: frame.chunk.toBase64(),
+  });
 }

@@ -8,7 +8,8 @@
  */
 
 import { envelopeSchema } from "../protocol/schemas.ts";
-import { RpcError } from "../protocol/errors.ts";
+import { METHOD_NOT_FOUND, RpcError } from "../protocol/errors.ts";
+import { errorText, notificationText, requestText } from "../protocol/jsonrpc.ts";
 import type { TextChannel } from "../transport/channel.ts";
 
 /** Prefix of every error caused by a lost executor connection. */
@@ -67,11 +68,7 @@ export class RpcClient {
       return Promise.reject(new DisconnectedError(this.#disconnected));
     }
     const id = this.#nextId++;
-    const text = params === undefined
-      ? `{"jsonrpc":"2.0","id":${id},"method":${JSON.stringify(method)}}`
-      : `{"jsonrpc":"2.0","id":${id},"method":${JSON.stringify(method)},"params":${
-        JSON.stringify(params)
-      }}`;
+    const text = requestText(id, method, params === undefined ? undefined : JSON.stringify(params));
     return new Promise((resolve, reject) => {
       this.#pending.set(id, { resolve, reject });
       this.#channel.send(text);
@@ -81,7 +78,9 @@ export class RpcClient {
   /** Sends a notification. */
   notify(method: string, params?: unknown): void {
     if (this.#disconnected !== null) throw new DisconnectedError(this.#disconnected);
-    this.#channel.send(JSON.stringify({ jsonrpc: "2.0", method, params }));
+    this.#channel.send(
+      notificationText(method, params === undefined ? undefined : JSON.stringify(params)),
+    );
   }
 
   /**
@@ -147,10 +146,9 @@ export class RpcClient {
         this.#options.onNotification?.(envelope.method, envelope.params);
       } else {
         // The executor never calls the client; answer so it does not wait.
-        this.#channel.send(JSON.stringify({
-          jsonrpc: "2.0",
-          id: envelope.id,
-          error: { code: -32601, message: `the client does not handle ${envelope.method}` },
+        this.#channel.send(errorText(envelope.id, {
+          code: METHOD_NOT_FOUND,
+          message: `the client does not handle ${envelope.method}`,
         }));
       }
       return;

@@ -1,6 +1,7 @@
 /**
- * One client connection on the executor: parses each JSON-RPC message,
- * enforces the initialize → initialized handshake, and runs requests
+ * One client connection on the executor: decodes each message (JSON text or
+ * a binary frame) into a call, enforces the initialize → initialized
+ * handshake, and runs the call's method from the method table. Requests run
  * **concurrently** (a long-polling read never holds up a write); responses
  * go out as each finishes, matched by id.
  *
@@ -8,29 +9,17 @@
  */
 
 import type { Logger } from "../log/logger.ts";
-import {
-  INTERNAL_ERROR,
-  INVALID_REQUEST,
-  METHOD_NOT_FOUND,
-  PARSE_ERROR,
-  RpcError,
-} from "../protocol/errors.ts";
+import { INTERNAL_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, RpcError } from "../protocol/errors.ts";
 import { decodeOutputFrame, outputFrameToJson } from "../protocol/binary_output.ts";
-import {
-  decodeWriteFrame,
-  WRITE_FRAME_KIND,
-  writeFrameRequestId,
-} from "../protocol/binary_write.ts";
-import { initializeParams, parseParams } from "../protocol/schemas.ts";
-import type { InitializeResult } from "../protocol/types.ts";
+import { errorText, type RequestId, resultText } from "../protocol/jsonrpc.ts";
+import { Method } from "../protocol/methods.ts";
+import { type InitializeParams, type InitializeResult, parseParams } from "../protocol/schemas.ts";
 import type { TextChannel } from "../transport/channel.ts";
-import { fsMethods } from "./fs_methods.ts";
-import { type MethodHandler, RawJson } from "./methods.ts";
-import { MAX_NOTIFIED_BACKLOG, processMethods, writeBytes } from "./process_methods.ts";
+import { OutboundFlow } from "./flow_control.ts";
+import { type Call, decodeBinary, decodeText, type Inbound } from "./inbound.ts";
+import { methodTable } from "./method_table.ts";
+import { CloseConnection, type HandshakeContext, RawJson } from "./methods.ts";
 import type { Session, SessionRegistry, SessionSink } from "./session_registry.ts";
-
-/** Binary frames that are not write frames are JSON text (bad UTF-8 becomes U+FFFD, then a parse error). */
-const binaryText = new TextDecoder();
 
 /** Options of {@link ServerConnection}. */
 export interface ServerConnectionOptions {
@@ -38,22 +27,21 @@ export interface ServerConnectionOptions {
   registry: SessionRegistry;
   /** Logs (stderr). */
   log: Logger;
-  /** Most requests in flight at once (default 1024). */
-  maxPendingRequests?: number;
-  /** Outbound bytes the connection may queue before its processes are paused (default 64 MiB). */
-  maxBufferedBytes?: number;
-  /** Close a connection whose queue made no progress for this long (default 60 s). */
-  stallTimeoutMs?: number;
+  /** Most requests in flight at once. */
+  maxPendingRequests: number;
+  /** Outbound bytes the connection may queue (see `flow_control.ts`). */
+  maxBufferedBytes: number;
+  /** Close a connection whose queue made no progress for this long. */
+  stallTimeoutMs: number;
   /** Called once when the connection ended. */
   onClose?: () => void;
 }
 
-type Id = number | string | null;
-
 /** The executor's side of one connection. */
-export class ServerConnection implements SessionSink {
+export class ServerConnection implements SessionSink, HandshakeContext {
   readonly #channel: TextChannel;
   readonly #options: ServerConnectionOptions;
+  readonly #flow: OutboundFlow;
   #session: Session | null = null;
   #initializing = false;
   #initialized = false;
@@ -61,14 +49,22 @@ export class ServerConnection implements SessionSink {
   #inFlight = 0;
   #binaryOutput = false;
   #binaryWrites = false;
-  #throttle: ReturnType<typeof setInterval> | null = null;
 
   /** Serves a channel until it closes. */
   constructor(channel: TextChannel, options: ServerConnectionOptions) {
     this.#channel = channel;
     this.#options = options;
-    channel.onmessage = (text) => this.#onMessage(text);
-    channel.onbinary = (bytes) => this.#onBinary(bytes);
+    this.#flow = new OutboundFlow(channel, {
+      maxBufferedBytes: options.maxBufferedBytes,
+      stallTimeoutMs: options.stallTimeoutMs,
+      log: options.log,
+      pause: () => this.#session?.processes.pauseAll(),
+      resume: () => this.#session?.processes.resumeAll(),
+    });
+    const peer = channel.peer;
+    channel.onmessage = (text) => this.#accept(decodeText(text, peer));
+    channel.onbinary = (bytes) =>
+      this.#accept(decodeBinary(bytes, { binaryWrites: this.#binaryWrites, peer }));
     channel.onclose = (reason) => this.#onClose(reason);
   }
 
@@ -86,47 +82,7 @@ export class ServerConnection implements SessionSink {
       const frame = decodeOutputFrame(message);
       if (frame !== null) this.#channel.send(outputFrameToJson(frame));
     }
-    if (this.#throttle === null && this.#channel.bufferedAmount > this.#highWater) this.#pause();
-  }
-
-  get #highWater(): number {
-    return (this.#options.maxBufferedBytes ?? 64 * 1024 * 1024) / 2;
-  }
-
-  /**
-   * The peer reads slower than the processes write: stop reading their
-   * output (their pipes fill and they block) until the queue drained; close
-   * the connection if it makes no progress for the stall timeout.
-   */
-  #pause(): void {
-    this.#session?.processes.pauseAll();
-    const low = this.#highWater / 2;
-    const stallMs = this.#options.stallTimeoutMs ?? 60_000;
-    let lowest = this.#channel.bufferedAmount;
-    let progressAt = performance.now();
-    this.#options.log.debug(`${this.#channel.peer} reads slowly: pausing process output`);
-    this.#throttle = setInterval(() => {
-      const buffered = this.#channel.bufferedAmount;
-      if (buffered <= low || this.#closed) {
-        this.#unpause();
-      } else if (buffered < lowest) {
-        lowest = buffered;
-        progressAt = performance.now();
-      } else if (performance.now() - progressAt > stallMs) {
-        this.#options.log.warn(
-          `${this.#channel.peer} read nothing for ${stallMs} ms with ${buffered} bytes queued: closing it`,
-        );
-        this.#unpause();
-        this.#channel.close(1008, "the client stopped reading (--max-buffered-bytes)");
-      }
-    }, 10);
-  }
-
-  #unpause(): void {
-    if (this.#throttle === null) return;
-    clearInterval(this.#throttle);
-    this.#throttle = null;
-    this.#session?.processes.resumeAll();
+    this.#flow.sent();
   }
 
   /** Closes the connection. */
@@ -134,243 +90,161 @@ export class ServerConnection implements SessionSink {
     return this.#channel.close(code, reason);
   }
 
-  #onMessage(text: string): void {
-    let message: unknown;
-    try {
-      message = JSON.parse(text);
-    } catch (error) {
-      this.#sendError(
-        null,
-        PARSE_ERROR,
-        `failed to parse JSON-RPC message from ${this.#channel.peer}: ${(error as Error).message}`,
-      );
-      return;
-    }
-    if (message === null || typeof message !== "object" || Array.isArray(message)) {
-      this.#sendError(
-        null,
-        INVALID_REQUEST,
-        Array.isArray(message)
-          ? "batch requests are not supported: send one JSON-RPC message per frame"
-          : "a JSON-RPC message must be an object",
-      );
-      return;
-    }
-    const { id, method, params } = message as { id?: unknown; method?: unknown; params?: unknown };
-    // `"id": null` is a (discouraged) request that still gets a response with id null.
-    const validId = (typeof id === "number" && Number.isFinite(id)) || typeof id === "string" ||
-      ("id" in message && id === null);
-    if (id !== undefined && !validId) {
-      this.#sendError(null, INVALID_REQUEST, "id must be a number or a string");
-      return;
-    }
-    if (typeof method !== "string") {
-      if (validId && !("result" in message) && !("error" in message)) {
-        this.#sendError(id as Id, INVALID_REQUEST, "method must be a string");
-      }
-      // Otherwise a response: the executor never calls the client, so there is nothing to match.
-      return;
-    }
-    if (!validId) {
-      this.#onNotification(method, params);
-      return;
-    }
-    this.#dispatch(id as Id, method, params);
-  }
-
-  /**
-   * A binary frame: a `process/write` frame from a client that offered them,
-   * else (as before that extension) UTF-8 JSON text.
-   */
-  #onBinary(bytes: Uint8Array): void {
-    if (!this.#binaryWrites || bytes[0] !== WRITE_FRAME_KIND) {
-      this.#onMessage(binaryText.decode(bytes));
-      return;
-    }
-    const frame = decodeWriteFrame(bytes);
-    if (frame === null) {
-      this.#sendError(
-        writeFrameRequestId(bytes),
-        INVALID_REQUEST,
-        "malformed binary process/write frame",
-      );
-      return;
-    }
-    const { processId, data, closeStdin } = frame;
-    if (frame.requestId !== null) {
-      const write = (session: Session) => writeBytes(session, { processId, data, closeStdin });
-      this.#dispatch(frame.requestId, "process/write", undefined, write);
-      return;
-    }
-    this.#notifiedWrite(processId, undefined, { data, closeStdin });
-  }
-
-  /**
-   * A `process/write` sent as a notification (JSON `params`, or the decoded
-   * `bytes` of a binary frame): carried out with no status answered (an
-   * execbridge extension).
-   * Ignored before the handshake. Notified writes cannot be slowed by their
-   * answers, so a process whose stdin backlog piles up past
-   * {@link MAX_NOTIFIED_BACKLOG} gets the connection closed.
-   */
-  #notifiedWrite(
-    processId: unknown,
-    params: unknown,
-    bytes?: { data: Uint8Array; closeStdin: boolean },
-  ): void {
-    const session = this.#session;
-    if (session === null || !this.#initialized) return;
-    const host = typeof processId === "string" ? session.processes.lookup(processId) : undefined;
-    if (typeof host === "object" && host.stdinBacklog > MAX_NOTIFIED_BACKLOG) {
-      this.#options.log.warn(`${this.#channel.peer} floods stdin of ${processId}: closing it`);
-      this.#channel.close(1008, "stdin backlog exceeded: send process/write as requests");
-      return;
-    }
-    if (bytes !== undefined && typeof host === "object" && session.sink === this) {
-      // The hot path (an MCP message, a keystroke): decoded bytes for a running process go
-      // straight to it, as writeBytes would send them; the status has no one to go to.
-      host.write(bytes.data, bytes.closeStdin);
-      return;
-    }
-    const run = bytes === undefined
-      ? undefined
-      : (session: Session) => writeBytes(session, { processId: processId as string, ...bytes });
-    this.#handle("process/write", params, run).catch((error) => {
-      this.#options.log.debug(`process/write notification failed: ${(error as Error).message}`);
-    });
-  }
-
-  #onNotification(method: string, params: unknown): void {
-    if (method === "process/write" && this.#session !== null && this.#initialized) {
-      this.#notifiedWrite((params as { processId?: unknown } | null)?.processId, params);
-      return;
-    }
-    if (method === "initialized") {
-      if (this.#session !== null) this.#initialized = true;
-      else this.#options.log.warn(`${this.#channel.peer} sent initialized before initialize`);
-      return;
-    }
-    this.#options.log.debug(`ignoring notification ${method} from ${this.#channel.peer}`);
-  }
-
-  async #dispatch(
-    id: Id,
-    method: string,
-    params: unknown,
-    run?: (session: Session) => Promise<unknown>,
-  ): Promise<void> {
-    const max = this.#options.maxPendingRequests ?? 1024;
-    const maxBuffered = this.#options.maxBufferedBytes ?? 64 * 1024 * 1024;
-    if (this.#channel.bufferedAmount > maxBuffered) {
-      // The client does not read its responses: answer nothing big until it does.
-      this.#sendError(
-        id,
-        INVALID_REQUEST,
-        `the connection's outgoing queue is full (${this.#channel.bufferedAmount} bytes): ` +
-          `read the responses first (--max-buffered-bytes)`,
-      );
-      return;
-    }
-    if (this.#inFlight >= max) {
-      this.#sendError(
-        id,
-        INVALID_REQUEST,
-        `too many requests in flight on this connection: the limit is ${max} (--max-pending-requests)`,
-      );
-      return;
-    }
-    this.#inFlight++;
-    try {
-      const result = await this.#handle(method, params, run);
-      if (this.#closed) return;
-      const idText = typeof id === "number" ? String(id) : JSON.stringify(id);
-      const resultText = result instanceof RawJson ? result.text : JSON.stringify(result ?? {});
-      this.#channel.send(`{"jsonrpc":"2.0","id":${idText},"result":${resultText}}`);
-      // Responses count against the outgoing queue too (pipelined reads of big output).
-      if (this.#throttle === null && this.#channel.bufferedAmount > this.#highWater) this.#pause();
-    } catch (error) {
-      if (error instanceof RpcError) {
-        this.#sendError(id, error.code, error.message, error.data);
-      } else {
-        this.#options.log.error(`${method} failed: ${(error as Error)?.stack ?? error}`);
-        this.#sendError(id, INTERNAL_ERROR, `${method} failed: ${(error as Error)?.message}`);
-      }
-    } finally {
-      this.#inFlight--;
-    }
-  }
-
-  /** Runs a method (or `run`, with the same checks: a binary write) for this session. */
-  async #handle(
-    method: string,
-    params: unknown,
-    run?: (session: Session) => Promise<unknown>,
-  ): Promise<unknown> {
-    // async: a failed check rejects (a notification's .catch sees it) instead of throwing.
-    if (method === "initialize") return this.#initialize(params);
-    const handler: MethodHandler | undefined = Object.hasOwn(processMethods, method)
-      ? processMethods[method]
-      : Object.hasOwn(fsMethods, method)
-      ? fsMethods[method]
-      : undefined;
-    if (handler === undefined) {
-      throw new RpcError(METHOD_NOT_FOUND, `unknown method ${JSON.stringify(method)}`);
-    }
-    const family = method.startsWith("fs/") ? "filesystem" : "exec";
-    const session = this.#session;
-    if (session === null) {
-      throw new RpcError(
-        INVALID_REQUEST,
-        `client must call initialize before using ${family} methods`,
-      );
-    }
-    if (!this.#initialized) {
-      throw new RpcError(
-        INVALID_REQUEST,
-        `client must send initialized before using ${family} methods`,
-      );
-    }
-    if (session.sink !== this) {
-      throw new RpcError(INVALID_REQUEST, "session has been resumed by another connection");
-    }
-    return await (run !== undefined ? run(session) : handler(params, { session }));
-  }
-
-  #initialize(params: unknown): InitializeResult {
+  /** Opens or resumes this connection's session (the `initialize` method). */
+  initialize(params: InitializeParams): InitializeResult {
     if (this.#initializing || this.#session !== null) {
       throw new RpcError(INVALID_REQUEST, "initialize may only be sent once per connection");
     }
-    const p = parseParams(initializeParams, params, { method: "initialize" });
     this.#initializing = true;
     try {
       const registry = this.#options.registry;
-      this.#session = p.resumeSessionId
-        ? registry.resume(p.resumeSessionId, this)
+      this.#session = params.resumeSessionId
+        ? registry.resume(params.resumeSessionId, this)
         : registry.create(this);
     } finally {
       this.#initializing = false;
     }
-    this.#binaryOutput = p.binaryOutput === true && this.#channel.binary;
-    this.#binaryWrites = p.binaryWrites === true && this.#channel.binary;
+    this.#binaryOutput = params.binaryOutput === true && this.#channel.binary;
+    this.#binaryWrites = params.binaryWrites === true && this.#channel.binary;
     this.#session.processes.setWireFormat(this.#binaryOutput ? "binary" : "json");
-    this.#options.log.debug(`${this.#channel.peer} (${p.clientName}) initialized`);
+    this.#options.log.debug(`${this.#channel.peer} (${params.clientName}) initialized`);
     const result: InitializeResult = { sessionId: this.#session.id, writeNotifications: true };
     if (this.#binaryOutput) result.binaryOutput = true;
     if (this.#binaryWrites) result.binaryWrites = true;
     return result;
   }
 
-  #sendError(id: Id | null, code: number, message: string, data?: unknown): void {
-    if (this.#closed) return;
-    const error = data === undefined ? { code, message } : { code, message, data };
-    this.#channel.send(JSON.stringify({ jsonrpc: "2.0", id, error }));
+  #accept(inbound: Inbound): void {
+    if (inbound === null) return;
+    if ("rejected" in inbound) {
+      this.#sendError(inbound.rejected.id, inbound.rejected.error);
+    } else if (inbound.call.id === undefined) {
+      this.#notification(inbound.call);
+    } else {
+      this.#request(inbound.call, inbound.call.id);
+    }
+  }
+
+  /**
+   * A notification: `initialized`, or a method that may come as one (a
+   * `process/write` whose status nobody waits for). Anything else, and
+   * anything before the handshake, is ignored.
+   */
+  #notification(call: Call): void {
+    if (call.method === Method.initialized) {
+      if (this.#session !== null) this.#initialized = true;
+      else this.#options.log.warn(`${this.#channel.peer} sent initialized before initialize`);
+      return;
+    }
+    const entry = methodTable.get(call.method);
+    if (entry === undefined || entry.family === "handshake" || entry.notifiable !== true) {
+      this.#options.log.debug(`ignoring notification ${call.method} from ${this.#channel.peer}`);
+      return;
+    }
+    const failed = (error: unknown) => this.#failedNotification(call.method, error);
+    try {
+      const result = this.#run(call, true);
+      if (result instanceof Promise) result.catch(failed);
+    } catch (error) {
+      failed(error);
+    }
+  }
+
+  #failedNotification(method: string, error: unknown): void {
+    if (error instanceof CloseConnection) {
+      this.#options.log.warn(`${this.#channel.peer}: ${error.message}: closing it`);
+      this.#channel.close(error.code, error.message);
+      return;
+    }
+    this.#options.log.debug(`${method} notification failed: ${(error as Error).message}`);
+  }
+
+  async #request(call: Call, id: RequestId): Promise<void> {
+    if (this.#flow.full) {
+      // The client does not read its responses: answer nothing big until it does.
+      this.#sendError(id, {
+        code: INVALID_REQUEST,
+        message:
+          `the connection's outgoing queue is full (${this.#channel.bufferedAmount} bytes): ` +
+          `read the responses first (--max-buffered-bytes)`,
+      });
+      return;
+    }
+    const max = this.#options.maxPendingRequests;
+    if (this.#inFlight >= max) {
+      this.#sendError(id, {
+        code: INVALID_REQUEST,
+        message:
+          `too many requests in flight on this connection: the limit is ${max} (--max-pending-requests)`,
+      });
+      return;
+    }
+    this.#inFlight++;
+    try {
+      const result = await this.#run(call, false);
+      if (this.#closed) return;
+      const json = result instanceof RawJson ? result.text : JSON.stringify(result ?? {});
+      this.#channel.send(resultText(id, json));
+      // Responses count against the outgoing queue too (pipelined reads of big output).
+      this.#flow.sent();
+    } catch (error) {
+      if (error instanceof RpcError) {
+        this.#sendError(id, { code: error.code, message: error.message, data: error.data });
+      } else if (error instanceof CloseConnection) {
+        this.#failedNotification(call.method, error);
+      } else {
+        this.#options.log.error(`${call.method} failed: ${(error as Error)?.stack ?? error}`);
+        this.#sendError(id, {
+          code: INTERNAL_ERROR,
+          message: `${call.method} failed: ${(error as Error)?.message}`,
+        });
+      }
+    } finally {
+      this.#inFlight--;
+    }
+  }
+
+  /**
+   * Runs a call's method: the handshake and the session's ownership checked,
+   * then the params, then the handler. Throws (synchronously, or through the
+   * promise it returns) an `RpcError` for the client.
+   */
+  #run(call: Call, notification: boolean): unknown {
+    const entry = methodTable.get(call.method);
+    if (entry === undefined) {
+      throw new RpcError(METHOD_NOT_FOUND, `unknown method ${JSON.stringify(call.method)}`);
+    }
+    if (entry.family === "handshake") {
+      return entry.run(parseParams(entry.params, call.params, call), this);
+    }
+    const session = this.#session;
+    if (session === null) {
+      throw new RpcError(
+        INVALID_REQUEST,
+        `client must call initialize before using ${entry.family} methods`,
+      );
+    }
+    if (!this.#initialized) {
+      throw new RpcError(
+        INVALID_REQUEST,
+        `client must send initialized before using ${entry.family} methods`,
+      );
+    }
+    if (session.sink !== this) {
+      throw new RpcError(INVALID_REQUEST, "session has been resumed by another connection");
+    }
+    return entry.run(parseParams(entry.params, call.params, call), { session, notification });
+  }
+
+  #sendError(id: RequestId, error: { code: number; message: string; data?: unknown }): void {
+    if (!this.#closed) this.#channel.send(errorText(id, error));
   }
 
   #onClose(reason: string): void {
     if (this.#closed) return;
     this.#closed = true;
     this.#options.log.debug(`${this.#channel.peer} disconnected: ${reason}`);
-    this.#unpause();
+    this.#flow.stop();
     if (this.#session !== null) this.#options.registry.detach(this.#session, this);
     this.#options.onClose?.();
   }

@@ -12,13 +12,13 @@ import {
   copyParams,
   createDirectoryParams,
   getMetadataParams,
-  parseParams,
   readDirectoryParams,
   readFileParams,
   removeParams,
   writeFileParams,
 } from "../protocol/schemas.ts";
-import type { MethodHandler } from "./methods.ts";
+import { Method } from "../protocol/methods.ts";
+import { type SessionMethod, sessionMethod } from "./methods.ts";
 
 const fs = new LocalFileSystem();
 const EMPTY = {};
@@ -38,60 +38,81 @@ function checkSandbox(method: string, sandbox: unknown): void {
   );
 }
 
-/** Handlers of the `fs/*` methods. */
-export const fsMethods: Record<string, MethodHandler> = {
-  async "fs/readFile"(params) {
-    const p = parseParams(readFileParams, params, { method: "fs/readFile" });
-    checkSandbox("fs/readFile", p.sandbox);
-    return { dataBase64: (await fs.readFile(p.path)).toBase64() };
-  },
+/** Handlers of the `fs/*` methods, by name. */
+export const fsMethods: Record<string, SessionMethod> = {
+  [Method.fsReadFile]: sessionMethod({
+    family: "filesystem",
+    params: readFileParams,
+    async run(p) {
+      checkSandbox(Method.fsReadFile, p.sandbox);
+      return { dataBase64: (await fs.readFile(p.path)).toBase64() };
+    },
+  }),
 
-  async "fs/writeFile"(params) {
-    const p = parseParams(writeFileParams, params, { method: "fs/writeFile" });
-    checkSandbox("fs/writeFile", p.sandbox);
-    let data: Uint8Array;
-    try {
-      data = Uint8Array.fromBase64(p.dataBase64);
-    } catch (error) {
-      throw new RpcError(
-        INVALID_PARAMS,
-        `fs/writeFile requires valid base64 dataBase64: ${(error as Error).message}`,
-      );
-    }
-    await fs.writeFile(p.path, data);
-    return EMPTY;
-  },
+  [Method.fsWriteFile]: sessionMethod({
+    family: "filesystem",
+    params: writeFileParams,
+    async run(p) {
+      checkSandbox(Method.fsWriteFile, p.sandbox);
+      let data: Uint8Array;
+      try {
+        data = Uint8Array.fromBase64(p.dataBase64);
+      } catch (error) {
+        throw new RpcError(
+          INVALID_PARAMS,
+          `fs/writeFile requires valid base64 dataBase64: ${(error as Error).message}`,
+        );
+      }
+      await fs.writeFile(p.path, data);
+      return EMPTY;
+    },
+  }),
 
-  async "fs/createDirectory"(params) {
-    const p = parseParams(createDirectoryParams, params, { method: "fs/createDirectory" });
-    checkSandbox("fs/createDirectory", p.sandbox);
-    await fs.createDirectory(p.path, { recursive: p.recursive ?? true });
-    return EMPTY;
-  },
+  [Method.fsCreateDirectory]: sessionMethod({
+    family: "filesystem",
+    params: createDirectoryParams,
+    async run(p) {
+      checkSandbox(Method.fsCreateDirectory, p.sandbox);
+      await fs.createDirectory(p.path, { recursive: p.recursive ?? true });
+      return EMPTY;
+    },
+  }),
 
-  async "fs/getMetadata"(params) {
-    const p = parseParams(getMetadataParams, params, { method: "fs/getMetadata" });
-    checkSandbox("fs/getMetadata", p.sandbox);
-    return await fs.getMetadata(p.path);
-  },
+  [Method.fsGetMetadata]: sessionMethod({
+    family: "filesystem",
+    params: getMetadataParams,
+    async run(p) {
+      checkSandbox(Method.fsGetMetadata, p.sandbox);
+      return await fs.getMetadata(p.path);
+    },
+  }),
 
-  async "fs/readDirectory"(params) {
-    const p = parseParams(readDirectoryParams, params, { method: "fs/readDirectory" });
-    checkSandbox("fs/readDirectory", p.sandbox);
-    return { entries: await fs.readDirectory(p.path) };
-  },
+  [Method.fsReadDirectory]: sessionMethod({
+    family: "filesystem",
+    params: readDirectoryParams,
+    async run(p) {
+      checkSandbox(Method.fsReadDirectory, p.sandbox);
+      return { entries: await fs.readDirectory(p.path) };
+    },
+  }),
 
-  async "fs/remove"(params) {
-    const p = parseParams(removeParams, params, { method: "fs/remove" });
-    checkSandbox("fs/remove", p.sandbox);
-    await fs.remove(p.path, { recursive: p.recursive ?? true, force: p.force ?? true });
-    return EMPTY;
-  },
+  [Method.fsRemove]: sessionMethod({
+    family: "filesystem",
+    params: removeParams,
+    async run(p) {
+      checkSandbox(Method.fsRemove, p.sandbox);
+      await fs.remove(p.path, { recursive: p.recursive ?? true, force: p.force ?? true });
+      return EMPTY;
+    },
+  }),
 
-  async "fs/copy"(params) {
-    const p = parseParams(copyParams, params, { method: "fs/copy" });
-    checkSandbox("fs/copy", p.sandbox);
-    await fs.copy(p.sourcePath, p.destinationPath, { recursive: p.recursive });
-    return EMPTY;
-  },
+  [Method.fsCopy]: sessionMethod({
+    family: "filesystem",
+    params: copyParams,
+    async run(p) {
+      checkSandbox(Method.fsCopy, p.sandbox);
+      await fs.copy(p.sourcePath, p.destinationPath, { recursive: p.recursive });
+      return EMPTY;
+    },
+  }),
 };

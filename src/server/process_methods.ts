@@ -5,30 +5,29 @@
  * @module
  */
 
-import { INVALID_PARAMS, INVALID_REQUEST, RpcError } from "../protocol/errors.ts";
+import { INVALID_REQUEST, RpcError } from "../protocol/errors.ts";
+import { Method } from "../protocol/methods.ts";
 import {
-  parseParams,
   readParams,
   startParams,
+  type StartResult,
   terminateParams,
+  type TerminateResult,
   writeParams,
+  type WriteResult,
 } from "../protocol/schemas.ts";
-import type { StartResult, TerminateResult, WriteResult } from "../protocol/types.ts";
 import { type ProcessHost, STDIN_BACKLOG_BYTES } from "../process/host/process_host.ts";
 import type { ProcessTable } from "../process/host/process_table.ts";
-import { type MethodHandler, RawJson } from "./methods.ts";
-import type { Session } from "./session_registry.ts";
+import { CloseConnection, RawJson, type SessionMethod, sessionMethod } from "./methods.ts";
 
 /** The longest long-poll a timer can express (~24.8 days). */
 const MAX_WAIT_MS = 2_147_483_647;
-/** See {@link STDIN_BACKLOG_BYTES}: a write is answered only once the child read enough. */
-export const MAX_STDIN_BACKLOG = STDIN_BACKLOG_BYTES;
 /**
  * A process's stdin backlog past which a write sent as a notification (which
  * cannot be held back) closes the connection: a client that floods without
  * waiting for statuses must not exhaust the executor's memory.
  */
-export const MAX_NOTIFIED_BACKLOG = 8 * MAX_STDIN_BACKLOG;
+export const MAX_NOTIFIED_BACKLOG = 8 * STDIN_BACKLOG_BYTES;
 
 function runningProcess(table: ProcessTable, processId: string): ProcessHost {
   const entry = table.lookup(processId);
@@ -39,64 +38,63 @@ function runningProcess(table: ProcessTable, processId: string): ProcessHost {
   return entry;
 }
 
-/** Handlers of the `process/*` methods. */
-export const processMethods: Record<string, MethodHandler> = {
-  async "process/start"(params, { session }): Promise<StartResult> {
-    const p = parseParams(startParams, params, { method: "process/start" });
-    await session.processes.start(p);
-    return { processId: p.processId };
-  },
+/** Handlers of the `process/*` methods, by name. */
+export const processMethods: Record<string, SessionMethod> = {
+  [Method.processStart]: sessionMethod({
+    family: "exec",
+    params: startParams,
+    async run(p, { session }): Promise<StartResult> {
+      await session.processes.start(p);
+      return { processId: p.processId };
+    },
+  }),
 
-  async "process/read"(params, { session }): Promise<RawJson> {
-    const p = parseParams(readParams, params, { method: "process/read" });
-    const host = runningProcess(session.processes, p.processId);
-    const text = await host.readJson({
-      afterSeq: p.afterSeq ?? 0,
-      maxBytes: p.maxBytes ?? null,
-      waitMs: Math.min(p.waitMs ?? 0, MAX_WAIT_MS),
-    });
-    return new RawJson(text);
-  },
+  [Method.processRead]: sessionMethod({
+    family: "exec",
+    params: readParams,
+    async run(p, { session }): Promise<RawJson> {
+      const host = runningProcess(session.processes, p.processId);
+      const text = await host.readJson({
+        afterSeq: p.afterSeq ?? 0,
+        maxBytes: p.maxBytes ?? null,
+        waitMs: Math.min(p.waitMs ?? 0, MAX_WAIT_MS),
+      });
+      return new RawJson(text);
+    },
+  }),
 
-  async "process/write"(params, { session }): Promise<WriteResult> {
-    const p = parseParams(writeParams, params, { method: "process/write" });
-    let data: Uint8Array;
-    try {
-      data = Uint8Array.fromBase64(p.chunk);
-    } catch {
-      throw new RpcError(
-        INVALID_PARAMS,
-        "invalid params for process/write: chunk must be standard base64",
-      );
-    }
-    return await writeBytes(session, {
-      processId: p.processId,
-      data,
-      closeStdin: p.closeStdin ?? false,
-    });
-  },
+  /**
+   * Answered once the stdin backlog allows (backpressure on the writer). Sent
+   * as a notification it is not answered, so it cannot be held back: past
+   * {@link MAX_NOTIFIED_BACKLOG} the connection is closed instead.
+   */
+  [Method.processWrite]: sessionMethod({
+    family: "exec",
+    params: writeParams,
+    notifiable: true,
+    run(p, { session, notification }): WriteResult | Promise<WriteResult> {
+      const entry = session.processes.lookup(p.processId);
+      if (entry === undefined) return { status: "unknownProcess" };
+      if (entry === "starting") return { status: "starting" };
+      if (notification && entry.stdinBacklog > MAX_NOTIFIED_BACKLOG) {
+        throw new CloseConnection(1008, "stdin backlog exceeded: send process/write as requests");
+      }
+      const status = entry.write(p.chunk, p.closeStdin ?? false);
+      if (status !== "accepted" || notification || entry.stdinBacklog <= STDIN_BACKLOG_BYTES) {
+        return { status };
+      }
+      return entry.whenBacklogBelow(STDIN_BACKLOG_BYTES).then(() => ({ status }));
+    },
+  }),
 
-  async "process/terminate"(params, { session }): Promise<TerminateResult> {
-    const p = parseParams(terminateParams, params, { method: "process/terminate" });
-    // A terminate that races the start applies once the process runs.
-    const host = await session.processes.whenStarted(p.processId);
-    if (host === undefined) return { running: false };
-    return { running: await host.terminate(p.signal ?? "SIGKILL") };
-  },
+  [Method.processTerminate]: sessionMethod({
+    family: "exec",
+    params: terminateParams,
+    async run(p, { session }): Promise<TerminateResult> {
+      // A terminate that races the start applies once the process runs.
+      const host = await session.processes.whenStarted(p.processId);
+      if (host === undefined) return { running: false };
+      return { running: await host.terminate(p.signal ?? "SIGKILL") };
+    },
+  }),
 };
-
-/**
- * `process/write` once its bytes are decoded (from base64 JSON or a binary
- * frame): resolves with the status when the stdin backlog allows.
- */
-export async function writeBytes(
-  session: Session,
-  write: { processId: string; data: Uint8Array; closeStdin: boolean },
-): Promise<WriteResult> {
-  const entry = session.processes.lookup(write.processId);
-  if (entry === undefined) return { status: "unknownProcess" };
-  if (entry === "starting") return { status: "starting" };
-  const status = entry.write(write.data, write.closeStdin);
-  if (status === "accepted") await entry.whenBacklogBelow(MAX_STDIN_BACKLOG);
-  return { status };
-}

@@ -7,7 +7,6 @@
  */
 
 import { createLogger, type Logger, type LogLevel } from "../log/logger.ts";
-import { DEFAULT_RETENTION_MS } from "../process/host/process_table.ts";
 import {
   LEAN_WORKERS_V8_FLAG,
   leanWorkersFlagSet,
@@ -17,6 +16,7 @@ import { lineChannel, serverWebSocketChannel } from "../transport/channel.ts";
 import { loadOrCreateDefaultToken } from "../auth/token.ts";
 import { guardRequest, isLoopback, type RequestPolicy } from "./request_guard.ts";
 import { ServerConnection } from "./connection.ts";
+import { type LimitName, resolveLimits } from "./defaults.ts";
 import { SessionRegistry } from "./session_registry.ts";
 
 /** Options of {@link serve}. */
@@ -125,8 +125,11 @@ function formatUrl(scheme: string, hostname: string, port: number): string {
     : `${scheme}://${hostname}:${port}`;
 }
 
-/** Most bytes Deno's WebSocket server accepts in one message. */
-const DENO_MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
+// Every limit in the defaults table is an option of `serve()` (checked at compile time).
+const _everyLimitIsAnOption: Record<LimitName, true> = {} as Record<
+  keyof ServeOptions & LimitName,
+  true
+>;
 
 /**
  * Starts an executor in this process.
@@ -162,34 +165,16 @@ export async function serve(options: ServeOptions = {}): Promise<Executor> {
       tokenPath = loaded.path;
     }
   }
-  const maxFrameBytes = Math.min(
-    options.maxFrameBytes ?? DENO_MAX_MESSAGE_BYTES,
-    DENO_MAX_MESSAGE_BYTES,
-  );
+  const limits = resolveLimits(options);
   const pool = new WorkerPool({
-    warm: options.warmWorkers ?? 2,
-    maxIdle: options.maxIdleWorkers ?? 256,
-    idleTimeoutMs: options.idleWorkerTtlMs ?? 60_000,
+    warmWorkers: limits.warmWorkers,
+    maxIdleWorkers: limits.maxIdleWorkers,
+    idleWorkerTtlMs: limits.idleWorkerTtlMs,
   });
   await pool.ready();
-  const registry = new SessionRegistry({
-    pool,
-    log,
-    ttlMs: options.sessionTtlMs ?? 30_000,
-    retentionMs: options.processRetentionMs ?? DEFAULT_RETENTION_MS,
-    maxSessions: options.maxSessions,
-    maxProcessesPerSession: options.maxProcessesPerSession,
-    maxProcesses: options.maxProcesses,
-  });
+  const registry = new SessionRegistry({ ...limits, pool, log });
   const connections = new Set<ServerConnection>();
-  const connectionOptions = {
-    registry,
-    log,
-    maxPendingRequests: options.maxPendingRequests,
-    maxFrameBytes,
-    maxBufferedBytes: options.maxBufferedBytes ?? 64 * 1024 * 1024,
-    stallTimeoutMs: options.stallTimeoutMs ?? 60_000,
-  };
+  const connectionOptions = { ...limits, registry, log };
   let resolveFinished: () => void = () => {};
   const finished = new Promise<void>((resolve) => resolveFinished = resolve);
   let closing: Promise<void> | null = null;
@@ -219,7 +204,7 @@ export async function serve(options: ServeOptions = {}): Promise<Executor> {
       { readable: Deno.stdin.readable, writable: Deno.stdout.writable };
     const channel = lineChannel(stdio.readable, stdio.writable, {
       peer: "stdio",
-      maxLineBytes: maxFrameBytes,
+      maxLineBytes: limits.maxFrameBytes,
     });
     const connection = new ServerConnection(channel, {
       ...connectionOptions,
@@ -258,7 +243,7 @@ export async function serve(options: ServeOptions = {}): Promise<Executor> {
         }
         const { socket, response } = Deno.upgradeWebSocket(request);
         const connection = new ServerConnection(
-          serverWebSocketChannel(socket, peer, { maxMessageBytes: maxFrameBytes }),
+          serverWebSocketChannel(socket, peer, { maxMessageBytes: limits.maxFrameBytes }),
           { ...connectionOptions, onClose: () => connections.delete(connection) },
         );
         connections.add(connection);

@@ -21,16 +21,16 @@ export interface SessionSink {
 export interface SessionRegistryOptions {
   /** Where workers come from. */
   pool: WorkerPool;
-  /** How long a detached session waits for a resume (default 30 s). */
-  ttlMs?: number;
-  /** How long a closed process stays readable (default 30 s). */
-  retentionMs?: number;
-  /** Most sessions at once (default 256). */
-  maxSessions?: number;
-  /** Most live processes per session (default 1024). */
-  maxProcessesPerSession?: number;
-  /** Most live processes in all (default 4096). */
-  maxProcesses?: number;
+  /** How long a detached session waits for a resume. */
+  sessionTtlMs: number;
+  /** How long a closed process stays readable. */
+  processRetentionMs: number;
+  /** Most sessions at once. */
+  maxSessions: number;
+  /** Most live processes per session. */
+  maxProcessesPerSession: number;
+  /** Most live processes in all. */
+  maxProcesses: number;
   /** Lifecycle logs. */
   log: Logger;
 }
@@ -48,14 +48,14 @@ export class Session {
 
   /** Creates a session with its own process table. */
   constructor(registry: SessionRegistry, options: SessionRegistryOptions) {
+    const max = options.maxProcessesPerSession;
     this.processes = new ProcessTable({
       pool: options.pool,
-      retentionMs: options.retentionMs,
+      processRetentionMs: options.processRetentionMs,
       onWire: (message) => this.sink?.send(message),
-      maxProcesses: options.maxProcessesPerSession ?? 1024,
-      maxProcessesHint: `too many processes in this session: the limit is ${
-        options.maxProcessesPerSession ?? 1024
-      } (--max-processes-per-session)`,
+      maxProcesses: max,
+      maxProcessesHint:
+        `too many processes in this session: the limit is ${max} (--max-processes-per-session)`,
       admit: () => registry.admitProcess(),
     });
   }
@@ -78,7 +78,7 @@ export class SessionRegistry {
 
   /** Throws when the executor-wide process limit is reached. */
   admitProcess(): void {
-    const max = this.#options.maxProcesses ?? 4096;
+    const max = this.#options.maxProcesses;
     let live = 0;
     for (const session of this.#sessions.values()) live += session.processes.live;
     if (live >= max) {
@@ -91,7 +91,7 @@ export class SessionRegistry {
 
   /** Creates a session attached to `sink`. */
   create(sink: SessionSink): Session {
-    const max = this.#options.maxSessions ?? 256;
+    const max = this.#options.maxSessions;
     if (this.#sessions.size >= max) {
       throw new RpcError(
         INVALID_REQUEST,
@@ -129,7 +129,7 @@ export class SessionRegistry {
   detach(session: Session, sink: SessionSink): void {
     if (session.sink !== sink) return;
     session.sink = null;
-    const ttl = this.#options.ttlMs ?? 30_000;
+    const ttl = this.#options.sessionTtlMs;
     this.#options.log.info(`session ${session.id} detached; it expires in ${ttl} ms`);
     session.expiry = setTimeout(() => {
       session.expiry = null;

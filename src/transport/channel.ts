@@ -6,7 +6,12 @@
  * @module
  */
 
+import { LineSplitter, LineTooLongError } from "../util/lines.ts";
 import type { WebSocketClient } from "./websocket_client.ts";
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
 
 /** A bidirectional channel of text messages. */
 export interface TextChannel {
@@ -177,30 +182,21 @@ export function lineChannel(
   }
   (async () => {
     const decoder = new TextDecoder();
-    let carry = "";
+    const splitter = new LineSplitter(maxLine);
+    const onLine = (line: Uint8Array) => {
+      const text = decoder.decode(line).trim();
+      if (text.length > 0) channel.onmessage?.(text);
+    };
     try {
       while (true) {
         const { value, done } = await reader.read();
         if (done) break;
-        carry += decoder.decode(value, { stream: true });
-        let start = 0;
-        let newline: number;
-        while ((newline = carry.indexOf("\n", start)) !== -1) {
-          let line = carry.slice(start, newline);
-          start = newline + 1;
-          if (line.endsWith("\r")) line = line.slice(0, -1);
-          if (line.length > 0) channel.onmessage?.(line);
-        }
-        carry = carry.slice(start);
-        if (carry.length > maxLine) {
-          end(`a line exceeded ${maxLine} bytes`);
-          return;
-        }
+        splitter.push(value, onLine);
       }
-      if (carry.trim().length > 0) channel.onmessage?.(carry.trim());
+      splitter.flush(onLine);
       end("end of input");
     } catch (error) {
-      end(`read failed: ${error instanceof Error ? error.message : error}`);
+      end(error instanceof LineTooLongError ? error.message : `read failed: ${errorText(error)}`);
     }
   })();
   return channel;

@@ -1,10 +1,13 @@
 /**
  * Splits a byte stream into lines for newline-delimited JSON-RPC (MCP stdio
- * framing): `\n`-terminated, one trailing `\r` trimmed, with a cap on line
- * length so a server that never ends its line cannot exhaust memory.
+ * framing, and the executor's own stdio mode): `\n`-terminated, one
+ * trailing `\r` trimmed, with a cap on line length so a peer that never
+ * ends its line cannot exhaust memory.
  *
  * @module
  */
+
+import { concatBytes } from "./bytes.ts";
 
 const NEWLINE = 10;
 const CR = 13;
@@ -78,20 +81,6 @@ export class LineSplitter {
     this.#size = 0;
     return concatBytes(parts);
   }
-}
-
-/** Joins byte arrays (no copy for a single one). */
-export function concatBytes(parts: Uint8Array[]): Uint8Array {
-  if (parts.length === 1) return parts[0];
-  let total = 0;
-  for (const p of parts) total += p.byteLength;
-  const joined = new Uint8Array(total);
-  let offset = 0;
-  for (const p of parts) {
-    joined.set(p, offset);
-    offset += p.byteLength;
-  }
-  return joined;
 }
 
 function trimCr(line: Uint8Array): Uint8Array {

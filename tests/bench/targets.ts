@@ -60,8 +60,8 @@ const MAX_IDLE_WORKERS = 256;
 /** Opens a {@link LocalExecBackend}; its workers are threads of this process. */
 export function openLocal(): ExecTarget {
   const backend = new LocalExecBackend({
-    retentionMs: RETENTION_MS,
-    idleTimeoutMs: IDLE_TTL_MS,
+    processRetentionMs: RETENTION_MS,
+    idleWorkerTtlMs: IDLE_TTL_MS,
     // As many as an executor keeps by default (`--max-idle-workers`).
     maxIdleWorkers: MAX_IDLE_WORKERS,
   });

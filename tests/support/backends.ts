@@ -32,7 +32,7 @@ export interface BackendMode {
 export const local: BackendMode = {
   name: "local",
   open(options = {}) {
-    const backend = new LocalExecBackend({ retentionMs: options.retentionMs });
+    const backend = new LocalExecBackend({ processRetentionMs: options.retentionMs });
     return Promise.resolve({
       backend,
       fs: new LocalFileSystem(),

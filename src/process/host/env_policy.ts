@@ -6,6 +6,7 @@
  */
 
 import type { EnvPolicy } from "../../protocol/types.ts";
+import { readAllEnv } from "../../util/env.ts";
 
 /** Variables kept by `inherit: "core"` (POSIX). */
 export const CORE_ENV_VARS: readonly string[] = [
@@ -78,7 +79,7 @@ export function buildChildEnv(
 ): Record<string, string> {
   const policy = options.policy;
   if (policy === undefined || policy === null) return { ...env };
-  const source = options.source ?? Deno.env.toObject();
+  const source = options.source ?? readAllEnv();
   let result: Record<string, string> = {};
   switch (policy.inherit) {
     case "all":

@@ -8,7 +8,8 @@
  * @module
  */
 
-import { CARRIER_BYTES, type ProcessEvent, type WorkerEvent } from "../worker_protocol.ts";
+import type { ProcessEvent } from "../../protocol/types.ts";
+import { CARRIER_BYTES, type WorkerEvent } from "../worker_protocol.ts";
 
 /** Receives one process's events. */
 export type EventHandler = (event: ProcessEvent) => void;

@@ -7,15 +7,18 @@
  */
 
 import { INTERNAL_ERROR, RpcError } from "../../protocol/errors.ts";
-import type { TerminateSignal, WriteStatus } from "../../protocol/types.ts";
+import type {
+  ProcessEvent,
+  ReadResponse,
+  TerminateSignal,
+  WriteStatus,
+} from "../../protocol/types.ts";
 import { OutputLog } from "../output_log.ts";
 import type { EventRouter } from "./event_router.ts";
 import type { WorkerPool } from "./worker_pool.ts";
 import {
-  type ByteReadResult,
   CARRIER_BYTES,
   type FromWorker,
-  type ProcessEvent,
   type SpawnSpec,
   type ToWorker,
   TRANSFER_THRESHOLD,
@@ -239,13 +242,13 @@ export class ProcessHost {
   }
 
   /** `process/read` with chunks as bytes. */
-  async readBytes(options: HostReadOptions): Promise<ByteReadResult> {
+  async readBytes(options: HostReadOptions): Promise<ReadResponse> {
     if (this.#archive !== null) return this.#archive.readBytes(options.afterSeq, options.maxBytes);
     return await this.#request(
       "read",
       { ...options, format: "bytes" },
       (archive) => archive.readBytes(options.afterSeq, options.maxBytes),
-    ) as ByteReadResult;
+    ) as ReadResponse;
   }
 
   /**

@@ -26,12 +26,10 @@ export const MAX_RETAINED = 256;
 export interface ProcessTableOptions {
   /** Where workers come from. */
   pool: WorkerPool;
-  /** How long a closed process stays readable (default 30 s). */
-  retentionMs?: number;
-  /** Retained output per process (default 1 MiB). */
+  /** How long a closed process stays readable ({@link DEFAULT_RETENTION_MS} in the protocol). */
+  processRetentionMs: number;
+  /** Retained output per process (default {@link DEFAULT_RETAINED_BYTES}). */
   retainedBytes?: number;
-  /** Replay history in output events (default 256). */
-  replayEvents?: number;
   /**
    * Receives pre-serialized notifications; when absent none are made. A binary
    * frame's buffer is reused once this returns: copy what you keep.
@@ -131,7 +129,7 @@ export class ProcessTable {
       arg0: params.arg0 ?? null,
       wire: options.onWire !== undefined ? this.#wireFormat : "none",
       retainedBytes: options.retainedBytes ?? DEFAULT_RETAINED_BYTES,
-      replayEvents: options.replayEvents ?? DEFAULT_REPLAY_EVENTS,
+      replayEvents: DEFAULT_REPLAY_EVENTS,
       events: null,
     };
     let host: ProcessHost;
@@ -218,7 +216,7 @@ export class ProcessTable {
     // up archives (up to 1 MiB each) for the whole window. The oldest go first.
     this.#retained.set(
       forget,
-      performance.now() + (this.#options.retentionMs ?? DEFAULT_RETENTION_MS),
+      performance.now() + this.#options.processRetentionMs,
     );
     if (this.#retained.size > MAX_RETAINED) this.#retained.keys().next().value!();
     if (this.#retentionTimer === null) this.#armRetention();

@@ -5,32 +5,33 @@
  *
  * After a burst that needed more workers than the pool had, the pool keeps
  * making workers in the background until it holds as many as the burst used
- * at its peak (at most `maxIdle`), so that the same burst again finds them
- * ready; once the pool was idle for `idleTimeoutMs`, it forgets that peak.
+ * at its peak (at most `maxIdleWorkers`), so that the same burst again finds them
+ * ready; once the pool was idle for `idleWorkerTtlMs`, it forgets that peak.
  *
  * @module
  */
 
 import { clearImmediate, setImmediate } from "node:timers";
+import { readEnv } from "../../util/env.ts";
 import { EventRouter } from "./event_router.ts";
 import type { FromWorker, ToWorker } from "../worker_protocol.ts";
 
 /** Options of {@link WorkerPool}. */
 export interface WorkerPoolOptions {
-  /** Workers kept warm and ready (default 2). */
-  warm?: number;
+  /** Workers kept warm and ready. */
+  warmWorkers: number;
   /**
-   * Most idle workers kept for reuse; extra ones are terminated (default 16).
-   * Also the most the pool grows to in the background after a burst.
+   * Most idle workers kept for reuse; extra ones are terminated. Also the
+   * most the pool grows to in the background after a burst.
    */
-  maxIdle?: number;
+  maxIdleWorkers: number;
   /**
    * After this long without a start or a release, idle workers beyond
-   * `warm` are terminated (default: never). Workers start in 12–20 ms, so
-   * keeping them for a while makes the next burst of starts fast.
+   * `warmWorkers` are terminated (null: never). Workers start in 12–20 ms,
+   * so keeping them for a while makes the next burst of starts fast.
    */
-  idleTimeoutMs?: number | null;
-  /** Let the idle timeout terminate the `warm` workers too, so a program can exit. */
+  idleWorkerTtlMs: number | null;
+  /** Let the idle timeout terminate the `warmWorkers` too, so a program can exit. */
   trimWarm?: boolean;
   /** The worker module (default `workers/process_worker.ts` of this package). */
   workerUrl?: URL;
@@ -50,7 +51,7 @@ const DEFAULT_WORKER_URL = new URL("../../../workers/process_worker.ts", import.
 const REFILL_DELAY_MS = 10;
 /**
  * Idle workers the pool lets go (after its idle timeout, or beyond
- * `maxIdle`) are terminated one per this many milliseconds, not all at
+ * `maxIdleWorkers`) are terminated one per this many milliseconds, not all at
  * once. Each worker's thread gives its memory back to the system as it ends
  * (Deno calls `malloc_trim`), and many ending together stall the whole
  * process: terminating 200 idle workers at once stopped the main thread's
@@ -81,7 +82,7 @@ export const LEAN_WORKERS_V8_FLAG = "--no-short-builtin-calls";
  */
 export function leanWorkersFlagSet(): boolean | null {
   try {
-    const sources = [Deno.env.get("DENO_V8_FLAGS") ?? ""];
+    const sources = [readEnv("DENO_V8_FLAGS") ?? ""];
     if (Deno.build.os !== "linux") return hasFlag(sources) ? true : null;
     const argv = Deno.readTextFileSync("/proc/self/cmdline").split("\0");
     sources.push(...argv.filter((arg) => arg.startsWith("--v8-flags=")));
@@ -99,9 +100,9 @@ function hasFlag(sources: string[]): boolean {
 
 /** A pool of ready process workers. */
 export class WorkerPool {
-  readonly #warm: number;
-  readonly #maxIdle: number;
-  readonly #idleTimeoutMs: number | null;
+  readonly #warmWorkers: number;
+  readonly #maxIdleWorkers: number;
+  readonly #idleWorkerTtlMs: number | null;
   readonly #url: URL;
   #idle: Worker[] = [];
   /** Idle workers let go, terminated one per {@link RETIRE_GAP_MS}; a start still takes one if no other is idle. */
@@ -130,16 +131,16 @@ export class WorkerPool {
   #all = new Map<Worker, EventRouter | null>();
 
   /** Creates a pool; nothing starts until the first {@link acquire} or {@link prewarm}. */
-  constructor(options: WorkerPoolOptions = {}) {
-    this.#warm = options.warm ?? 2;
-    this.#maxIdle = Math.max(options.maxIdle ?? 16, this.#warm);
-    this.#idleTimeoutMs = options.idleTimeoutMs ?? null;
+  constructor(options: WorkerPoolOptions) {
+    this.#warmWorkers = options.warmWorkers;
+    this.#maxIdleWorkers = Math.max(options.maxIdleWorkers, this.#warmWorkers);
+    this.#idleWorkerTtlMs = options.idleWorkerTtlMs;
     this.#trimWarm = options.trimWarm ?? false;
     this.#url = options.workerUrl ?? DEFAULT_WORKER_URL;
     this.#retireGapMs = options.retireGapMs ?? RETIRE_GAP_MS;
     this.#refillTimer = new Quiet(REFILL_DELAY_MS, () => this.prewarm());
-    if (this.#idleTimeoutMs !== null) {
-      this.#idleTimer = new Quiet(this.#idleTimeoutMs, () => this.#trimIdle());
+    if (this.#idleWorkerTtlMs !== null) {
+      this.#idleTimer = new Quiet(this.#idleWorkerTtlMs, () => this.#trimIdle());
     }
   }
 
@@ -149,9 +150,9 @@ export class WorkerPool {
   }
 
   /**
-   * Starts workers until `warm` are idle or warming (plus one per waiting
+   * Starts workers until `warmWorkers` are idle or warming (plus one per waiting
    * start), and until the pool holds as many workers as were in use at the
-   * recent peak (at most `maxIdle`). Only a few start at once: starting many
+   * recent peak (at most `maxIdleWorkers`). Only a few start at once: starting many
    * Web Workers in parallel is slower than starting them a few at a time. And
    * only one per task:
    * `new Worker()` blocks this thread for 15–20 ms, two in a row for 30–65
@@ -166,7 +167,8 @@ export class WorkerPool {
     }
     if (
       this.#warming < SPAWN_CONCURRENCY &&
-      (this.#idle.length + this.#warming < this.#warm + this.#waiting.length || this.#belowPeak())
+      (this.#idle.length + this.#warming < this.#warmWorkers + this.#waiting.length ||
+        this.#belowPeak())
     ) {
       this.#spawnOnce();
     }
@@ -200,9 +202,9 @@ export class WorkerPool {
     return result;
   }
 
-  /** Whether the pool holds fewer workers than it grows back to: the recent peak, at most `maxIdle`. */
+  /** Whether the pool holds fewer workers than it grows back to: the recent peak, at most `maxIdleWorkers`. */
   #belowPeak(): boolean {
-    return this.#all.size < Math.min(this.#peak, this.#maxIdle);
+    return this.#all.size < Math.min(this.#peak, this.#maxIdleWorkers);
   }
 
   /** Records how many workers are in use now: running a process (busy) or waited for. */
@@ -262,7 +264,7 @@ export class WorkerPool {
     const waiter = this.#waiting.shift();
     if (waiter !== undefined) {
       waiter.resolve(worker);
-    } else if (!this.#closed && this.#idle.length < this.#maxIdle) {
+    } else if (!this.#closed && this.#idle.length < this.#maxIdleWorkers) {
       this.#idle.push(worker);
       this.#touch();
       // A burst ending: the pool may still be short of its peak (see prewarm).
@@ -402,7 +404,7 @@ export class WorkerPool {
     if (!this.#closed) this.#refillTimer.poke();
   }
 
-  /** A start or a release: idle workers are trimmed only after {@link WorkerPoolOptions.idleTimeoutMs} without one. */
+  /** A start or a release: idle workers are trimmed only after {@link WorkerPoolOptions.idleWorkerTtlMs} without one. */
   #touch(): void {
     this.#idleTimer?.poke();
   }
@@ -410,7 +412,7 @@ export class WorkerPool {
   #trimIdle(): void {
     // Quiet for a while: the last burst's size no longer says much about the next one.
     this.#peak = 0;
-    const keep = this.#trimWarm ? 0 : this.#warm;
+    const keep = this.#trimWarm ? 0 : this.#warmWorkers;
     this.#retire(this.#idle.splice(keep));
     // Idle long enough to let the warm workers go: a pending refill must not bring them back
     // (with an idle timeout shorter than the refill delay, that would never stop).

@@ -19,6 +19,12 @@ import { spawnSession } from "../spawn.ts";
 import { findLauncher } from "../launcher.ts";
 import { encodeOutputFrame, encodeProcessId } from "../../protocol/binary_output.ts";
 import {
+  closedNotification,
+  exitedNotification,
+  outputNotification,
+  paramsPrefix,
+} from "../../protocol/notifications.ts";
+import {
   CARRIER_BYTES,
   type FromWorker,
   type SpawnSpec,
@@ -161,7 +167,7 @@ class ProcessRunner {
     this.#log = new OutputLog(spec);
     this.#log.onEvict = recycleGather;
     this.#stdinOpen = spec.tty || spec.pipeStdin;
-    this.#wirePrefix = `"processId":${JSON.stringify(spec.processId)},"seq":`;
+    this.#wirePrefix = paramsPrefix(spec.processId);
     this.#idBytes = encodeProcessId(spec.processId);
     this.#wire = spec.wire;
   }
@@ -375,7 +381,7 @@ class ProcessRunner {
       }
     } else if (this.#wire === "json") {
       this.#post(
-        `{"jsonrpc":"2.0","method":"process/output","params":{${this.#wirePrefix}${seq},"stream":"${stream}","chunk":"${data.toBase64()}"}}`,
+        outputNotification(this.#wirePrefix, { seq, stream, chunkBase64: data.toBase64() }),
       );
     }
     if (this.#events !== null) sendChunk(this.#events, this.#generation, { seq, stream, data });
@@ -390,9 +396,12 @@ class ProcessRunner {
       if (this.#stdinOpen) this.#post({ type: "stdinClosed" } satisfies FromWorker);
       this.#stdinOpen = false;
       if (this.#wire !== "none") {
-        const signal = status.signal === null ? "null" : JSON.stringify(status.signal);
         this.#post(
-          `{"jsonrpc":"2.0","method":"process/exited","params":{${this.#wirePrefix}${exit.seq},"exitCode":${code},"signal":${signal}}}`,
+          exitedNotification(this.#wirePrefix, {
+            seq: exit.seq,
+            exitCode: code,
+            signal: status.signal,
+          }),
         );
       }
       this.#publish({
@@ -422,14 +431,12 @@ class ProcessRunner {
       const seq = this.#log.recordClose();
       this.#child?.dispose();
       if (this.#wire !== "none") {
-        this.#post(
-          `{"jsonrpc":"2.0","method":"process/closed","params":{${this.#wirePrefix}${seq}}}`,
-        );
+        this.#post(closedNotification(this.#wirePrefix, seq));
       }
       this.#publish({ type: "closed", seq, g: this.#generation });
       this.#wake();
       const snapshot = this.#log.snapshot();
-      const transfer = [...new Set(snapshot.chunks.map((c) => c.data.buffer as ArrayBuffer))];
+      const transfer = [...new Set(snapshot.chunks.map((c) => c.chunk.buffer as ArrayBuffer))];
       this.#post({ type: "finished", snapshot } satisfies FromWorker, transfer);
     });
     this.#onFinished();
