@@ -37,21 +37,32 @@ export type {
   ExecProcess,
   ExecProcessEvent,
   ExitStatus,
-  OutputChunk,
   ReadOptions,
-  ReadResponse,
 } from "./src/exec/types.ts";
 export { DISCONNECTED_PREFIX, DisconnectedError } from "./src/rpc/rpc_client.ts";
 export { lineChannel, type TextChannel } from "./src/transport/channel.ts";
-export type {
-  EnvInherit,
-  EnvPolicy,
-  ProcessStream,
-  StartParams,
-  TerminateSignal,
-  WriteStatus,
+export {
+  ENV_INHERIT,
+  type EnvInherit,
+  type EnvPolicy,
+  type OutputChunk,
+  PROCESS_STREAMS,
+  type ProcessEvent,
+  type ProcessStream,
+  type ReadResponse,
+  type StartParams,
+  TERMINATE_SIGNALS,
+  type TerminateSignal,
+  WRITE_STATUSES,
+  type WriteStatus,
 } from "./src/protocol/types.ts";
-export { createLogger, type Logger, type LogLevel, silentLogger } from "./src/log/logger.ts";
+export {
+  createLogger,
+  LOG_LEVELS,
+  type Logger,
+  type LogLevel,
+  silentLogger,
+} from "./src/log/logger.ts";
 export * from "./src/protocol/errors.ts";
 export {
   type DirectoryEntry,
@@ -79,6 +90,13 @@ export {
   type McpServerConfig,
   parseMcpConfig,
 } from "./src/mcp/config.ts";
+export type {
+  JsonRpcMessage,
+  McpCallToolResult,
+  McpContent,
+  McpToolInputSchema,
+  McpTransport,
+} from "./src/mcp/types.ts";
 export {
   McpConnectionManager,
   type McpConnectionManagerOptions,

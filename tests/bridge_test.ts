@@ -7,10 +7,7 @@
 import assert from "node:assert/strict";
 import { startExecutor } from "./support/executor_process.ts";
 import { waitGone } from "./support/processes.ts";
-
-const MOD = new URL("../mod.ts", import.meta.url).pathname;
-const CONFIG = new URL("../deno.json", import.meta.url).pathname;
-const FIXTURE = new URL("./fixtures/test_mcp_server.ts", import.meta.url).pathname;
+import { cliArgs, fixtureServer, runCli } from "./support/cli.ts";
 
 interface Bridge {
   send(message: unknown): Promise<void>;
@@ -21,25 +18,9 @@ interface Bridge {
 }
 
 function startBridge(url: string, serverFlags: string[] = []): Bridge {
+  const fixture = fixtureServer(...serverFlags);
   const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      "--config",
-      CONFIG,
-      MOD,
-      "bridge",
-      "--executor",
-      url,
-      "--",
-      Deno.execPath(),
-      "run",
-      "-A",
-      "--config",
-      CONFIG,
-      FIXTURE,
-      ...serverFlags,
-    ],
+    args: cliArgs("bridge", "--executor", url, "--", Deno.execPath(), ...fixture.args),
     stdin: "piped",
     stdout: "piped",
     stderr: "piped",
@@ -155,12 +136,8 @@ Deno.test("bridge: losing the executor ends the bridge non-zero with a message",
 });
 
 Deno.test("bridge: a missing executor is a clear error", async () => {
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--config", CONFIG, MOD, "bridge", "--", "true"],
-    env: { EXECBRIDGE_EXECUTOR_URL: "" },
-    stdin: "null",
-  }).output();
+  const output = await runCli(["bridge", "--", "true"], { env: { EXECBRIDGE_EXECUTOR_URL: "" } });
   assert.equal(output.code, 1);
-  assert.match(new TextDecoder().decode(output.stderr), /no executor: pass --executor/);
-  assert.equal(output.stdout.byteLength, 0);
+  assert.match(output.stderr, /no executor: pass --executor/);
+  assert.equal(output.stdout, "");
 });

@@ -15,10 +15,9 @@ import { ExecutorStdioServerLauncher } from "../src/mcp/executor_stdio.ts";
 import { LocalStdioServerLauncher } from "../src/mcp/local_stdio.ts";
 import type { StdioServerCommand } from "../src/mcp/stdio_command.ts";
 import { startExecutor } from "./support/executor_process.ts";
+import { cliArgs, denoRun } from "./support/cli.ts";
 
 const MODULES = new URL("./e2e/node_modules/", import.meta.url).pathname;
-const MOD = new URL("../mod.ts", import.meta.url).pathname;
-const CONFIG = new URL("../deno.json", import.meta.url).pathname;
 
 function server(pkg: string, args: string[], extra: Partial<StdioServerCommand> = {}) {
   return {
@@ -136,12 +135,7 @@ Deno.test("e2e server-memory: same tools and results locally and through the exe
 });
 
 function bridgeArgs(url: string): string[] {
-  return [
-    "run",
-    "-A",
-    "--config",
-    CONFIG,
-    MOD,
+  return cliArgs(
     "bridge",
     "--executor",
     url,
@@ -151,23 +145,19 @@ function bridgeArgs(url: string): string[] {
     "node",
     `${MODULES}@modelcontextprotocol/server-everything/dist/index.js`,
     "stdio",
-  ];
+  );
 }
 
 Deno.test("e2e bridge: an SDK client in another process uses server-everything on the executor", async () => {
   const executor = await startExecutor([]);
   try {
     const output = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        "--config",
-        CONFIG,
+      args: denoRun(
         new URL("./fixtures/sdk_client_process.ts", import.meta.url).pathname,
         "--",
         Deno.execPath(),
         ...bridgeArgs(executor.url),
-      ],
+      ),
       stdin: "null",
     }).output();
     const stderr = new TextDecoder().decode(output.stderr);

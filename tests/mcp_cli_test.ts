@@ -2,27 +2,14 @@
 
 import assert from "node:assert/strict";
 import { startExecutor } from "./support/executor_process.ts";
+import { fixtureServer, runCli } from "./support/cli.ts";
 
-const MOD = new URL("../mod.ts", import.meta.url).pathname;
-const CONFIG = new URL("../deno.json", import.meta.url).pathname;
-const FIXTURE = new URL("./fixtures/test_mcp_server.ts", import.meta.url).pathname;
-
-async function mcp(args: string[], env: Record<string, string> = {}) {
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--config", CONFIG, MOD, "mcp", ...args],
-    env: { EXECBRIDGE_EXECUTOR_URL: "", ...env },
-    stdin: "null",
-  }).output();
-  const decoder = new TextDecoder();
-  return {
-    code: output.code,
-    stdout: decoder.decode(output.stdout),
-    stderr: decoder.decode(output.stderr),
-  };
+function mcp(args: string[], env: Record<string, string> = {}) {
+  return runCli(["mcp", ...args], { env: { EXECBRIDGE_EXECUTOR_URL: "", ...env } });
 }
 
 async function withConfig(fn: (path: string) => Promise<void>) {
-  const fixture = { command: Deno.execPath(), args: ["run", "-A", "--config", CONFIG, FIXTURE] };
+  const fixture = fixtureServer();
   const toml = [
     "[mcp_servers.here]",
     `command = ${JSON.stringify(fixture.command)}`,

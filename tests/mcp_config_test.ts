@@ -59,9 +59,9 @@ function json(value: unknown): McpConfig {
   return parseMcpConfig(JSON.stringify(value), { format: "json", source: "mcp.json" });
 }
 
-/** Asserts that `fn` throws an McpConfigError whose message contains every fragment. */
-function assertConfigError(fn: () => unknown, ...fragments: string[]): void {
-  assert.throws(fn, (error: unknown) => {
+/** A check that an error is an McpConfigError whose message contains every fragment. */
+function configError(fragments: string[]): (error: unknown) => true {
+  return (error) => {
     assert.ok(error instanceof McpConfigError, `expected McpConfigError, got ${error}`);
     for (const fragment of fragments) {
       assert.ok(
@@ -70,23 +70,20 @@ function assertConfigError(fn: () => unknown, ...fragments: string[]): void {
       );
     }
     return true;
-  });
+  };
 }
 
+/** Asserts that `fn` throws an McpConfigError whose message contains every fragment. */
+function assertConfigError(fn: () => unknown, ...fragments: string[]): void {
+  assert.throws(fn, configError(fragments));
+}
+
+/** The same for a promise. */
 async function assertConfigErrorAsync(
   promise: Promise<unknown>,
   ...fragments: string[]
 ): Promise<void> {
-  await assert.rejects(promise, (error: unknown) => {
-    assert.ok(error instanceof McpConfigError, `expected McpConfigError, got ${error}`);
-    for (const fragment of fragments) {
-      assert.ok(
-        error.message.includes(fragment),
-        `message ${JSON.stringify(error.message)} lacks ${JSON.stringify(fragment)}`,
-      );
-    }
-    return true;
-  });
+  await assert.rejects(promise, configError(fragments));
 }
 
 // ---------------------------------------------------------------------------
@@ -405,134 +402,144 @@ Deno.test("error: invalid TOML carries the parser's line and column", async () =
   await withConfigFile(".toml", '[mcp_servers.a]\ncommand = "x"\nargs = [1,\n', async (path) => {
     await assertConfigErrorAsync(loadMcpConfig(path), path, "invalid TOML at line");
   });
-  assertConfigError(
-    () => toml('[mcp_servers.a]\ncommand = "x"\n[mcp_servers\n'),
-    "codex.toml",
-    "invalid TOML at line 3, column",
-  );
 });
 
-Deno.test("error: bad server name", () => {
-  assertConfigError(
+/** Configs that must be refused: a name, the parse, and fragments the message must contain. */
+const INVALID_CONFIGS: [name: string, parse: () => McpConfig, ...fragments: string[]][] = [
+  [
+    "bad server name (TOML)",
     () => toml('[mcp_servers."x y"]\ncommand = "x"\n'),
     "invalid MCP server name `x y` in codex.toml: use letters, digits, _ and -",
-  );
-  assertConfigError(
+  ],
+  [
+    "bad server name (JSON)",
     () => json({ mcpServers: { "a.b": { command: "x" } } }),
     "invalid MCP server name `a.b` in mcp.json",
-  );
-});
-
-Deno.test("error: both command and url, and neither", () => {
-  assertConfigError(
+  ],
+  [
+    "both command and url",
     () => json({ mcpServers: { both: { command: "x", url: "http://h/mcp" } } }),
     "mcp.json",
     "MCP server `both`",
     "both `command` and `url`",
-  );
-  assertConfigError(
+  ],
+  [
+    "neither command nor url",
     () => toml("[mcp_servers.none]\nargs = []\n"),
     "codex.toml",
     "MCP server `none`",
     "neither `command` nor `url`",
-  );
-});
-
-Deno.test("error: unknown environment", () => {
-  assertConfigError(
+  ],
+  [
+    "unknown environment",
     () => toml('[mcp_servers.n]\ncommand = "x"\nenvironment = "cloud"\n'),
     "codex.toml",
     "unsupported environment `cloud` for MCP server `n`; expected `local` or `remote`",
-  );
-  assertConfigError(
+  ],
+  [
+    "unknown experimental_environment",
     () => toml('[mcp_servers.n]\ncommand = "x"\nexperimental_environment = "docker"\n'),
     "unsupported environment `docker` for MCP server `n`",
-  );
-});
-
-Deno.test("error: env_vars sources", () => {
-  assertConfigError(
+  ],
+  [
+    "unknown env_vars source",
     () => toml('[mcp_servers.n]\ncommand = "x"\nenv_vars = [{ name = "A", source = "vault" }]\n'),
     "codex.toml",
     "MCP server `n`",
     "unsupported env_vars source `vault`; expected `local` or `remote`",
-  );
-  assertConfigError(
+  ],
+  [
+    "remote env_vars source on a local server",
     () =>
       toml('[mcp_servers.n]\ncommand = "x"\nenv_vars = [{ name = "TOKEN", source = "remote" }]\n'),
     "codex.toml",
     "MCP server `n`",
     "env_vars entry `TOKEN` uses source `remote`, which requires remote MCP stdio",
-  );
-});
-
-Deno.test("error: fields of the other transport", () => {
-  for (
-    const [field, value] of [["env", { A: "1" }], ["cwd", "/tmp"], ["args", ["x"]], [
-      "env_vars",
-      ["A"],
-    ]] as const
-  ) {
-    assertConfigError(
-      () => json({ mcpServers: { h: { url: "https://h/mcp", [field]: value } } }),
-      "mcp.json",
-      "MCP server `h`",
-      `${field} is not supported for streamable_http`,
-    );
-  }
-  assertConfigError(
+  ],
+  ...(
+    [["env", { A: "1" }], ["cwd", "/tmp"], ["args", ["x"]], ["env_vars", ["A"]]] as const
+  ).map(([field, value]): [string, () => McpConfig, ...string[]] => [
+    `${field} on an http server`,
+    () => json({ mcpServers: { h: { url: "https://h/mcp", [field]: value } } }),
+    "mcp.json",
+    "MCP server `h`",
+    `${field} is not supported for streamable_http`,
+  ]),
+  [
+    "headers on a stdio server",
     () => json({ mcpServers: { s: { command: "x", headers: { A: "1" } } } }),
     "mcp.json",
     "MCP server `s`",
     "headers is not supported for stdio",
-  );
-  assertConfigError(
+  ],
+  [
+    "http_headers on a stdio server",
     () => toml('[mcp_servers.s]\ncommand = "x"\nhttp_headers = { A = "1" }\n'),
     "http_headers is not supported for stdio",
-  );
-});
-
-Deno.test("error: wrong types name the zod path", () => {
-  assertConfigError(
+  ],
+  [
+    "a wrong type in a list names the zod path",
     () => json({ mcpServers: { t: { command: "x", args: ["ok", 3] } } }),
     "mcp.json",
     "MCP server `t`",
     "args.1:",
-  );
-  assertConfigError(
+  ],
+  [
+    "a string where a list goes",
     () => toml('[mcp_servers.t]\ncommand = "x"\nargs = "--flag"\n'),
     "MCP server `t`",
     "args:",
-  );
-  assertConfigError(
+  ],
+  [
+    "a number in env",
     () => json({ mcpServers: { t: { command: "x", env: { A: 1 } } } }),
     "env.A:",
-  );
-  assertConfigError(
+  ],
+  [
+    "a wrong type under a camelCase spelling keeps the spelling",
     () => json({ mcpServers: { t: { command: "x", startupTimeoutSec: "soon" } } }),
     "startupTimeoutSec:",
-  );
-  assertConfigError(
+  ],
+  [
+    "a string where a boolean goes",
     () => json({ mcpServers: { t: { command: "x", enabled: "yes" } } }),
     "enabled:",
-  );
-  assertConfigError(
+  ],
+  [
+    "a number in env_vars",
     () => toml('[mcp_servers.t]\ncommand = "x"\nenv_vars = [1]\n'),
     "env_vars.0: expected a variable name or an object with `name`",
-  );
-  assertConfigError(() => json({ mcpServers: { t: "npx foo" } }), "MCP server `t`", "object");
-  assertConfigError(() => json({ mcpServers: [] }), "`mcpServers` must be an object");
-  assertConfigError(() => json([1]), "mcp.json", "top level must be an object");
-  assertConfigError(
+  ],
+  [
+    "a server that is a string",
+    () => json({ mcpServers: { t: "npx foo" } }),
+    "MCP server `t`",
+    "object",
+  ],
+  ["mcpServers that is a list", () => json({ mcpServers: [] }), "`mcpServers` must be an object"],
+  ["a top level that is a list", () => json([1]), "mcp.json", "top level must be an object"],
+  [
+    "an ftp url",
     () => json({ mcpServers: { t: { url: "ftp://h/x" } } }),
     "url `ftp://h/x` is not an http:// or https:// URL",
-  );
-  assertConfigError(
+  ],
+  [
+    "an http executor url",
     () => json({ executor: { url: "http://box:1" } }),
     "executor URL `http://box:1` from executor.url in mcp.json is not a ws:// or wss:// URL",
-  );
-  assertConfigError(() => json({ executor: { url: 5 } }), "executor", "url:");
-});
+  ],
+  ["a number as executor url", () => json({ executor: { url: 5 } }), "executor", "url:"],
+  [
+    "invalid TOML carries the line and column",
+    () => toml('[mcp_servers.a]\ncommand = "x"\n[mcp_servers\n'),
+    "codex.toml",
+    "invalid TOML at line 3, column",
+  ],
+];
+
+for (const [name, parse, ...fragments] of INVALID_CONFIGS) {
+  Deno.test(`error: ${name}`, () => assertConfigError(parse, ...fragments));
+}
 
 // ---------------------------------------------------------------------------
 // executor and placement

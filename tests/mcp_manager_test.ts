@@ -13,15 +13,13 @@ import {
 } from "../src/mcp/connection_manager.ts";
 import { silentLogger } from "../src/log/logger.ts";
 import { startExecutor } from "./support/executor_process.ts";
-
-const FIXTURE = new URL("./fixtures/test_mcp_server.ts", import.meta.url).pathname;
-const CONFIG = new URL("../deno.json", import.meta.url).pathname;
+import {} from "./support/cli.ts";
+import { fixtureServer } from "./support/cli.ts";
 
 function server(name: string, extra: Record<string, unknown> = {}, flags: string[] = []) {
   return {
     [name]: {
-      command: Deno.execPath(),
-      args: ["run", "-A", "--config", CONFIG, FIXTURE, ...flags],
+      ...fixtureServer(...flags),
       ...extra,
     },
   };

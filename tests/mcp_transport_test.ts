@@ -14,21 +14,21 @@ import { createLogger, type Logger } from "../src/log/logger.ts";
 import { ExecutorStdioServerLauncher } from "../src/mcp/executor_stdio.ts";
 import { LocalStdioServerLauncher, type StdioServerLauncher } from "../src/mcp/local_stdio.ts";
 import type { StdioServerCommand } from "../src/mcp/stdio_command.ts";
+import type {
+  JsonRpcMessage,
+  McpCallToolResult,
+  McpToolInputSchema,
+  McpTransport,
+} from "../src/mcp/types.ts";
 import { startExecutor } from "./support/executor_process.ts";
 import { waitGone } from "./support/processes.ts";
 import { TEST_IMAGE_BASE64 } from "./fixtures/test_image.ts";
-
-const FIXTURE = new URL("./fixtures/test_mcp_server.ts", import.meta.url).pathname;
-const CONFIG = new URL("../deno.json", import.meta.url).pathname;
+import {} from "./support/cli.ts";
+import { fixtureServer } from "./support/cli.ts";
 
 /** The fixture server as a stdio command. */
 export function fixtureCommand(flags: string[] = [], extra: Partial<StdioServerCommand> = {}) {
-  return {
-    name: "fixture",
-    command: Deno.execPath(),
-    args: ["run", "-A", "--config", CONFIG, FIXTURE, ...flags],
-    ...extra,
-  } satisfies StdioServerCommand;
+  return { name: "fixture", ...fixtureServer(...flags), ...extra } satisfies StdioServerCommand;
 }
 
 interface Placement {
@@ -278,4 +278,18 @@ Deno.test("mcp local child: close() gives up on a server that stopped reading st
   await pending;
   const pid = (transport as unknown as { pid: number }).pid;
   assert.ok(await waitGone(pid), "the server outlived close()");
+});
+
+Deno.test("mcp types: execbridge's documented MCP types fit the SDK's (compile time)", () => {
+  // Each assignment compiles only while the shapes stay compatible with the SDK's.
+  type SdkTypes = typeof import("@modelcontextprotocol/sdk/types.js");
+  type SdkMessage = import("zod").infer<SdkTypes["JSONRPCMessageSchema"]>;
+  type SdkResult = import("zod").infer<SdkTypes["CallToolResultSchema"]>;
+  type SdkTool = import("zod").infer<SdkTypes["ToolSchema"]>;
+  const transport = null as unknown as McpTransport;
+  const asSdkTransport: Transport = transport;
+  const message: JsonRpcMessage = null as unknown as SdkMessage;
+  const result: McpCallToolResult = null as unknown as SdkResult;
+  const schema: McpToolInputSchema = null as unknown as SdkTool["inputSchema"];
+  assert.deepEqual([asSdkTransport, message, result, schema], [null, null, null, null]);
 });

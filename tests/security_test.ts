@@ -11,22 +11,11 @@ import { isRunning, waitGone } from "./support/processes.ts";
 import { RawClient } from "./support/raw_client.ts";
 import { portOf, rawUpgrade } from "./support/raw_socket.ts";
 import { ENV } from "./support/backends.ts";
-
-const MOD = new URL("../mod.ts", import.meta.url).pathname;
-const CONFIG = new URL("../deno.json", import.meta.url).pathname;
+import { cliArgs, CONFIG, MOD, runCli } from "./support/cli.ts";
 
 /** Runs `serve` expecting it to refuse to start. */
-async function serveFails(args: string[], env: Record<string, string> = {}) {
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--config", CONFIG, MOD, "serve", ...args],
-    env,
-    stdin: "null",
-  }).output();
-  return {
-    code: output.code,
-    stderr: new TextDecoder().decode(output.stderr),
-    stdout: output.stdout,
-  };
+function serveFails(args: string[], env: Record<string, string> = {}) {
+  return runCli(["serve", ...args], { env });
 }
 
 Deno.test("security: without a token option the executor creates and reuses a private default token", async () => {
@@ -73,7 +62,7 @@ Deno.test("security: a token file readable by others is refused; --no-auth only 
     const loose = await serveFails(["--token-file", file]);
     assert.notEqual(loose.code, 0);
     assert.match(loose.stderr, /readable by others.*chmod 600/);
-    assert.equal(loose.stdout.byteLength, 0);
+    assert.equal(loose.stdout, "");
   } finally {
     await Deno.remove(file);
   }
@@ -331,17 +320,7 @@ Deno.test("security: when the executor is SIGKILLed its piped children do not li
 
 Deno.test("security: --exit-on-stdin-close stops the executor and its processes", async () => {
   const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      "--config",
-      CONFIG,
-      MOD,
-      "serve",
-      "--exit-on-stdin-close",
-      "--log-level",
-      "warn",
-    ],
+    args: cliArgs("serve", "--exit-on-stdin-close", "--log-level", "warn"),
     stdin: "piped",
     stdout: "piped",
     stderr: "null",

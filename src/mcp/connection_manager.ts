@@ -12,7 +12,7 @@ import type { Transport } from "@modelcontextprotocol/sdk/shared/transport";
 // @ts-types="@modelcontextprotocol/sdk/client/streamableHttp"
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 // @ts-types="@modelcontextprotocol/sdk/types"
-import type { CallToolResult, Tool } from "@modelcontextprotocol/sdk/types.js";
+import type { Tool } from "@modelcontextprotocol/sdk/types.js";
 import { connectExecutor, type ExecutorClient } from "../client/executor_client.ts";
 import { createLogger, type Logger } from "../log/logger.ts";
 import {
@@ -24,6 +24,7 @@ import {
 import { withTimeout } from "../util/deadline.ts";
 import { ExecutorStdioServerLauncher } from "./executor_stdio.ts";
 import { LocalStdioServerLauncher } from "./local_stdio.ts";
+import type { McpCallToolResult, McpToolInputSchema } from "./types.ts";
 
 /** Separator between server and tool in qualified tool names. */
 export const TOOL_NAME_SEPARATOR = "__";
@@ -64,7 +65,7 @@ export interface McpTool {
   /** The tool's description. */
   description?: string;
   /** The tool's input JSON schema. */
-  inputSchema: Tool["inputSchema"];
+  inputSchema: McpToolInputSchema;
 }
 
 /** Options of {@link McpConnectionManager.start}. */
@@ -190,11 +191,6 @@ export class McpConnectionManager implements AsyncDisposable {
     return this.#servers.map((m) => ({ ...m.status }));
   }
 
-  /** The SDK client of a ready server. */
-  client(server: string): Client | undefined {
-    return this.#find(server)?.client ?? undefined;
-  }
-
   /**
    * Tools of the ready servers as `server__tool`, after each server's
    * `enabled_tools` then `disabled_tools`. Throws when two names collide.
@@ -235,7 +231,7 @@ export class McpConnectionManager implements AsyncDisposable {
     name: string,
     args: Record<string, unknown> = {},
     options: { timeoutMs?: number; signal?: AbortSignal } = {},
-  ): Promise<CallToolResult> {
+  ): Promise<McpCallToolResult> {
     const tool = this.listTools().find((t) => t.name === name);
     if (tool === undefined) {
       return Promise.reject(
@@ -248,7 +244,7 @@ export class McpConnectionManager implements AsyncDisposable {
       client.callTool({ name: tool.tool, arguments: args }, undefined, {
         timeout: options.timeoutMs ?? m.config.toolTimeoutMs,
         signal: options.signal,
-      }) as Promise<CallToolResult>;
+      }) as Promise<McpCallToolResult>;
     if (m.config.supportsParallelToolCalls) return run();
     const result = m.queue.then(run, run);
     m.queue = result.catch(() => {});

@@ -8,13 +8,13 @@
  * @module
  */
 
-import type { Transport } from "@modelcontextprotocol/sdk/shared/transport";
 import type { ExecBackend, ExecProcess, WriteStatus } from "../exec/types.ts";
 import { createLogger, type Logger } from "../log/logger.ts";
 import { settlesWithin } from "../util/deadline.ts";
 import { LineTooLongError } from "../util/lines.ts";
 import type { StdioServerLauncher } from "./local_stdio.ts";
-import { decodeMessage, encodeMessage, type JSONRPCMessage } from "./messages.ts";
+import type { JsonRpcMessage, McpTransport } from "./types.ts";
+import { decodeMessage, encodeMessage } from "./messages.ts";
 import {
   type ProcessLinesEnd,
   readProcessLines,
@@ -110,13 +110,13 @@ export interface ExecutorProcessTransportOptions {
 }
 
 /** An MCP SDK transport over an {@link ExecProcess} running a stdio server. */
-export class ExecutorProcessTransport implements Transport {
+export class ExecutorProcessTransport implements McpTransport {
   /** Called once when the transport closed (the process ended or the executor was lost). */
   onclose?: () => void;
   /** Called on errors (an over-long line, a lost executor). */
   onerror?: (error: Error) => void;
   /** Called for each message from the server. */
-  onmessage?: (message: JSONRPCMessage) => void;
+  onmessage?: (message: JsonRpcMessage) => void;
   /** The process running the server. */
   readonly process: ExecProcess;
   readonly #options: ExecutorProcessTransportOptions;
@@ -151,7 +151,7 @@ export class ExecutorProcessTransport implements Transport {
    * waiting for a write status (a dead server shows up as the transport
    * closing); every MiB one waits, which applies backpressure.
    */
-  async send(message: JSONRPCMessage): Promise<void> {
+  async send(message: JsonRpcMessage): Promise<void> {
     if (this.#closed || this.#closing !== null) {
       throw new Error(`MCP server ${this.#options.name} is closed`);
     }

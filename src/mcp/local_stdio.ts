@@ -7,19 +7,19 @@
  * @module
  */
 
-import type { Transport } from "@modelcontextprotocol/sdk/shared/transport";
 import { createLogger, type Logger } from "../log/logger.ts";
 import { spawnSession } from "../process/spawn.ts";
 import { settlesWithin } from "../util/deadline.ts";
 import { stopGracefully } from "../util/graceful_stop.ts";
 import { LineSplitter, LineTooLongError } from "../util/lines.ts";
-import { decodeMessage, encodeMessage, type JSONRPCMessage, logStderrLine } from "./messages.ts";
+import type { JsonRpcMessage, McpTransport } from "./types.ts";
+import { decodeMessage, encodeMessage, logStderrLine } from "./messages.ts";
 import { localServerEnv, type StdioServerCommand } from "./stdio_command.ts";
 
 /** Something that starts MCP stdio servers and hands back a transport to them. */
 export interface StdioServerLauncher {
   /** Starts the server; the transport is not started yet (the SDK Client does that). */
-  launch(command: StdioServerCommand): Promise<Transport>;
+  launch(command: StdioServerCommand): Promise<McpTransport>;
 }
 
 /** Options of {@link LocalStdioServerLauncher}. */
@@ -61,7 +61,7 @@ export class LocalStdioServerLauncher implements StdioServerLauncher {
   }
 
   /** Spawns the server in its own process group. */
-  launch(command: StdioServerCommand): Promise<Transport> {
+  launch(command: StdioServerCommand): Promise<McpTransport> {
     const env = localServerEnv(command, this.#options.callerEnv);
     const child = spawnSession([command.command, ...(command.args ?? [])], {
       cwd: command.cwd ?? this.#options.cwd ?? Deno.cwd(),
@@ -79,10 +79,10 @@ export class LocalStdioServerLauncher implements StdioServerLauncher {
 }
 
 /** A transport over a local child's stdin/stdout. */
-class LocalStdioTransport implements Transport {
+class LocalStdioTransport implements McpTransport {
   onclose?: () => void;
   onerror?: (error: Error) => void;
-  onmessage?: (message: JSONRPCMessage) => void;
+  onmessage?: (message: JsonRpcMessage) => void;
   readonly #child: Deno.ChildProcess;
   readonly #name: string;
   readonly #log: Logger;
@@ -120,7 +120,7 @@ class LocalStdioTransport implements Transport {
     return Promise.resolve();
   }
 
-  async send(message: JSONRPCMessage): Promise<void> {
+  async send(message: JsonRpcMessage): Promise<void> {
     if (this.#closing !== null || this.#exited) {
       throw new Error(`MCP server ${this.#name} is not running`);
     }

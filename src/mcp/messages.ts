@@ -6,16 +6,15 @@
  */
 
 // @ts-types="@modelcontextprotocol/sdk/types"
-import { type JSONRPCMessage, JSONRPCMessageSchema } from "@modelcontextprotocol/sdk/types.js";
+import { JSONRPCMessageSchema } from "@modelcontextprotocol/sdk/types.js";
 import type { Logger } from "../log/logger.ts";
-
-export type { JSONRPCMessage };
+import type { JsonRpcMessage } from "./types.ts";
 
 const decoder = new TextDecoder();
 const encoder = new TextEncoder();
 
 /** Encodes a message as one line (JSON plus `\n`). */
-export function encodeMessage(message: JSONRPCMessage): Uint8Array {
+export function encodeMessage(message: JsonRpcMessage): Uint8Array {
   return encoder.encode(JSON.stringify(message) + "\n");
 }
 
@@ -26,7 +25,7 @@ export function encodeMessage(message: JSONRPCMessage): Uint8Array {
 export function decodeMessage(
   line: Uint8Array,
   options: { name: string; log: Logger },
-): JSONRPCMessage | null {
+): JsonRpcMessage | null {
   const { name, log } = options;
   if (line.byteLength === 0) return null;
   const text = decoder.decode(line);

@@ -16,7 +16,7 @@
  */
 
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport";
-import type { JSONRPCMessage } from "../../src/mcp/messages.ts";
+import type { JsonRpcMessage } from "../../src/mcp/types.ts";
 import { connectWebSocket, type WebSocketClient } from "../../src/transport/websocket_client.ts";
 import { freePort, PeerProcess, waitForPort } from "./peers_process.ts";
 import { SERVER_EVERYTHING } from "./mcp_scenarios.ts";
@@ -30,7 +30,7 @@ export class WebSocketClientTransport implements Transport {
   /** Called on a frame that is not JSON, or a connection error. */
   onerror?: (error: Error) => void;
   /** Called for every message. */
-  onmessage?: (message: JSONRPCMessage) => void;
+  onmessage?: (message: JsonRpcMessage) => void;
   readonly #url: string;
   #socket: WebSocketClient | null = null;
 
@@ -47,7 +47,7 @@ export class WebSocketClientTransport implements Transport {
     const decoder = new TextDecoder();
     socket.onmessage = (data) => {
       const text = typeof data === "string" ? data : decoder.decode(data);
-      let message: JSONRPCMessage;
+      let message: JsonRpcMessage;
       try {
         message = JSON.parse(text);
       } catch (error) {
@@ -60,7 +60,7 @@ export class WebSocketClientTransport implements Transport {
   }
 
   /** Sends one message as one text frame. */
-  send(message: JSONRPCMessage): Promise<void> {
+  send(message: JsonRpcMessage): Promise<void> {
     if (this.#socket === null) return Promise.reject(new Error("the transport is not started"));
     this.#socket.send(JSON.stringify(message));
     return Promise.resolve();

@@ -3,6 +3,8 @@
  * for remote-mode tests, and stops it cleanly.
  */
 
+import { CONFIG, MOD } from "./cli.ts";
+
 /**
  * The token test executors require. It is set in this process's
  * EXECBRIDGE_TOKEN, so clients here and child processes (bridge, mcp)
@@ -10,9 +12,6 @@
  */
 export const TEST_TOKEN = "test-token-" + crypto.randomUUID();
 Deno.env.set("EXECBRIDGE_TOKEN", TEST_TOKEN);
-
-const MOD = new URL("../../mod.ts", import.meta.url).pathname;
-const CONFIG = new URL("../../deno.json", import.meta.url).pathname;
 
 /** A running executor subprocess. */
 export interface ExecutorProcess {
@@ -33,9 +32,19 @@ export async function startExecutor(
   args: string[] = [],
   options: { env?: Record<string, string>; denoFlags?: string[] } = {},
 ): Promise<ExecutorProcess> {
-  const deno = ["run", "-A", ...(options.denoFlags ?? []), "--config", CONFIG, MOD];
   const child = new Deno.Command(Deno.execPath(), {
-    args: [...deno, "serve", "--log-level", "warn", ...args],
+    args: [
+      "run",
+      "-A",
+      ...(options.denoFlags ?? []),
+      "--config",
+      CONFIG,
+      MOD,
+      "serve",
+      "--log-level",
+      "warn",
+      ...args,
+    ],
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
