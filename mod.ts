@@ -40,7 +40,8 @@ export type {
   ReadOptions,
 } from "./src/exec/types.ts";
 export { DISCONNECTED_PREFIX, DisconnectedError } from "./src/rpc/rpc_client.ts";
-export { lineChannel, type TextChannel } from "./src/transport/channel.ts";
+export type { TextChannel } from "./src/transport/channel.ts";
+export { lineChannel } from "./src/transport/line_channel.ts";
 export {
   ENV_INHERIT,
   type EnvInherit,

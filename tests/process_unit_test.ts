@@ -447,7 +447,7 @@ Deno.test("resolveProgram: finds like execvp, and a program just removed is not 
 });
 
 Deno.test("lean workers: the V8 flag is seen in --v8-flags and in DENO_V8_FLAGS", async () => {
-  const module = new URL("../src/process/host/worker_pool.ts", import.meta.url).href;
+  const module = new URL("../src/process/host/v8_flags.ts", import.meta.url).href;
   const code = `import { leanWorkersFlagSet } from ${JSON.stringify(module)};
     console.log(JSON.stringify(leanWorkersFlagSet()));`;
   const run = async (flags: string[], env: Record<string, string> = {}) =>

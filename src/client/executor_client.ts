@@ -18,7 +18,8 @@ import {
   startParams,
 } from "../protocol/schemas.ts";
 import type { StartParams } from "../protocol/types.ts";
-import { clientWebSocketChannel, type TextChannel } from "../transport/channel.ts";
+import type { TextChannel } from "../transport/channel.ts";
+import { clientWebSocketChannel } from "../transport/websocket_channel.ts";
 import { DisconnectedError, RpcClient } from "../rpc/rpc_client.ts";
 import { connectWebSocket } from "../transport/websocket_client.ts";
 import { withTimeout } from "../util/deadline.ts";

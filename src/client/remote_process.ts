@@ -13,16 +13,13 @@ import { results } from "../protocol/schemas.ts";
 import type { StartParams } from "../protocol/types.ts";
 import { DisconnectedError, type RpcClient } from "../rpc/rpc_client.ts";
 import { ProcessEvents } from "../exec/process_events.ts";
+import type { ExecProcess, ExecProcessEvent, ExitStatus, ReadOptions } from "../exec/types.ts";
 import type {
-  ExecProcess,
-  ExecProcessEvent,
-  ExitStatus,
   ProcessEvent,
-  ReadOptions,
   ReadResponse,
   TerminateSignal,
   WriteStatus,
-} from "../exec/types.ts";
+} from "../protocol/types.ts";
 import { waitForExit } from "../exec/wait.ts";
 
 const encoder = new TextEncoder();

@@ -22,10 +22,8 @@ import type {
   ExecProcessEvent,
   ExitStatus,
   ReadOptions,
-  ReadResponse,
-  TerminateSignal,
-  WriteStatus,
 } from "./types.ts";
+import type { ReadResponse, TerminateSignal, WriteStatus } from "../protocol/types.ts";
 
 /** Options of {@link LocalExecBackend}. */
 export interface LocalExecBackendOptions {

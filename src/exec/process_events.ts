@@ -8,7 +8,8 @@
  */
 
 import { EVENT_QUEUE_MAX_BYTES, EVENT_QUEUE_MAX_EVENTS, EventQueue } from "./event_queue.ts";
-import type { ExecProcessEvent, ProcessEvent, ReadResponse } from "./types.ts";
+import type { ExecProcessEvent } from "./types.ts";
+import type { ProcessEvent, ReadResponse } from "../protocol/types.ts";
 
 /** Replay history bound: events. */
 const HISTORY_MAX_EVENTS = 256;

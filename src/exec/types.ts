@@ -5,24 +5,12 @@
  */
 
 import type {
-  OutputChunk,
   ProcessEvent,
-  ProcessStream,
   ReadResponse,
   StartParams,
   TerminateSignal,
   WriteStatus,
 } from "../protocol/types.ts";
-
-export type {
-  OutputChunk,
-  ProcessEvent,
-  ProcessStream,
-  ReadResponse,
-  StartParams,
-  TerminateSignal,
-  WriteStatus,
-};
 
 /**
  * An event of a process, in seq order (history first, then live): its

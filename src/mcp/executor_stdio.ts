@@ -8,7 +8,8 @@
  * @module
  */
 
-import type { ExecBackend, ExecProcess, WriteStatus } from "../exec/types.ts";
+import type { ExecBackend, ExecProcess } from "../exec/types.ts";
+import type { WriteStatus } from "../protocol/types.ts";
 import { createLogger, type Logger } from "../log/logger.ts";
 import { settlesWithin } from "../util/deadline.ts";
 import { LineTooLongError } from "../util/lines.ts";

@@ -11,7 +11,7 @@ import { createLogger, type Logger } from "../log/logger.ts";
 import { spawnSession } from "../process/spawn.ts";
 import { settlesWithin } from "../util/deadline.ts";
 import { stopGracefully } from "../util/graceful_stop.ts";
-import { LineSplitter, LineTooLongError } from "../util/lines.ts";
+import { LineSplitter, LineTooLongError, readLines } from "../util/lines.ts";
 import type { JsonRpcMessage, McpTransport } from "./types.ts";
 import { decodeMessage, encodeMessage, logStderrLine } from "./messages.ts";
 import { localServerEnv, type StdioServerCommand } from "./stdio_command.ts";
@@ -190,12 +190,7 @@ class LocalStdioTransport implements McpTransport {
     const reader = stream.getReader();
     this.#streamReaders.push(reader);
     try {
-      while (true) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        splitter.push(value, onLine);
-      }
-      splitter.flush(onLine);
+      await readLines(reader, splitter, onLine);
     } catch (error) {
       if (error instanceof LineTooLongError) {
         this.onerror?.(new Error(`MCP server ${this.#name}: ${error.message}; closing it`));

@@ -7,7 +7,8 @@
  * @module
  */
 
-import type { ExecProcess, WriteStatus } from "../exec/types.ts";
+import type { ExecProcess } from "../exec/types.ts";
+import type { WriteStatus } from "../protocol/types.ts";
 import type { Logger } from "../log/logger.ts";
 import { stopGracefully } from "../util/graceful_stop.ts";
 import { LineSplitter } from "../util/lines.ts";

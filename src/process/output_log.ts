@@ -9,7 +9,6 @@
  * @module
  */
 
-import type { WireReadResponse } from "../protocol/schemas.ts";
 import type { OutputChunk, ProcessEvent, ProcessStream, ReadResponse } from "../protocol/types.ts";
 import type { ExitRecord, OutputLogSnapshot } from "./worker_protocol.ts";
 
@@ -20,6 +19,9 @@ export interface OutputLogLimits {
   /** Replay history cap in output events. */
   replayEvents: number;
 }
+
+/** An output chunk on the wire: the bytes in standard base64. */
+type WireChunk = Omit<OutputChunk, "chunk"> & { chunk: string };
 
 /** Sequence-numbered retained output of one process. */
 export class OutputLog {
@@ -131,7 +133,8 @@ export class OutputLog {
   /** A `process/read` result as JSON text (chunks in base64). */
   readJson(afterSeq: number, maxBytes: number | null): string {
     const selected = this.select(afterSeq, maxBytes);
-    const result: WireReadResponse = {
+    // The wire form of a ReadResponse (schemas.ts parses it back on the client).
+    const result: Omit<ReadResponse, "chunks"> & { chunks: WireChunk[] } = {
       chunks: selected.map((c) => ({ seq: c.seq, stream: c.stream, chunk: c.chunk.toBase64() })),
       ...this.#status(selected),
       failure: null,

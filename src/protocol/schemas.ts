@@ -237,9 +237,6 @@ const readResponse = exactly<Omit<ReadResponse, "failure"> & { failure?: string 
   }),
 );
 
-/** A read result as JSON (chunks in base64), as the executor sends it. */
-export type WireReadResponse = z.input<typeof readResponse>;
-
 /** Result schemas the client checks responses against. */
 export const results = {
   initialize: z.object({

@@ -6,6 +6,7 @@
  * @module
  */
 
+import type { z } from "zod";
 import { LocalFileSystem } from "../fs/local_file_system.ts";
 import { INVALID_PARAMS, INVALID_REQUEST, RpcError } from "../protocol/errors.ts";
 import {
@@ -38,81 +39,60 @@ function checkSandbox(method: string, sandbox: unknown): void {
   );
 }
 
+/**
+ * An `fs/*` method: its params carry an optional `sandbox`, checked (see
+ * {@link checkSandbox}) before `run`.
+ */
+function fsMethod<S extends z.ZodType<{ sandbox?: unknown }>>(
+  name: string,
+  params: S,
+  run: (params: z.output<S>) => Promise<unknown>,
+): [string, SessionMethod] {
+  return [
+    name,
+    sessionMethod({
+      family: "filesystem",
+      params,
+      run(p) {
+        checkSandbox(name, p.sandbox);
+        return run(p);
+      },
+    }),
+  ];
+}
+
 /** Handlers of the `fs/*` methods, by name. */
-export const fsMethods: Record<string, SessionMethod> = {
-  [Method.fsReadFile]: sessionMethod({
-    family: "filesystem",
-    params: readFileParams,
-    async run(p) {
-      checkSandbox(Method.fsReadFile, p.sandbox);
-      return { dataBase64: (await fs.readFile(p.path)).toBase64() };
-    },
+export const fsMethods: Record<string, SessionMethod> = Object.fromEntries([
+  fsMethod(Method.fsReadFile, readFileParams, async (p) => {
+    return { dataBase64: (await fs.readFile(p.path)).toBase64() };
   }),
-
-  [Method.fsWriteFile]: sessionMethod({
-    family: "filesystem",
-    params: writeFileParams,
-    async run(p) {
-      checkSandbox(Method.fsWriteFile, p.sandbox);
-      let data: Uint8Array;
-      try {
-        data = Uint8Array.fromBase64(p.dataBase64);
-      } catch (error) {
-        throw new RpcError(
-          INVALID_PARAMS,
-          `fs/writeFile requires valid base64 dataBase64: ${(error as Error).message}`,
-        );
-      }
-      await fs.writeFile(p.path, data);
-      return EMPTY;
-    },
+  fsMethod(Method.fsWriteFile, writeFileParams, async (p) => {
+    let data: Uint8Array;
+    try {
+      data = Uint8Array.fromBase64(p.dataBase64);
+    } catch (error) {
+      throw new RpcError(
+        INVALID_PARAMS,
+        `fs/writeFile requires valid base64 dataBase64: ${(error as Error).message}`,
+      );
+    }
+    await fs.writeFile(p.path, data);
+    return EMPTY;
   }),
-
-  [Method.fsCreateDirectory]: sessionMethod({
-    family: "filesystem",
-    params: createDirectoryParams,
-    async run(p) {
-      checkSandbox(Method.fsCreateDirectory, p.sandbox);
-      await fs.createDirectory(p.path, { recursive: p.recursive ?? true });
-      return EMPTY;
-    },
+  fsMethod(Method.fsCreateDirectory, createDirectoryParams, async (p) => {
+    await fs.createDirectory(p.path, { recursive: p.recursive ?? true });
+    return EMPTY;
   }),
-
-  [Method.fsGetMetadata]: sessionMethod({
-    family: "filesystem",
-    params: getMetadataParams,
-    async run(p) {
-      checkSandbox(Method.fsGetMetadata, p.sandbox);
-      return await fs.getMetadata(p.path);
-    },
+  fsMethod(Method.fsGetMetadata, getMetadataParams, (p) => fs.getMetadata(p.path)),
+  fsMethod(Method.fsReadDirectory, readDirectoryParams, async (p) => {
+    return { entries: await fs.readDirectory(p.path) };
   }),
-
-  [Method.fsReadDirectory]: sessionMethod({
-    family: "filesystem",
-    params: readDirectoryParams,
-    async run(p) {
-      checkSandbox(Method.fsReadDirectory, p.sandbox);
-      return { entries: await fs.readDirectory(p.path) };
-    },
+  fsMethod(Method.fsRemove, removeParams, async (p) => {
+    await fs.remove(p.path, { recursive: p.recursive ?? true, force: p.force ?? true });
+    return EMPTY;
   }),
-
-  [Method.fsRemove]: sessionMethod({
-    family: "filesystem",
-    params: removeParams,
-    async run(p) {
-      checkSandbox(Method.fsRemove, p.sandbox);
-      await fs.remove(p.path, { recursive: p.recursive ?? true, force: p.force ?? true });
-      return EMPTY;
-    },
+  fsMethod(Method.fsCopy, copyParams, async (p) => {
+    await fs.copy(p.sourcePath, p.destinationPath, { recursive: p.recursive });
+    return EMPTY;
   }),
-
-  [Method.fsCopy]: sessionMethod({
-    family: "filesystem",
-    params: copyParams,
-    async run(p) {
-      checkSandbox(Method.fsCopy, p.sandbox);
-      await fs.copy(p.sourcePath, p.destinationPath, { recursive: p.recursive });
-      return EMPTY;
-    },
-  }),
-};
+]);

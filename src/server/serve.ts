@@ -7,12 +7,10 @@
  */
 
 import { createLogger, type Logger, type LogLevel } from "../log/logger.ts";
-import {
-  LEAN_WORKERS_V8_FLAG,
-  leanWorkersFlagSet,
-  WorkerPool,
-} from "../process/host/worker_pool.ts";
-import { lineChannel, serverWebSocketChannel } from "../transport/channel.ts";
+import { LEAN_WORKERS_V8_FLAG, leanWorkersFlagSet } from "../process/host/v8_flags.ts";
+import { WorkerPool } from "../process/host/worker_pool.ts";
+import { lineChannel } from "../transport/line_channel.ts";
+import { serverWebSocketChannel } from "../transport/websocket_channel.ts";
 import { loadOrCreateDefaultToken } from "../auth/token.ts";
 import { guardRequest, isLoopback, type RequestPolicy } from "./request_guard.ts";
 import { ServerConnection } from "./connection.ts";

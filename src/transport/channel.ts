@@ -1,17 +1,11 @@
 /**
  * A message channel carrying one JSON-RPC message per text message, over a
- * WebSocket (client or server side) or newline-delimited stdio. Both ends of
- * the protocol are written against this, not against a transport.
+ * WebSocket (client or server side, `websocket_channel.ts`) or
+ * newline-delimited stdio (`line_channel.ts`). Both ends of the protocol are
+ * written against this, not against a transport.
  *
  * @module
  */
-
-import { LineSplitter, LineTooLongError } from "../util/lines.ts";
-import type { WebSocketClient } from "./websocket_client.ts";
-
-function errorText(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
 
 /** A bidirectional channel of text messages. */
 export interface TextChannel {
@@ -35,169 +29,61 @@ export interface TextChannel {
   readonly peer: string;
 }
 
-/**
- * Adapts a server-side WebSocket from `Deno.upgradeWebSocket`. A message
- * larger than `maxMessageBytes` closes the connection with 1009.
- */
-export function serverWebSocketChannel(
-  socket: WebSocket,
-  peer: string,
-  options: { maxMessageBytes?: number } = {},
-): TextChannel {
-  const decoder = new TextDecoder();
-  const max = options.maxMessageBytes ?? Infinity;
-  const channel: TextChannel = {
-    onmessage: null,
-    onbinary: null,
-    onclose: null,
-    peer,
-    binary: true,
-    get bufferedAmount() {
-      return socket.bufferedAmount;
-    },
-    send(text) {
-      if (socket.readyState === WebSocket.OPEN) socket.send(text);
-    },
-    sendBinary(data) {
-      if (socket.readyState === WebSocket.OPEN) socket.send(data);
-    },
-    close(code, reason) {
-      if (socket.readyState === WebSocket.OPEN || socket.readyState === WebSocket.CONNECTING) {
-        socket.close(code ?? 1000, reason);
-      }
-      return Promise.resolve();
-    },
-  };
-  socket.onmessage = (event) => {
-    const data = event.data;
-    const size = typeof data === "string" ? data.length : (data as ArrayBuffer).byteLength;
-    if (size > max) {
-      channel.close(1009, `message too big: the limit is ${max} bytes (--max-frame-bytes)`);
-      return;
-    }
-    if (typeof data === "string") channel.onmessage?.(data);
-    else if (channel.onbinary !== null) channel.onbinary(new Uint8Array(data as ArrayBuffer));
-    else channel.onmessage?.(decoder.decode(data));
-  };
-  socket.binaryType = "arraybuffer";
-  let closed = false;
-  const onEnd = (reason: string) => {
-    if (closed) return;
-    closed = true;
-    channel.onclose?.(reason);
-  };
-  socket.onclose = (event) => onEnd(`websocket closed (code ${event.code})`);
-  socket.onerror = () => onEnd("websocket error");
-  return channel;
+/** What a transport provides to make a {@link TextChannel}. */
+export interface ChannelEnds {
+  /** The peer, for logs. */
+  peer: string;
+  /** Whether binary messages can be sent. */
+  binary: boolean;
+  /** Bytes queued, not yet written. */
+  buffered(): number;
+  /** Sends a text message. */
+  send(text: string): void;
+  /** Sends a binary message. */
+  sendBinary(data: Uint8Array): void;
+  /** Closes the transport. */
+  close(code?: number, reason?: string): Promise<void>;
 }
 
-/** Adapts the client from `connectWebSocket`. */
-export function clientWebSocketChannel(client: WebSocketClient, peer: string): TextChannel {
-  const decoder = new TextDecoder();
-  const channel: TextChannel = {
-    onmessage: null,
-    onbinary: null,
-    onclose: null,
-    peer,
-    binary: true,
-    get bufferedAmount() {
-      return client.bufferedAmount;
-    },
-    send(text) {
-      client.send(text);
-    },
-    sendBinary(data) {
-      client.sendBinary(data);
-    },
-    close(code, reason) {
-      return client.close(code, reason).catch(() => {});
-    },
-  };
-  client.onmessage = (data) => {
-    if (typeof data === "string") channel.onmessage?.(data);
-    else if (channel.onbinary !== null) channel.onbinary(data);
-    else channel.onmessage?.(decoder.decode(data));
-  };
-  client.onclose = (event) => {
-    const reason = event.reason ? `: ${event.reason}` : "";
-    channel.onclose?.(`connection closed (code ${event.code}${reason})`);
-  };
-  return channel;
+/** A channel, and what its transport calls on it. */
+export interface ChannelHandle {
+  /** The channel, for the protocol. */
+  channel: TextChannel;
+  /** Hands an inbound message to the channel's handlers (binary as text when none takes it). */
+  deliver(data: string | Uint8Array): void;
+  /** The transport ended: `onclose` runs (once, whatever the number of calls). */
+  end(reason: string): void;
 }
 
-/**
- * A channel over byte streams with one message per line (`\n`-terminated,
- * trailing `\r` trimmed): `serve --listen stdio`, or a client talking to an
- * executor started over ssh.
- */
-export function lineChannel(
-  readable: ReadableStream<Uint8Array>,
-  writable: WritableStream<Uint8Array>,
-  options: { peer?: string; maxLineBytes?: number } = {},
-): TextChannel {
-  const encoder = new TextEncoder();
-  const writer = writable.getWriter();
-  const maxLine = options.maxLineBytes ?? 64 * 1024 * 1024;
-  let buffered = 0;
-  let closed = false;
-  let pending: Promise<void> = Promise.resolve();
-  const reader = readable.getReader();
+const decoder = new TextDecoder();
+
+/** Makes a channel over a transport's ends. */
+export function makeChannel(ends: ChannelEnds): ChannelHandle {
+  let ended = false;
   const channel: TextChannel = {
     onmessage: null,
     onbinary: null,
     onclose: null,
-    peer: options.peer ?? "stdio",
-    binary: false,
-    sendBinary() {
-      throw new Error("a line channel carries text only");
-    },
+    peer: ends.peer,
+    binary: ends.binary,
     get bufferedAmount() {
-      return buffered;
+      return ends.buffered();
     },
-    send(text) {
-      if (closed) return;
-      const bytes = encoder.encode(text + "\n");
-      buffered += bytes.byteLength;
-      pending = pending.then(() => writer.write(bytes)).then(
-        () => {
-          buffered -= bytes.byteLength;
-        },
-        () => end("write failed"),
-      );
+    send: ends.send,
+    sendBinary: ends.sendBinary,
+    close: ends.close,
+  };
+  return {
+    channel,
+    deliver(data) {
+      if (typeof data === "string") channel.onmessage?.(data);
+      else if (channel.onbinary !== null) channel.onbinary(data);
+      else channel.onmessage?.(decoder.decode(data));
     },
-    close() {
-      end("closed");
-      return finished;
+    end(reason) {
+      if (ended) return;
+      ended = true;
+      channel.onclose?.(reason);
     },
   };
-  let finished: Promise<void> = Promise.resolve();
-  function end(reason: string): void {
-    if (closed) return;
-    closed = true;
-    finished = Promise.all([
-      reader.cancel().catch(() => {}),
-      pending.then(() => writer.close()).catch(() => {}),
-    ]).then(() => {});
-    channel.onclose?.(reason);
-  }
-  (async () => {
-    const decoder = new TextDecoder();
-    const splitter = new LineSplitter(maxLine);
-    const onLine = (line: Uint8Array) => {
-      const text = decoder.decode(line).trim();
-      if (text.length > 0) channel.onmessage?.(text);
-    };
-    try {
-      while (true) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        splitter.push(value, onLine);
-      }
-      splitter.flush(onLine);
-      end("end of input");
-    } catch (error) {
-      end(error instanceof LineTooLongError ? error.message : `read failed: ${errorText(error)}`);
-    }
-  })();
-  return channel;
 }

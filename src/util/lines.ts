@@ -86,3 +86,21 @@ export class LineSplitter {
 function trimCr(line: Uint8Array): Uint8Array {
   return line.byteLength > 0 && line[line.byteLength - 1] === CR ? line.subarray(0, -1) : line;
 }
+
+/**
+ * Reads `reader` to its end through `splitter`, calling `onLine` for each
+ * line (the last, unterminated one too). Rejects with the read's error or a
+ * {@link LineTooLongError}; the reader is left as it is.
+ */
+export async function readLines(
+  reader: ReadableStreamDefaultReader<Uint8Array>,
+  splitter: LineSplitter,
+  onLine: (line: Uint8Array) => void,
+): Promise<void> {
+  while (true) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    splitter.push(value, onLine);
+  }
+  splitter.flush(onLine);
+}

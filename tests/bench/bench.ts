@@ -25,7 +25,7 @@
  */
 
 import { parseArgs } from "../../src/cli/args.ts";
-import { LEAN_WORKERS_V8_FLAG, leanWorkersFlagSet } from "../../src/process/host/worker_pool.ts";
+import { LEAN_WORKERS_V8_FLAG, leanWorkersFlagSet } from "../../src/process/host/v8_flags.ts";
 import {
   type BackendName,
   BACKENDS,

@@ -22,18 +22,18 @@ import type {
   ExecProcessEvent,
   ExitStatus,
   ReadOptions,
+} from "../../src/exec/types.ts";
+import type {
   ReadResponse,
   StartParams,
   TerminateSignal,
   WriteStatus,
-} from "../../src/exec/types.ts";
+} from "../../src/protocol/types.ts";
 import { ProcessEvents } from "../../src/exec/process_events.ts";
 import { waitForExit } from "../../src/exec/wait.ts";
-import {
-  clientWebSocketChannel,
-  lineChannel,
-  type TextChannel,
-} from "../../src/transport/channel.ts";
+import type { TextChannel } from "../../src/transport/channel.ts";
+import { lineChannel } from "../../src/transport/line_channel.ts";
+import { clientWebSocketChannel } from "../../src/transport/websocket_channel.ts";
 import { connectWebSocket } from "../../src/transport/websocket_client.ts";
 import { PeerProcess, PEERS_DIR } from "./peers_process.ts";
 import { type ExecTarget, readVmRss, withDeadline } from "./targets.ts";

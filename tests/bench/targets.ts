@@ -14,7 +14,7 @@ import {
   LocalExecBackend,
 } from "../../mod.ts";
 import { startExecutor } from "../support/executor_process.ts";
-import { LEAN_WORKERS_V8_FLAG, leanWorkersFlagSet } from "../../src/process/host/worker_pool.ts";
+import { LEAN_WORKERS_V8_FLAG, leanWorkersFlagSet } from "../../src/process/host/v8_flags.ts";
 
 /** The environment given to every started process (execbridge children get exactly this). */
 export const CHILD_ENV: Record<string, string> = {

@@ -12,7 +12,7 @@
  */
 
 import { clearImmediate, setImmediate } from "node:timers";
-import { readEnv } from "../../util/env.ts";
+import { Quiet } from "../../util/quiet.ts";
 import { EventRouter } from "./event_router.ts";
 import type { FromWorker, ToWorker } from "../worker_protocol.ts";
 
@@ -66,37 +66,6 @@ export const RETIRE_GAP_MS = 10;
 export const CLOSE_AT_ONCE = 32;
 /** Workers being started at once. */
 const SPAWN_CONCURRENCY = Math.max(2, navigator.hardwareConcurrency ?? 2);
-
-/**
- * The V8 option that keeps V8 from copying its builtins into every isolate.
- * By default each process worker gets its own copy (~1.8 MiB, so that JIT
- * code can reach it with short calls): measured 8.4 MiB per idle process
- * without the option, 6.7 MiB with it, for ~10% of peak bulk throughput.
- */
-export const LEAN_WORKERS_V8_FLAG = "--no-short-builtin-calls";
-
-/**
- * Whether this Deno runs with {@link LEAN_WORKERS_V8_FLAG} (from
- * `--v8-flags` or `DENO_V8_FLAGS`); null when that can't be told (not
- * Linux, no permission to read it).
- */
-export function leanWorkersFlagSet(): boolean | null {
-  try {
-    const sources = [readEnv("DENO_V8_FLAGS") ?? ""];
-    if (Deno.build.os !== "linux") return hasFlag(sources) ? true : null;
-    const argv = Deno.readTextFileSync("/proc/self/cmdline").split("\0");
-    sources.push(...argv.filter((arg) => arg.startsWith("--v8-flags=")));
-    return hasFlag(sources);
-  } catch {
-    return null;
-  }
-}
-
-function hasFlag(sources: string[]): boolean {
-  return sources.some((source) =>
-    source.replaceAll("_", "-").split(/[=,\s]/).includes(LEAN_WORKERS_V8_FLAG)
-  );
-}
 
 /** A pool of ready process workers. */
 export class WorkerPool {
@@ -417,45 +386,5 @@ export class WorkerPool {
     // Idle long enough to let the warm workers go: a pending refill must not bring them back
     // (with an idle timeout shorter than the refill delay, that would never stop).
     if (this.#trimWarm) this.#refillTimer.cancel();
-  }
-}
-
-/**
- * Runs an action once `ms` passed without a {@link Quiet.poke}. A poke only
- * records the time: a series of them arms one timer, not one each (a timer
- * costs ~3–4 µs to set and clear, and pokes come with every start).
- */
-class Quiet {
-  readonly #ms: number;
-  readonly #action: () => void;
-  #last = 0;
-  #timer: ReturnType<typeof setTimeout> | null = null;
-
-  constructor(ms: number, action: () => void) {
-    this.#ms = ms;
-    this.#action = action;
-  }
-
-  /** Something happened: the action waits for `ms` more of quiet. */
-  poke(): void {
-    this.#last = performance.now();
-    if (this.#timer === null) this.#arm(this.#ms);
-  }
-
-  /** Drops a pending action. */
-  cancel(): void {
-    if (this.#timer !== null) clearTimeout(this.#timer);
-    this.#timer = null;
-  }
-
-  #arm(ms: number): void {
-    const timer = setTimeout(() => {
-      this.#timer = null;
-      const wait = this.#last + this.#ms - performance.now();
-      if (wait > 0) this.#arm(wait);
-      else this.#action();
-    }, ms);
-    Deno.unrefTimer(timer);
-    this.#timer = timer;
   }
 }

@@ -14,11 +14,34 @@
  * closed PTY. Input that the terminal cannot take at once is queued and
  * flushed the same way, so `write()` never blocks the thread.
  *
- * Loaded lazily by a worker (`await import`) only when a tty is requested, so
- * this module imports nothing.
+ * Loaded lazily by a worker (`await import`) only when a tty is requested, with
+ * the libc bindings it uses (`libc.ts`).
  *
  * @module
  */
+
+import {
+  acquireLibc,
+  checkSize,
+  cString,
+  EAGAIN,
+  EINTR,
+  errno,
+  errnoName,
+  F_OK,
+  findExecutable,
+  type Libc,
+  O_CLOEXEC,
+  O_NOCTTY,
+  O_NONBLOCK,
+  O_RDWR,
+  POLL_END,
+  POLLIN,
+  POLLOUT,
+  releaseLibc,
+  setWindowSize,
+  SIGKILL,
+} from "./libc.ts";
 
 /** Options of {@linkcode spawnPty}. */
 export interface PtySpawnOptions {
@@ -61,38 +84,6 @@ export interface PtyProcess {
   readonly released: Promise<void>;
 }
 
-// Linux constants (identical on x86_64 and aarch64).
-const O_RDWR = 0o2;
-const O_NOCTTY = 0o400;
-const O_NONBLOCK = 0o4000;
-const O_CLOEXEC = 0o2000000;
-const TIOCSWINSZ = 0x5414;
-const POLLIN = 0x1;
-const POLLOUT = 0x4;
-const POLLERR = 0x8;
-const POLLHUP = 0x10;
-const POLLNVAL = 0x20;
-const POLL_END = POLLERR | POLLHUP | POLLNVAL;
-const F_OK = 0;
-const X_OK = 1;
-const SIGKILL = 9;
-const EINTR = 4;
-const EAGAIN = 11;
-const ERRNO_NAMES: Record<number, string> = {
-  1: "EPERM",
-  2: "ENOENT",
-  4: "EINTR",
-  5: "EIO",
-  9: "EBADF",
-  11: "EAGAIN",
-  12: "ENOMEM",
-  13: "EACCES",
-  22: "EINVAL",
-  23: "ENFILE",
-  24: "EMFILE",
-  28: "ENOSPC",
-};
-
 /** Largest chunk read from the master at once. */
 const CHUNK_SIZE = 64 * 1024;
 const CHUNK_SIZE_N = BigInt(CHUNK_SIZE);
@@ -122,90 +113,6 @@ const PERL_EXEC = "my ($h, $v, $p, @a) = @ARGV; " +
 const SH_PATH = "/bin/sh";
 const SETSID_PATHS = ["/usr/bin/setsid", "/bin/setsid"];
 const PERL_PATHS = ["/usr/bin/perl", "/bin/perl", "/usr/local/bin/perl"];
-
-const SYMBOLS = {
-  posix_openpt: { parameters: ["i32"], result: "i32" },
-  grantpt: { parameters: ["i32"], result: "i32" },
-  unlockpt: { parameters: ["i32"], result: "i32" },
-  ptsname_r: { parameters: ["i32", "buffer", "usize"], result: "i32" },
-  open: { parameters: ["buffer", "i32"], result: "i32" },
-  read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
-  write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
-  close: { parameters: ["i32"], result: "i32" },
-  ioctl: { parameters: ["i32", "u64", "buffer"], result: "i32" },
-  eventfd: { parameters: ["u32", "i32"], result: "i32" },
-  poll: { parameters: ["buffer", "u64", "i32"], result: "i32", nonblocking: true },
-  access: { parameters: ["buffer", "i32"], result: "i32" },
-  kill: { parameters: ["i32", "i32"], result: "i32" },
-  __errno_location: { parameters: [], result: "pointer" },
-} as const;
-
-type Libc = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
-
-// One library per isolate (module instance), open while a PTY is alive, so
-// that no dynamic-library resource outlives the last PTY.
-let library: Deno.DynamicLibrary<typeof SYMBOLS> | null = null;
-let libraryUsers = 0;
-let errnoView: Deno.UnsafePointerView | null = null;
-
-function acquireLibc(): Libc {
-  if (library === null) {
-    try {
-      library = Deno.dlopen("libc.so.6", SYMBOLS);
-    } catch (e) {
-      if (e instanceof Deno.errors.NotCapable) throw e;
-      throw new Error(`spawnPty: cannot load libc.so.6 with Deno.dlopen (glibc Linux only)`, {
-        cause: e,
-      });
-    }
-    const pointer = library.symbols.__errno_location();
-    errnoView = pointer === null ? null : new Deno.UnsafePointerView(pointer);
-  }
-  libraryUsers++;
-  return library.symbols;
-}
-
-function releaseLibc(): void {
-  if (--libraryUsers === 0 && library !== null) {
-    library.close();
-    library = null;
-    errnoView = null;
-  }
-}
-
-/** errno of this thread; read right after the failed synchronous call. */
-function errno(): number {
-  return errnoView === null ? 0 : errnoView.getInt32();
-}
-
-function errnoName(code: number): string {
-  return ERRNO_NAMES[code] ?? `errno ${code}`;
-}
-
-const encoder = new TextEncoder();
-
-function cString(text: string): Uint8Array {
-  return encoder.encode(text + "\0");
-}
-
-function findExecutable(libc: Libc, candidates: string[]): string | null {
-  return candidates.find((path) => libc.access(cString(path), X_OK) === 0) ?? null;
-}
-
-function checkSize(rows: number, cols: number): void {
-  for (const [name, value] of [["rows", rows], ["cols", cols]] as const) {
-    if (!Number.isInteger(value) || value < 1 || value > 0xffff) {
-      throw new RangeError(`pty ${name} must be an integer from 1 to 65535, got ${value}`);
-    }
-  }
-}
-
-function setWindowSize(libc: Libc, fd: number, rows: number, cols: number): void {
-  const winsize = new Uint16Array([rows, cols, 0, 0]);
-  if (libc.ioctl(fd, BigInt(TIOCSWINSZ), new Uint8Array(winsize.buffer)) !== 0) {
-    throw new Error(`pty resize failed: ioctl(TIOCSWINSZ): ${errnoName(errno())}`);
-  }
-}
 
 /**
  * Starts `options.argv` under a new pseudo-terminal.

@@ -5,8 +5,9 @@
  * (pre-serialized JSON-RPC) and to the worker's events port (bytes).
  *
  * Imported only by `workers/process_worker.ts`. Besides types it imports only
- * the log, spawning (with the launcher) and the output frame encoder, so an
- * idle worker stays small; the PTY module loads on demand.
+ * the log, the child (spawning, with the launcher), the notification
+ * builders and the output frame encoder, so an idle worker stays small; the
+ * PTY module loads on demand.
  * A worker runs one process at a time; once it closed, it hands its log to
  * the main thread (with `finished`) and can run another.
  *
@@ -15,8 +16,14 @@
 
 import type { ProcessStream, TerminateSignal } from "../../protocol/types.ts";
 import { OutputLog } from "../output_log.ts";
-import { spawnSession } from "../spawn.ts";
 import { findLauncher } from "../launcher.ts";
+import {
+  type Child,
+  type OutputSink,
+  recycleGather,
+  releaseSpareBuffers,
+  spawnChild,
+} from "./child.ts";
 import { encodeOutputFrame, encodeProcessId } from "../../protocol/binary_output.ts";
 import {
   closedNotification,
@@ -43,37 +50,11 @@ export interface WorkerScope {
   onmessage: ((event: MessageEvent<ToWorker>) => void) | null;
 }
 
-/** Bytes asked for per read. */
-const READ_BYTES = 64 * 1024;
-/** A read at least this big means more output is probably waiting. */
-const BIG_READ = 16 * 1024;
-/** Most bytes gathered into one output chunk. */
-const GATHER_BYTES = 1024 * 1024;
-/** Read buffers kept between the processes a worker runs (one per pipe). */
-const spareBuffers: ArrayBuffer[] = [];
-/**
- * Gather buffers the log evicted, for the next bulk chunks: a fresh 1 MiB
- * buffer costs 256 page faults, a recycled one none. Bulk output thus cycles
- * through a few buffers instead of allocating one per MiB.
- */
-const spareGathers: ArrayBuffer[] = [];
-const MAX_SPARE_GATHERS = 2;
 /** Carriers back from the main thread, for the next big frames (see {@link CARRIER_BYTES}). */
 const carriers: ArrayBuffer[] = [];
 const MAX_CARRIERS = 4;
 /** After a terminate, how long output may keep draining once the exit was seen. */
 const TERMINATE_DRAIN_MS = 200;
-
-interface Child {
-  pid: number;
-  status: Promise<{ code: number; signal: string | null }>;
-  kill(signal: TerminateSignal): void;
-  write(data: Uint8Array): Promise<void>;
-  closeStdin(): void;
-  cancelOutput(): void;
-  /** Releases what remains (the PTY master) once everything ended. */
-  dispose(): void;
-}
 
 /** Runs the process worker protocol on a worker scope. */
 export function runProcessWorker(scope: WorkerScope): void {
@@ -88,7 +69,7 @@ export function runProcessWorker(scope: WorkerScope): void {
   const onFinished = () => {
     runner = null;
     // An idle worker keeps no gather buffers or carriers (up to 6 MiB): only a running process reuses them.
-    spareGathers.length = 0;
+    releaseSpareBuffers();
     carriers.length = 0;
   };
   scope.onmessage = (event) => {
@@ -122,15 +103,17 @@ function post(scope: WorkerScope, message: FromWorker): void {
   scope.postMessage(message);
 }
 
-/**
- * Gives each chunk its own exact-size buffer: the read stream hands out views
- * of a 64 KiB buffer, which would otherwise be pinned (and cloned) whole.
- */
-function own(data: Uint8Array): Uint8Array {
-  return data.byteLength === data.buffer.byteLength ? data : data.slice();
-}
-
 class ProcessRunner {
+  /** Where the child's output goes: this runner's log and wire. */
+  readonly #outputSink: OutputSink = {
+    output: (stream, data) => this.#onOutput(stream, data),
+    paused: () => this.#paused,
+    streamOpened: () => this.#openStreams++,
+    streamEnded: () => {
+      this.#openStreams--;
+      this.#maybeClose();
+    },
+  };
   readonly #scope: WorkerScope;
   readonly #spec: SpawnSpec;
   readonly #log: OutputLog;
@@ -151,7 +134,6 @@ class ProcessRunner {
   #lastWrite: Promise<void> = Promise.resolve();
   #unreported = 0;
   #paused: Promise<void> | null = null;
-  #readers: ReadableStreamBYOBReader[] = [];
   #resume: () => void = () => {};
 
   constructor(
@@ -174,7 +156,7 @@ class ProcessRunner {
 
   async start(): Promise<void> {
     try {
-      this.#child = this.#spec.tty ? await this.#spawnPty() : this.#spawnPipes();
+      this.#child = await spawnChild(this.#spec, this.#outputSink);
     } catch (error) {
       post(this.#scope, { type: "startFailed", message: describeSpawnError(this.#spec, error) });
       return;
@@ -208,161 +190,6 @@ class ProcessRunner {
         this.#paused = null;
         break;
     }
-  }
-
-  // --- spawning ---------------------------------------------------------
-
-  #spawnPipes(): Child {
-    const spec = this.#spec;
-    const child = spawnSession(spec.argv, {
-      cwd: spec.cwd,
-      env: spec.env,
-      pipeStdin: spec.pipeStdin,
-      arg0: spec.arg0,
-    });
-    const stdin = spec.pipeStdin ? child.stdin.getWriter() : null;
-    const readers = this.#readers;
-    this.#pumpPipe(child.stdout, "stdout");
-    this.#pumpPipe(child.stderr, "stderr");
-    return {
-      pid: child.pid,
-      status: child.status.then((s) => ({ code: s.code, signal: s.signal })),
-      kill(signal) {
-        try {
-          Deno.kill(-child.pid, signal);
-        } catch {
-          // The group is already gone.
-        }
-      },
-      write: (data) => stdin!.write(data),
-      closeStdin() {
-        stdin?.close().catch(() => {});
-      },
-      cancelOutput() {
-        for (const reader of readers) reader.cancel().catch(() => {});
-      },
-      dispose() {},
-    };
-  }
-
-  async #spawnPty(): Promise<Child> {
-    const { spawnPty } = await import("./pty.ts");
-    const spec = this.#spec;
-    const pty = spawnPty({ argv: spec.argv, cwd: spec.cwd, env: spec.env, arg0: spec.arg0 });
-    const reader = pty.output.getReader();
-    this.#pumpPty(reader);
-    return {
-      pid: pty.pid,
-      status: pty.status,
-      kill(signal) {
-        if (signal === "SIGKILL") {
-          pty.kill();
-          return;
-        }
-        try {
-          Deno.kill(-pty.pid, signal);
-        } catch {
-          // The group is already gone.
-        }
-      },
-      write: (data) => {
-        pty.write(data);
-        return Promise.resolve();
-      },
-      closeStdin() {
-        // A terminal has no separate stdin to close: send the EOF character.
-        pty.write(new Uint8Array([4]));
-      },
-      cancelOutput() {
-        reader.cancel().catch(() => {});
-      },
-      dispose: () => pty.close(),
-    };
-  }
-
-  /**
-   * Reads one pipe until EOF into a reused buffer (a BYOB reader: nothing is
-   * allocated per read). A big read means more output is waiting: such reads
-   * are gathered (up to 1 MiB) into one chunk, so bulk output costs one event
-   * and one message per MiB. A small read, the cap, or 1 ms without another
-   * read sends what was gathered, so interactive output is never held back.
-   */
-  async #pumpPipe(stream: ReadableStream<Uint8Array>, name: ProcessStream): Promise<void> {
-    this.#openStreams++;
-    const reader = stream.getReader({ mode: "byob" });
-    this.#readers.push(reader);
-    let scratch = spareBuffers.pop() ?? new ArrayBuffer(READ_BYTES);
-    let gather: Uint8Array | null = null;
-    let fill = 0;
-    let timer: ReturnType<typeof setTimeout> | null = null;
-    const flush = () => {
-      if (timer !== null) clearTimeout(timer);
-      timer = null;
-      if (fill === 0 || gather === null) return;
-      let chunk: Uint8Array;
-      if (fill * 2 >= GATHER_BYTES) {
-        // Mostly full: hand the buffer over rather than copy it.
-        chunk = gather.subarray(0, fill);
-        gather = null;
-      } else {
-        chunk = gather.slice(0, fill);
-      }
-      fill = 0;
-      this.#onOutput(name, chunk);
-    };
-    try {
-      while (true) {
-        if (this.#paused !== null) {
-          flush();
-          await this.#paused;
-        }
-        const { value, done } = await reader.read(new Uint8Array(scratch));
-        if (value !== undefined) scratch = value.buffer as ArrayBuffer;
-        if (done) break;
-        const size = value.byteLength;
-        if (fill === 0 && size < BIG_READ) {
-          this.#onOutput(name, value.slice());
-          continue;
-        }
-        gather ??= new Uint8Array(spareGathers.pop() ?? new ArrayBuffer(GATHER_BYTES));
-        gather.set(value, fill);
-        fill += size;
-        if (size >= BIG_READ && fill + READ_BYTES <= GATHER_BYTES) {
-          timer ??= setTimeout(flush, 1);
-        } else {
-          flush();
-        }
-      }
-    } catch {
-      // A cancelled or broken stream ends like EOF.
-    } finally {
-      // No releaseLock(): the stream is done, and releasing rejects the reader's `closed` promise
-      // with a new TypeError (a stack trace per stream, measured ~15 µs).
-      flush();
-      // The worker runs one process after another: keep the read buffer for the next one.
-      if (!scratch.detached && scratch.byteLength === READ_BYTES && spareBuffers.length < 2) {
-        spareBuffers.push(scratch);
-      }
-    }
-    this.#openStreams--;
-    this.#maybeClose();
-  }
-
-  /** Reads the terminal until EOF, one chunk per read. */
-  async #pumpPty(reader: ReadableStreamDefaultReader<Uint8Array>): Promise<void> {
-    this.#openStreams++;
-    try {
-      while (true) {
-        if (this.#paused !== null) await this.#paused;
-        const { value, done } = await reader.read();
-        if (done) break;
-        if (value.byteLength > 0) this.#onOutput("pty", own(value));
-      }
-    } catch {
-      // A cancelled or broken stream ends like EOF.
-    }
-    this.#openStreams--;
-    this.#maybeClose();
   }
 
   // --- events -----------------------------------------------------------
@@ -605,17 +432,6 @@ function sendChunk(
     ]);
   } else {
     port.postMessage({ type: "output", seq, stream, chunk: data, g } satisfies WorkerEvent);
-  }
-}
-
-/** Keeps an evicted chunk's buffer for reuse when it is a whole gather buffer. */
-function recycleGather(data: Uint8Array): void {
-  const buffer = data.buffer as ArrayBuffer;
-  if (
-    buffer.byteLength === GATHER_BYTES && data.byteOffset === 0 && !buffer.detached &&
-    spareGathers.length < MAX_SPARE_GATHERS
-  ) {
-    spareGathers.push(buffer);
   }
 }
 

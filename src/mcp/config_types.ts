@@ -1,0 +1,83 @@
+/**
+ * The normalized form of an MCP config ({@link McpConfig}), the error that
+ * any problem with one raises, and the defaults a config can leave out.
+ *
+ * @module
+ */
+
+/** Where an MCP server runs: here, or on the executor. */
+export type McpEnvironment = "local" | "remote";
+
+/** One MCP server from a config file, normalized. */
+export interface McpServerConfig {
+  /** The key of the server's entry; matches `^[a-zA-Z0-9_-]+$`. */
+  name: string;
+  /** `stdio` when `command` is set, `http` (streamable HTTP) when `url` is. */
+  transport: "stdio" | "http";
+  /** Program to run (stdio). */
+  command?: string;
+  /** Arguments (stdio); `[]` when absent. */
+  args: string[];
+  /** Literal environment values (stdio); they override everything else. */
+  env: Record<string, string>;
+  /**
+   * Variables to pass through (stdio): `local` copies the caller's value,
+   * `remote` inherits the executor host's value (remote servers only).
+   */
+  envVars: { name: string; source: "local" | "remote" }[];
+  /** Working directory (stdio); on a remote server, a path on the executor. */
+  cwd?: string;
+  /** Streamable HTTP endpoint (http). */
+  url?: string;
+  /** Static HTTP headers (http), from `http_headers` or `headers`; `{}` when absent. */
+  headers: Record<string, string>;
+  /** Placement, from `environment` or `experimental_environment`; `local` by default. */
+  environment: McpEnvironment;
+  /** Timeout for MCP `initialize` and for the first `tools/list`, each. */
+  startupTimeoutMs: number;
+  /** Timeout for one tool call. */
+  toolTimeoutMs: number;
+  /** `false` when `enabled = false` or `disabled: true`: the server is not started. */
+  enabled: boolean;
+  /** When true, a failure to start this server fails the whole command. */
+  required: boolean;
+  /** Allow-list of tool names, applied first. */
+  enabledTools?: string[];
+  /** Deny-list of tool names, applied after the allow-list. */
+  disabledTools?: string[];
+  /** Whether this server's tools may run concurrently (they are serialized by default). */
+  supportsParallelToolCalls: boolean;
+}
+
+/** A whole config file, normalized. */
+export interface McpConfig {
+  /** The servers, in file order (`mcpServers` before `servers` in JSON). */
+  servers: McpServerConfig[];
+  /**
+   * The config's `executor` section, if any. {@link loadMcpConfig} resolves
+   * a relative `tokenFile` against the config file's directory and expands
+   * a leading `~`; {@link parseMcpConfig} keeps it as written.
+   */
+  executor?: { url?: string; tokenFile?: string };
+  /** The file the config came from (or the `source` given to {@link parseMcpConfig}). */
+  source: string;
+}
+
+/**
+ * A config file that cannot be used. The message names the file and, where
+ * there is one, the server, and says what to change.
+ */
+export class McpConfigError extends Error {
+  /** Creates the error with a complete, user-facing message. */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "McpConfigError";
+  }
+}
+
+/** `startup_timeout_sec` when the config does not set it: 30 s. */
+export const DEFAULT_STARTUP_TIMEOUT_MS = 30_000;
+/** `tool_timeout_sec` when the config does not set it: 120 s. */
+export const DEFAULT_TOOL_TIMEOUT_MS = 120_000;
+/** The environment variable naming the executor when `--executor` is not given. */
+export const EXECUTOR_URL_ENV = "EXECBRIDGE_EXECUTOR_URL";
