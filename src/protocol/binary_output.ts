@@ -20,7 +20,10 @@
  */
 
 import { outputNotification, paramsPrefix } from "./notifications.ts";
-import { PROCESS_STREAMS, type ProcessStream } from "./types.ts";
+import type { ProcessStream } from "./types.ts";
+
+/** The stream codes of the frame, by code: its own table, so the wire format is fixed here. */
+const STREAM_CODES: readonly ProcessStream[] = ["stdout", "stderr", "pty"];
 
 /** Frame kind of a process output frame. */
 export const OUTPUT_FRAME_KIND = 1;
@@ -57,7 +60,7 @@ export function encodeOutputFrame(
     : new Uint8Array(size);
   const view = new DataView(frame.buffer);
   frame[0] = OUTPUT_FRAME_KIND;
-  frame[1] = PROCESS_STREAMS.indexOf(output.stream);
+  frame[1] = STREAM_CODES.indexOf(output.stream);
   view.setUint16(2, processId.byteLength);
   view.setFloat64(4, output.seq);
   frame.set(processId, HEADER);
@@ -73,7 +76,7 @@ export function encodeProcessId(processId: string): Uint8Array {
 /** Decodes a frame; null when it is not a well-formed output frame. */
 export function decodeOutputFrame(frame: Uint8Array): OutputFrame | null {
   if (frame.byteLength < HEADER || frame[0] !== OUTPUT_FRAME_KIND) return null;
-  const stream: ProcessStream | undefined = PROCESS_STREAMS[frame[1]];
+  const stream: ProcessStream | undefined = STREAM_CODES[frame[1]];
   const view = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);
   const idLength = view.getUint16(2);
   const seq = view.getFloat64(4);
