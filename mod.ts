@@ -45,18 +45,25 @@ export { lineChannel } from "./src/transport/line_channel.ts";
 export {
   ENV_INHERIT,
   type EnvInherit,
+  type EnvironmentInfo,
   type EnvPolicy,
   type OutputChunk,
+  PROCESS_SIGNALS,
   PROCESS_STREAMS,
   type ProcessEvent,
+  type ProcessSignal,
   type ProcessStream,
   type ReadResponse,
   type StartParams,
   TERMINATE_SIGNALS,
   type TerminateSignal,
+  type WalkEntry,
+  type WalkOptions,
+  type WalkResult,
   WRITE_STATUSES,
   type WriteStatus,
 } from "./src/protocol/types.ts";
+export type { RemoteFetch } from "./src/client/remote_http.ts";
 export {
   createLogger,
   LOG_LEVELS,

@@ -328,6 +328,7 @@ Deno.test("binary write frame: a process id over 65535 UTF-8 bytes is refused, n
     processId: "\uFEFFp",
     requestId: 3,
     closeStdin: false,
+    writeId: null,
     data: [7],
   });
 });

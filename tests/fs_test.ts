@@ -352,27 +352,45 @@ for (const backend of backends) {
 
   Deno.test(`fs ${backend.name}: relative paths are INVALID_PARAMS`, async () => {
     await withFs(backend, async (fs, dir) => {
-      const expected = (name: string, value: string): string =>
-        `${name} must be an absolute path, got ${JSON.stringify(value)}`;
-      await assertRpcError(fs.readFile("a.txt"), INVALID_PARAMS, expected("path", "a.txt"));
+      const expected = (method: string, name: string, value: string): string =>
+        `invalid params for ${method}: ${name}: must be an absolute path or a file:// URI, got ${
+          JSON.stringify(value)
+        }`;
+      await assertRpcError(
+        fs.readFile("a.txt"),
+        INVALID_PARAMS,
+        expected("fs/readFile", "path", "a.txt"),
+      );
       await assertRpcError(
         fs.writeFile("./a.txt", new Uint8Array()),
         INVALID_PARAMS,
-        expected("path", "./a.txt"),
+        expected("fs/writeFile", "path", "./a.txt"),
       );
-      await assertRpcError(fs.createDirectory("d"), INVALID_PARAMS, expected("path", "d"));
-      await assertRpcError(fs.getMetadata(""), INVALID_PARAMS, expected("path", ""));
-      await assertRpcError(fs.readDirectory("."), INVALID_PARAMS, expected("path", "."));
-      await assertRpcError(fs.remove("x"), INVALID_PARAMS, expected("path", "x"));
+      await assertRpcError(
+        fs.createDirectory("d"),
+        INVALID_PARAMS,
+        expected("fs/createDirectory", "path", "d"),
+      );
+      await assertRpcError(
+        fs.getMetadata(""),
+        INVALID_PARAMS,
+        expected("fs/getMetadata", "path", ""),
+      );
+      await assertRpcError(
+        fs.readDirectory("."),
+        INVALID_PARAMS,
+        expected("fs/readDirectory", "path", "."),
+      );
+      await assertRpcError(fs.remove("x"), INVALID_PARAMS, expected("fs/remove", "path", "x"));
       await assertRpcError(
         fs.copy("src", `${dir}/dest`, { recursive: true }),
         INVALID_PARAMS,
-        expected("sourcePath", "src"),
+        expected("fs/copy", "sourcePath", "src"),
       );
       await assertRpcError(
         fs.copy(dir, "dest", { recursive: true }),
         INVALID_PARAMS,
-        expected("destinationPath", "dest"),
+        expected("fs/copy", "destinationPath", "dest"),
       );
       assert.equal(await exists("dest"), false);
     });

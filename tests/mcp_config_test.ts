@@ -585,7 +585,7 @@ Deno.test("resolveExecutor: --executor, then EXECBRIDGE_EXECUTOR_URL, then the c
   );
 });
 
-Deno.test("validatePlacement: remote servers need an executor; remote http is refused", () => {
+Deno.test("validatePlacement: remote servers, stdio or http, need an executor", () => {
   const config = json({
     mcpServers: {
       here: { command: "a" },
@@ -605,14 +605,12 @@ Deno.test("validatePlacement: remote servers need an executor; remote http is re
   validatePlacement(localOnly, null);
 
   const remoteHttp = json({ mcpServers: { web: { url: "https://h/mcp", environment: "remote" } } });
-  for (const executor of [{ url: "ws://box:1" }, null]) {
-    assertConfigError(
-      () => validatePlacement(remoteHttp, executor),
-      "mcp.json",
-      "remote streamable HTTP MCP server `web` is not supported yet; " +
-        "run it locally or use a stdio server",
-    );
-  }
+  validatePlacement(remoteHttp, { url: "ws://box:1" });
+  assertConfigError(
+    () => validatePlacement(remoteHttp, null),
+    "mcp.json",
+    "remote MCP server `web` requires an executor",
+  );
 
   // Only enabled servers are checked.
   const disabled = json({

@@ -10,6 +10,8 @@ import type { ExecFileSystem } from "../fs/file_system.ts";
 import { INVALID_REQUEST, RpcError } from "../protocol/errors.ts";
 import { decodeOutputFrame } from "../protocol/binary_output.ts";
 import { Method } from "../protocol/methods.ts";
+import { toFileUri } from "../protocol/paths.ts";
+import type { EnvironmentInfo } from "../protocol/types.ts";
 import {
   type InitializeParams,
   notifications,
@@ -26,6 +28,7 @@ import { withTimeout } from "../util/deadline.ts";
 import { readEnv } from "../util/env.ts";
 import { expandHome } from "../util/home.ts";
 import { RemoteFileSystem } from "./remote_file_system.ts";
+import { type RemoteFetch, RemoteHttp } from "./remote_http.ts";
 import { RemoteProcess } from "./remote_process.ts";
 import type { ExecBackend, ExecProcess } from "../exec/types.ts";
 
@@ -71,6 +74,17 @@ export interface ExecutorClient extends ExecBackend, AsyncDisposable {
   readonly sessionId: string;
   /** The executor's filesystem. */
   readonly fs: ExecFileSystem;
+  /**
+   * What the executor says about its environment (its `initialize` answer):
+   * shell, version, directories, capabilities. Null from executors of the
+   * older protocol.
+   */
+  readonly environmentInfo: EnvironmentInfo | null;
+  /**
+   * `fetch`, made by the executor (`http/request`): reaches what the
+   * executor's network reaches. The body streams in as it arrives.
+   */
+  readonly fetch: RemoteFetch;
   /** The latched disconnect message, or null while connected. */
   readonly disconnected: string | null;
   /** Resolves with the disconnect message once the connection is lost or closed. */
@@ -150,6 +164,8 @@ class ExecutorConnection implements ExecutorClient {
   readonly fs: ExecFileSystem;
   readonly done: Promise<string>;
   #sessionId = "";
+  #environmentInfo: EnvironmentInfo | null = null;
+  #http: RemoteHttp | null = null;
   #writeNotifications = false;
   #binaryWrites = false;
   readonly #binaryChannel: boolean;
@@ -175,6 +191,7 @@ class ExecutorConnection implements ExecutorClient {
       onDisconnect: (message) => {
         for (const process of [...this.#routes.values()]) process.fail(message);
         this.#routes.clear();
+        this.#http?.fail(message);
         resolveDone(message);
       },
     });
@@ -184,6 +201,15 @@ class ExecutorConnection implements ExecutorClient {
   get sessionId(): string {
     return this.#sessionId;
   }
+
+  get environmentInfo(): EnvironmentInfo | null {
+    return this.#environmentInfo;
+  }
+
+  readonly fetch: RemoteFetch = (input, init) => {
+    if (this.#http === null) return Promise.reject(new Error("the executor is not initialized"));
+    return this.#http.fetch(input, init);
+  };
 
   get disconnected(): string | null {
     return this.#rpc.disconnected;
@@ -204,7 +230,10 @@ class ExecutorConnection implements ExecutorClient {
     });
     const result = results.initialize.parse(raw);
     this.#sessionId = result.sessionId;
+    this.#environmentInfo = result.environmentInfo ?? null;
     this.#writeNotifications = result.writeNotifications === true;
+    // Write notifications are execbridge's: so is cancelling an HTTP body.
+    this.#http = new RemoteHttp(this.#rpc, { cancellable: this.#writeNotifications });
     // Only when asked for and possible here, whatever a misbehaving executor answers.
     this.#binaryWrites = (options.binaryWrites ?? true) && result.binaryWrites === true &&
       this.#binaryChannel;
@@ -223,7 +252,9 @@ class ExecutorConnection implements ExecutorClient {
     // Register before starting so that early notifications are captured.
     const process = this.#addRoute(checked);
     try {
-      const raw = await this.#rpc.call(Method.processStart, checked);
+      // The reference's current protocol wants paths as URIs (execbridge takes both).
+      const cwd = checked.cwd == null ? checked.cwd : toFileUri(checked.cwd);
+      const raw = await this.#rpc.call(Method.processStart, { ...checked, cwd });
       results.start.parse(raw);
     } catch (error) {
       this.#removeRoute(process);
@@ -272,6 +303,10 @@ class ExecutorConnection implements ExecutorClient {
   }
 
   #route(method: string, params: unknown): void {
+    if (method === Method.httpRequestBodyDelta) {
+      this.#http?.deliver(params);
+      return;
+    }
     const schema = Object.hasOwn(notifications, method)
       ? notifications[method as keyof typeof notifications]
       : undefined;

@@ -1,14 +1,37 @@
 /**
  * {@link ExecFileSystem} over an executor connection (`fs/*` methods). Errors
  * are the executor's `RpcError`s, with the same codes as the local version.
+ * Paths go out as `file://` URIs (what the reference's current protocol
+ * requires) and come back as native paths.
  *
  * @module
  */
 
 import { Method } from "../protocol/methods.ts";
-import type { DirectoryEntry, ExecFileSystem, FileMetadata } from "../fs/file_system.ts";
+import type {
+  DirectoryEntry,
+  ExecFileSystem,
+  FileMetadata,
+  WalkOptions,
+  WalkResult,
+} from "../fs/file_system.ts";
+import { parseWirePath, toFileUri } from "../protocol/paths.ts";
 import { results } from "../protocol/schemas.ts";
 import type { RpcClient } from "../rpc/rpc_client.ts";
+
+/** Bytes per `fs/readBlock` and `fs/writeBlock` (the protocol's largest block). */
+const BLOCK_BYTES = 1024 * 1024;
+
+/** A native absolute path as the wire wants it; anything else is sent as is (and refused there). */
+function wire(path: string): string {
+  return path.startsWith("/") ? toFileUri(path) : path;
+}
+
+/** A path from the executor, as a native path. */
+function native(path: string): string {
+  const parsed = parseWirePath(path);
+  return "error" in parsed ? path : parsed.native;
+}
 
 /** The executor's filesystem. */
 export class RemoteFileSystem implements ExecFileSystem {
@@ -21,29 +44,33 @@ export class RemoteFileSystem implements ExecFileSystem {
 
   /** Reads a whole file. */
   async readFile(path: string): Promise<Uint8Array> {
-    const raw = await this.#rpc.call(Method.fsReadFile, { path });
+    const raw = await this.#rpc.call(Method.fsReadFile, { path: wire(path) });
     return results.readFile.parse(raw).dataBase64;
   }
 
   /** Creates or truncates a file. */
   async writeFile(path: string, data: Uint8Array): Promise<void> {
-    await this.#rpc.call(Method.fsWriteFile, { path, dataBase64: data.toBase64() });
+    await this.#rpc.call(Method.fsWriteFile, { path: wire(path), dataBase64: data.toBase64() });
   }
 
   /** Creates a directory (`mkdir -p` unless `recursive: false`). */
   async createDirectory(path: string, options: { recursive?: boolean } = {}): Promise<void> {
-    await this.#rpc.call(Method.fsCreateDirectory, { path, recursive: options.recursive ?? true });
+    await this.#rpc.call(Method.fsCreateDirectory, {
+      path: wire(path),
+      recursive: options.recursive ?? true,
+    });
   }
 
   /** Describes a path. */
   async getMetadata(path: string): Promise<FileMetadata> {
-    const result = results.getMetadata.parse(await this.#rpc.call(Method.fsGetMetadata, { path }));
+    const raw = await this.#rpc.call(Method.fsGetMetadata, { path: wire(path) });
+    const result = results.getMetadata.parse(raw);
     return { ...result, size: result.size ?? 0 };
   }
 
   /** Lists a directory. */
   async readDirectory(path: string): Promise<DirectoryEntry[]> {
-    const raw = await this.#rpc.call(Method.fsReadDirectory, { path });
+    const raw = await this.#rpc.call(Method.fsReadDirectory, { path: wire(path) });
     return results.readDirectory.parse(raw).entries;
   }
 
@@ -53,7 +80,7 @@ export class RemoteFileSystem implements ExecFileSystem {
     options: { recursive?: boolean; force?: boolean } = {},
   ): Promise<void> {
     await this.#rpc.call(Method.fsRemove, {
-      path,
+      path: wire(path),
       recursive: options.recursive ?? true,
       force: options.force ?? true,
     });
@@ -66,9 +93,87 @@ export class RemoteFileSystem implements ExecFileSystem {
     options: { recursive: boolean },
   ): Promise<void> {
     await this.#rpc.call(Method.fsCopy, {
-      sourcePath,
-      destinationPath,
+      sourcePath: wire(sourcePath),
+      destinationPath: wire(destinationPath),
       recursive: options.recursive,
     });
+  }
+
+  /** The canonical path. */
+  async canonicalize(path: string): Promise<string> {
+    const raw = await this.#rpc.call(Method.fsCanonicalize, { path: wire(path) });
+    return native(results.canonicalize.parse(raw).path);
+  }
+
+  /** The files and directories below a directory, bounded. */
+  async walk(path: string, options: WalkOptions): Promise<WalkResult> {
+    const raw = await this.#rpc.call(Method.fsWalk, { path: wire(path), options });
+    const result = results.walk.parse(raw);
+    return {
+      entries: result.entries.map((e) => ({ path: native(e.path), kind: e.kind })),
+      errors: result.errors.map((e) => ({ path: native(e.path), message: e.message })),
+      truncated: result.truncated,
+    };
+  }
+
+  /** A file's contents, read block by block (`fs/open`, `fs/readBlock`) as the stream is consumed. */
+  async readFileStream(path: string): Promise<ReadableStream<Uint8Array>> {
+    const handleId = await this.#open(path, "read");
+    let offset = 0;
+    const close = async () => {
+      await this.#rpc.call(Method.fsClose, { handleId }).catch(() => {});
+    };
+    return new ReadableStream<Uint8Array>({
+      pull: async (controller) => {
+        try {
+          const raw = await this.#rpc.call(Method.fsReadBlock, {
+            handleId,
+            offset,
+            len: BLOCK_BYTES,
+          });
+          const block = results.readBlock.parse(raw);
+          offset += block.chunk.byteLength;
+          if (block.chunk.byteLength > 0) controller.enqueue(block.chunk);
+          if (block.eof || block.chunk.byteLength === 0) {
+            await close();
+            controller.close();
+          }
+        } catch (error) {
+          await close();
+          controller.error(error);
+        }
+      },
+      cancel: close,
+    }, { highWaterMark: 0 });
+  }
+
+  /** Replaces a file's contents, block by block (`fs/open` in `replace` mode, `fs/writeBlock`). */
+  async writeFileStream(path: string): Promise<WritableStream<Uint8Array>> {
+    const handleId = await this.#open(path, "replace");
+    let offset = 0;
+    const close = async () => {
+      await this.#rpc.call(Method.fsClose, { handleId });
+    };
+    return new WritableStream<Uint8Array>({
+      write: async (data) => {
+        for (let at = 0; at < data.byteLength; at += BLOCK_BYTES) {
+          const block = data.subarray(at, at + BLOCK_BYTES);
+          await this.#rpc.call(Method.fsWriteBlock, {
+            handleId,
+            offset,
+            chunk: block.toBase64(),
+          });
+          offset += block.byteLength;
+        }
+      },
+      close,
+      abort: () => close().catch(() => {}),
+    });
+  }
+
+  async #open(path: string, mode: "read" | "replace"): Promise<string> {
+    const handleId = `h-${crypto.randomUUID()}`;
+    const raw = await this.#rpc.call(Method.fsOpen, { handleId, path: wire(path), mode });
+    return results.open.parse(raw).handleId;
   }
 }

@@ -31,6 +31,8 @@ export class RemoteProcess implements ExecProcess {
   readonly #events: ProcessEvents;
 
   readonly #notifyWrites: boolean;
+  readonly #writePrefix = crypto.randomUUID().slice(0, 8) + ".";
+  #writeCount = 1;
   /** The process id as UTF-8 when writes go as binary frames; null for base64 JSON. */
   readonly #idBytes: Uint8Array | null;
 
@@ -103,40 +105,60 @@ export class RemoteProcess implements ExecProcess {
   }
 
   async write(data: Uint8Array | string): Promise<WriteStatus> {
-    const bytes = typeof data === "string" ? encoder.encode(data) : data;
-    const idBytes = this.#idBytes;
-    const raw = idBytes !== null
-      ? await this.#rpc.callBinary((requestId) => encodeWriteFrame(idBytes, bytes, { requestId }))
-      : await this.#rpc.call(Method.processWrite, {
-        processId: this.processId,
-        chunk: bytes.toBase64(),
-      });
-    return results.write.parse(raw).status;
+    return await this.#write(typeof data === "string" ? encoder.encode(data) : data, false);
   }
 
   send(data: Uint8Array | string): void {
     const bytes = typeof data === "string" ? encoder.encode(data) : data;
-    if (this.#notifyWrites && this.#rpc.disconnected === null) {
-      if (this.#idBytes !== null) {
-        this.#rpc.notifyBinary(encodeWriteFrame(this.#idBytes, bytes));
-      } else {
-        this.#rpc.notify(Method.processWrite, {
-          processId: this.processId,
-          chunk: bytes.toBase64(),
-        });
-      }
+    if (!this.#notifyWrites || this.#rpc.disconnected !== null) {
+      this.#write(bytes, false).catch(() => {});
+      return;
+    }
+    const writeId = this.#nextWriteId();
+    if (this.#idBytes !== null) {
+      this.#rpc.notifyBinary(
+        encodeWriteFrame(this.#idBytes, bytes, { writeId: encoder.encode(writeId) }),
+      );
     } else {
-      this.write(bytes).catch(() => {});
+      this.#rpc.notify(Method.processWrite, {
+        processId: this.processId,
+        chunk: bytes.toBase64(),
+        writeId,
+      });
     }
   }
 
-  async closeStdin(): Promise<WriteStatus> {
-    const raw = await this.#rpc.call(Method.processWrite, {
-      processId: this.processId,
-      chunk: "",
-      closeStdin: true,
-    });
+  closeStdin(): Promise<WriteStatus> {
+    return this.#write(new Uint8Array(0), true);
+  }
+
+  /** A `process/write` request, as a binary frame when the executor takes them. */
+  async #write(bytes: Uint8Array, closeStdin: boolean): Promise<WriteStatus> {
+    const writeId = this.#nextWriteId();
+    const idBytes = this.#idBytes;
+    const raw = idBytes !== null
+      ? await this.#rpc.callBinary((requestId) =>
+        encodeWriteFrame(idBytes, bytes, {
+          requestId,
+          closeStdin,
+          writeId: encoder.encode(writeId),
+        })
+      )
+      : await this.#rpc.call(Method.processWrite, {
+        processId: this.processId,
+        chunk: bytes.toBase64(),
+        writeId,
+        ...(closeStdin ? { closeStdin } : {}),
+      });
     return results.write.parse(raw).status;
+  }
+
+  /**
+   * The next write's idempotency key: unique to this handle (a random
+   * prefix) and in order, so a retried write is recognized and applied once.
+   */
+  #nextWriteId(): string {
+    return `${this.#writePrefix}${this.#writeCount++}`;
   }
 
   async terminate(options: { signal?: TerminateSignal } = {}): Promise<boolean> {

@@ -165,7 +165,7 @@ class LocalProcess implements ExecProcess {
   }
 
   closeStdin(): Promise<WriteStatus> {
-    return Promise.resolve(this.#host.write(new Uint8Array(0), true));
+    return Promise.resolve(this.#host.write(new Uint8Array(0), { closeStdin: true }));
   }
 
   terminate(options: { signal?: TerminateSignal } = {}): Promise<boolean> {

@@ -11,12 +11,12 @@
  * @module
  */
 
-import type { DirectoryEntry, FileMetadata } from "../protocol/types.ts";
+import type { DirectoryEntry, FileMetadata, WalkOptions, WalkResult } from "../protocol/types.ts";
 
 /** The largest file `readFile` returns: 512 MiB. Larger files are refused. */
 export const MAX_READ_FILE_BYTES = 536_870_912;
 
-export type { DirectoryEntry, FileMetadata };
+export type { DirectoryEntry, FileMetadata, WalkOptions, WalkResult };
 
 /**
  * Filesystem operations of the executor. Paths must be absolute; errors are
@@ -47,4 +47,22 @@ export interface ExecFileSystem {
    * same target) or, with `recursive`, a directory tree.
    */
   copy(sourcePath: string, destinationPath: string, options: { recursive: boolean }): Promise<void>;
+  /** The canonical absolute path: symlinks, `.` and `..` resolved. The path must exist. */
+  canonicalize(path: string): Promise<string>;
+  /**
+   * The files and directories below a directory, breadth first and by name,
+   * within the bounds of `options` (and the executor's own ceilings).
+   */
+  walk(path: string, options: WalkOptions): Promise<WalkResult>;
+  /**
+   * A file's contents as a stream, read block by block as it is consumed:
+   * for files of any size (cancel the stream to stop early).
+   */
+  readFileStream(path: string): Promise<ReadableStream<Uint8Array>>;
+  /**
+   * Replaces a file's contents (the file is created or truncated now) with
+   * what is written to the stream, block by block; closing the stream
+   * finishes the file.
+   */
+  writeFileStream(path: string): Promise<WritableStream<Uint8Array>>;
 }

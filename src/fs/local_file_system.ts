@@ -6,13 +6,11 @@
  */
 
 import { Method } from "../protocol/methods.ts";
-import {
-  INTERNAL_ERROR,
-  INVALID_PARAMS,
-  INVALID_REQUEST,
-  NOT_FOUND,
-  RpcError,
-} from "../protocol/errors.ts";
+import { INVALID_PARAMS, INVALID_REQUEST, NOT_FOUND, RpcError } from "../protocol/errors.ts";
+import type { WalkOptions, WalkResult } from "../protocol/types.ts";
+import { parseWirePath } from "../protocol/paths.ts";
+import { io, toRpcError } from "./io.ts";
+import { walkDirectory } from "./walk.ts";
 import {
   type DirectoryEntry,
   type ExecFileSystem,
@@ -43,7 +41,7 @@ export class LocalFileSystem implements ExecFileSystem {
   /** Reads a whole file, refusing files larger than 512 MiB. */
   async readFile(path: string): Promise<Uint8Array> {
     const method = Method.fsReadFile;
-    requireAbsolute("path", path);
+    path = nativePath(Method.fsReadFile, "path", path);
     const info = await io(method, path, () => Deno.stat(path));
     if (!info.isFile) {
       // A device (/dev/zero) or fifo would be read forever or block.
@@ -61,13 +59,13 @@ export class LocalFileSystem implements ExecFileSystem {
 
   /** Creates or truncates a file; the parent directory must exist. */
   async writeFile(path: string, data: Uint8Array): Promise<void> {
-    requireAbsolute("path", path);
+    path = nativePath(Method.fsWriteFile, "path", path);
     await io(Method.fsWriteFile, path, () => Deno.writeFile(path, data));
   }
 
   /** Creates a directory, with its missing parents unless `recursive` is false. */
   async createDirectory(path: string, options: { recursive?: boolean } = {}): Promise<void> {
-    requireAbsolute("path", path);
+    path = nativePath(Method.fsCreateDirectory, "path", path);
     const recursive = options.recursive ?? true;
     await io(Method.fsCreateDirectory, path, () => Deno.mkdir(path, { recursive }));
   }
@@ -75,7 +73,7 @@ export class LocalFileSystem implements ExecFileSystem {
   /** Describes a path; symlinks are followed except for `isSymlink`. */
   async getMetadata(path: string): Promise<FileMetadata> {
     const method = Method.fsGetMetadata;
-    requireAbsolute("path", path);
+    path = nativePath(Method.fsGetMetadata, "path", path);
     const link = await io(method, path, () => Deno.lstat(path));
     let target: Deno.FileInfo | undefined = link;
     if (link.isSymlink) {
@@ -99,7 +97,7 @@ export class LocalFileSystem implements ExecFileSystem {
   /** Lists a directory, unsorted, skipping entries that cannot be stat'ed. */
   async readDirectory(path: string): Promise<DirectoryEntry[]> {
     const method = Method.fsReadDirectory;
-    requireAbsolute("path", path);
+    path = nativePath(Method.fsReadDirectory, "path", path);
     const raw = await io(method, path, () => Array.fromAsync(Deno.readDir(path)));
     const entries = await Promise.all(raw.map(async (entry): Promise<DirectoryEntry | null> => {
       if (!entry.isSymlink) {
@@ -121,7 +119,7 @@ export class LocalFileSystem implements ExecFileSystem {
     options: { recursive?: boolean; force?: boolean } = {},
   ): Promise<void> {
     const method = Method.fsRemove;
-    requireAbsolute("path", path);
+    path = nativePath(Method.fsRemove, "path", path);
     const recursive = options.recursive ?? true;
     const force = options.force ?? true;
     try {
@@ -133,6 +131,38 @@ export class LocalFileSystem implements ExecFileSystem {
     }
   }
 
+  /** The canonical absolute path (symlinks, `.` and `..` resolved); the path must exist. */
+  async canonicalize(path: string): Promise<string> {
+    path = nativePath(Method.fsCanonicalize, "path", path);
+    return await io(Method.fsCanonicalize, path, () => Deno.realPath(path));
+  }
+
+  /** The files and directories below `path`, breadth first, bounded (see `walk.ts`). */
+  async walk(path: string, options: WalkOptions): Promise<WalkResult> {
+    path = nativePath(Method.fsWalk, "path", path);
+    return await io(Method.fsWalk, path, () => walkDirectory(path, options));
+  }
+
+  /** A file's contents as a stream (read as it is consumed; cancel to stop early). */
+  async readFileStream(path: string): Promise<ReadableStream<Uint8Array>> {
+    path = nativePath(Method.fsOpen, "path", path);
+    const file = await io(Method.fsOpen, path, () => Deno.open(path, { read: true }));
+    const info = await file.stat().catch(() => null);
+    if (info === null || !info.isFile) {
+      file.close();
+      throw new RpcError(INVALID_REQUEST, `path \`${path}\` is not a file`);
+    }
+    return file.readable;
+  }
+
+  /** Replaces a file's contents (created or truncated now) with what is written to the stream. */
+  async writeFileStream(path: string): Promise<WritableStream<Uint8Array>> {
+    path = nativePath(Method.fsOpen, "path", path);
+    const options = { write: true, create: true, truncate: true };
+    const file = await io(Method.fsOpen, path, () => Deno.open(path, options));
+    return file.writable;
+  }
+
   /** Copies a file, a symlink, or (with `recursive`) a directory tree. */
   async copy(
     sourcePath: string,
@@ -140,8 +170,8 @@ export class LocalFileSystem implements ExecFileSystem {
     options: { recursive: boolean },
   ): Promise<void> {
     const method = Method.fsCopy;
-    requireAbsolute("sourcePath", sourcePath);
-    requireAbsolute("destinationPath", destinationPath);
+    sourcePath = nativePath(Method.fsCopy, "sourcePath", sourcePath);
+    destinationPath = nativePath(Method.fsCopy, "destinationPath", destinationPath);
     const info = await io(method, sourcePath, () => Deno.lstat(sourcePath));
     if (info.isSymlink) {
       await copySymlink(sourcePath, destinationPath);
@@ -173,14 +203,19 @@ export class LocalFileSystem implements ExecFileSystem {
   }
 }
 
-/** Throws `INVALID_PARAMS` unless `value` is an absolute path. */
-function requireAbsolute(name: string, value: string): void {
-  if (typeof value !== "string" || !value.startsWith("/")) {
-    throw new RpcError(
-      INVALID_PARAMS,
-      `${name} must be an absolute path, got ${JSON.stringify(value) ?? String(value)}`,
-    );
+/**
+ * The native absolute path of a path argument (an absolute path, or a
+ * `file://` URI, as on the wire); `INVALID_PARAMS` naming the argument, in
+ * the executor's words, otherwise.
+ */
+function nativePath(method: string, name: string, value: string): string {
+  const path = typeof value === "string"
+    ? parseWirePath(value)
+    : { error: `must be a string, got ${typeof value}` };
+  if ("error" in path) {
+    throw new RpcError(INVALID_PARAMS, `invalid params for ${method}: ${name}: ${path.error}`);
   }
+  return path.native;
 }
 
 /** The error for a file over {@link MAX_READ_FILE_BYTES}. */
@@ -189,43 +224,6 @@ function tooLarge(): RpcError {
     INVALID_REQUEST,
     `file is too large to read: limit is ${MAX_READ_FILE_BYTES} bytes`,
   );
-}
-
-/** Runs an fs call, turning what it throws into an `RpcError` about `method` and `path`. */
-async function io<T>(method: string, path: string, op: () => Promise<T>): Promise<T> {
-  try {
-    return await op();
-  } catch (err) {
-    throw toRpcError(method, path, err);
-  }
-}
-
-/** Maps an OS error to an `RpcError` with message `"<method> <path>: <OS message>"`. */
-function toRpcError(method: string, path: string, err: unknown): RpcError {
-  if (err instanceof RpcError) return err;
-  const message = `${method} ${path}: ${osMessage(err)}`;
-  if (err instanceof Deno.errors.NotFound) return new RpcError(NOT_FOUND, message);
-  if (
-    err instanceof Deno.errors.PermissionDenied ||
-    err instanceof Deno.errors.NotCapable ||
-    err instanceof Deno.errors.NotADirectory ||
-    err instanceof Deno.errors.IsADirectory ||
-    err instanceof TypeError // Deno's class for invalid input (EINVAL, NUL in a path).
-  ) {
-    return new RpcError(INVALID_REQUEST, message);
-  }
-  return new RpcError(INTERNAL_ERROR, message);
-}
-
-/**
- * The OS part of an error message. Deno appends the operation and its paths
- * (`"No such file or directory (os error 2): readfile '/x'"`); that suffix is
- * dropped because the caller's message already names the method and path.
- */
-function osMessage(err: unknown): string {
-  if (!(err instanceof Error)) return String(err);
-  const match = /^([\s\S]*?): [a-z_]+ '[\s\S]*'$/.exec(err.message);
-  return match ? match[1] : err.message;
 }
 
 /** A `Date` as Unix milliseconds, 0 when missing or invalid. */

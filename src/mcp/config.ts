@@ -219,8 +219,8 @@ export function resolveExecutor(
 
 /**
  * Checks that every enabled server can run where its config places it:
- * a `remote` server needs an executor, and remote streamable HTTP servers
- * are not supported. Disabled servers are not checked.
+ * a `remote` server (stdio, or streamable HTTP reached through the
+ * executor's network) needs an executor. Disabled servers are not checked.
  *
  * @throws {McpConfigError} naming the first server that cannot run.
  *
@@ -239,12 +239,6 @@ export function resolveExecutor(
 export function validatePlacement(config: McpConfig, executor: { url: string } | null): void {
   for (const server of config.servers) {
     if (!server.enabled || server.environment !== "remote") continue;
-    if (server.transport === "http") {
-      throw new McpConfigError(
-        `${config.source}: remote streamable HTTP MCP server \`${server.name}\` is not supported ` +
-          `yet; run it locally or use a stdio server`,
-      );
-    }
     if (executor === null) {
       throw new McpConfigError(
         `${config.source}: remote MCP server \`${server.name}\` requires an executor: ` +

@@ -358,9 +358,12 @@ export class McpConnectionManager implements AsyncDisposable {
 
   #launch(config: McpServerConfig): Promise<Transport> {
     if (config.transport === "http") {
+      // A remote one is reached from the executor's network: its requests are `http/request`s.
+      const fetch = config.environment === "remote" ? this.#executor!.fetch : undefined;
       return Promise.resolve(
         new StreamableHTTPClientTransport(new URL(config.url!), {
           requestInit: { headers: config.headers },
+          fetch,
         }),
       );
     }

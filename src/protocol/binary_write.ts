@@ -10,11 +10,12 @@
  * | offset | size | field |
  * | --- | --- | --- |
  * | 0 | 1 | kind: 2 = process write |
- * | 1 | 1 | flags: bit 0 close stdin after the bytes, bit 1 a request (answered) |
+ * | 1 | 1 | flags: bit 0 close stdin after the bytes, bit 1 a request (answered), bit 2 a `writeId` follows the process id |
  * | 2 | 2 | length L of the process id in UTF-8 bytes |
  * | 4 | 8 | the request id, as a float64 (a safe integer; ignored for a notification) |
  * | 12 | L | process id, UTF-8 |
- * | 12+L | rest | the bytes for stdin |
+ * | 12+L | 2 + W | with bit 2: the length W of the `writeId`, then the `writeId`, UTF-8 (not empty) |
+ * | after | rest | the bytes for stdin |
  *
  * A request is answered like a `process/write` request with that id (a JSON
  * response with `{ status }`); a notification is not answered.
@@ -28,6 +29,7 @@ export const WRITE_FRAME_KIND = 2;
 const HEADER = 12;
 const CLOSE_STDIN = 1;
 const REQUEST = 2;
+const WRITE_ID = 4;
 // ignoreBOM: a process id may itself start with U+FEFF (the default would strip it).
 const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
@@ -39,6 +41,8 @@ export interface WriteFrame {
   requestId: number | null;
   /** Close stdin after the bytes. */
   closeStdin: boolean;
+  /** The write's idempotency key, if it has one. */
+  writeId: string | null;
   /** The bytes for stdin. */
   data: Uint8Array;
 }
@@ -49,6 +53,8 @@ export interface WriteFrameOptions {
   requestId?: number;
   /** Close stdin after the bytes. */
   closeStdin?: boolean;
+  /** The write's idempotency key, UTF-8 (not empty, at most 65535 bytes). */
+  writeId?: Uint8Array;
 }
 
 /** Builds the frame for one write (copies `data` once). `processId` is UTF-8. */
@@ -62,15 +68,25 @@ export function encodeWriteFrame(
       `a process id of ${processId.byteLength} UTF-8 bytes does not fit a write frame (at most 65535)`,
     );
   }
-  const frame = new Uint8Array(HEADER + processId.byteLength + data.byteLength);
+  const writeId = options.writeId;
+  if (writeId !== undefined && (writeId.byteLength === 0 || writeId.byteLength > 0xffff)) {
+    throw new RangeError(`a writeId of ${writeId.byteLength} bytes does not fit a write frame`);
+  }
+  const idEnd = HEADER + processId.byteLength;
+  const dataStart = writeId === undefined ? idEnd : idEnd + 2 + writeId.byteLength;
+  const frame = new Uint8Array(dataStart + data.byteLength);
   const view = new DataView(frame.buffer);
   frame[0] = WRITE_FRAME_KIND;
   frame[1] = (options.closeStdin ? CLOSE_STDIN : 0) |
-    (options.requestId !== undefined ? REQUEST : 0);
+    (options.requestId !== undefined ? REQUEST : 0) | (writeId !== undefined ? WRITE_ID : 0);
   view.setUint16(2, processId.byteLength);
   view.setFloat64(4, options.requestId ?? 0);
   frame.set(processId, HEADER);
-  frame.set(data, HEADER + processId.byteLength);
+  if (writeId !== undefined) {
+    view.setUint16(idEnd, writeId.byteLength);
+    frame.set(writeId, idEnd + 2);
+  }
+  frame.set(data, dataStart);
   return frame;
 }
 
@@ -88,23 +104,33 @@ export function writeFrameRequestId(frame: Uint8Array): number | null {
 export function decodeWriteFrame(frame: Uint8Array): WriteFrame | null {
   if (frame.byteLength < HEADER || frame[0] !== WRITE_FRAME_KIND) return null;
   const flags = frame[1];
-  if ((flags & ~(CLOSE_STDIN | REQUEST)) !== 0) return null;
+  if ((flags & ~(CLOSE_STDIN | REQUEST | WRITE_ID)) !== 0) return null;
   const view = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);
   const idLength = view.getUint16(2);
   const requestId = view.getFloat64(4);
-  if (idLength === 0 || HEADER + idLength > frame.byteLength) return null;
+  const idEnd = HEADER + idLength;
+  if (idLength === 0 || idEnd > frame.byteLength) return null;
   const isRequest = (flags & REQUEST) !== 0;
   if (isRequest && !Number.isSafeInteger(requestId)) return null;
-  let processId: string;
+  let dataStart = idEnd;
+  let writeId: string | null = null;
   try {
-    processId = decoder.decode(frame.subarray(HEADER, HEADER + idLength));
+    const processId = decoder.decode(frame.subarray(HEADER, idEnd));
+    if ((flags & WRITE_ID) !== 0) {
+      if (idEnd + 2 > frame.byteLength) return null;
+      const length = view.getUint16(idEnd);
+      dataStart = idEnd + 2 + length;
+      if (length === 0 || dataStart > frame.byteLength) return null;
+      writeId = decoder.decode(frame.subarray(idEnd + 2, dataStart));
+    }
+    return {
+      processId,
+      requestId: isRequest ? requestId : null,
+      closeStdin: (flags & CLOSE_STDIN) !== 0,
+      writeId,
+      data: frame.subarray(dataStart),
+    };
   } catch {
     return null;
   }
-  return {
-    processId,
-    requestId: isRequest ? requestId : null,
-    closeStdin: (flags & CLOSE_STDIN) !== 0,
-    data: frame.subarray(HEADER + idLength),
-  };
 }

@@ -11,11 +11,14 @@
 import { z } from "zod";
 import { INVALID_PARAMS, RpcError } from "./errors.ts";
 import { Method } from "./methods.ts";
+import { parseWirePath, type WirePath } from "./paths.ts";
 import {
   type DirectoryEntry,
   ENV_INHERIT,
+  type EnvironmentInfo,
   type EnvPolicy,
   type FileMetadata,
+  PROCESS_SIGNALS,
   PROCESS_STREAMS,
   type ProcessEvent,
   type ReadResponse,
@@ -81,6 +84,22 @@ const base64Bytes = z.string().transform((text, context): Uint8Array => {
  */
 const requestBytes = z.union([z.instanceof(Uint8Array), base64Bytes]);
 
+/**
+ * A path in a request: an absolute native path or a `file://` URI, parsed
+ * into the native path and the form it came in (see `paths.ts`).
+ */
+const pathArg = z.string().transform((value, context): WirePath => {
+  const path = parseWirePath(value);
+  if ("error" in path) {
+    context.addIssue({ code: "custom", message: path.error });
+    return z.NEVER;
+  }
+  return path;
+});
+
+/** A path in a request, as the native absolute path. */
+const nativePath = pathArg.transform((path) => path.native);
+
 /** The JSON-RPC envelope, with or without `"jsonrpc": "2.0"`. */
 export const envelopeSchema = z.object({
   jsonrpc: z.literal("2.0").optional(),
@@ -132,7 +151,7 @@ export const startParams = exactly<StartParams>()(z.object({
     "processId must be at most 1024 characters",
   ),
   argv: z.array(z.string()).min(1, "argv must not be empty"),
-  cwd: z.string().nullish(),
+  cwd: nativePath.nullish(),
   env: envMap.nullish(),
   envPolicy: envPolicy.nullish(),
   tty: z.boolean().optional(),
@@ -166,6 +185,14 @@ export const writeParams = z.object({
   chunk: requestBytes,
   /** After these bytes, close the child's stdin (EOF). An execbridge extension. */
   closeStdin: z.boolean().nullish(),
+  /**
+   * The write's idempotency key: a write whose id the process already took
+   * is answered with its status and not applied again.
+   */
+  writeId: z.string().min(1, "writeId must not be empty").max(
+    1024,
+    "writeId must be at most 1024 characters",
+  ).nullish(),
 });
 
 /** A `process/write` request, decoded. */
@@ -182,10 +209,20 @@ export const terminateParams = z.object({
 /** Params of `process/terminate` as a client sends them. */
 export type TerminateParams = z.input<typeof terminateParams>;
 
+/** `process/signal` params. */
+export const signalParams = z.object({
+  /** The process to signal (its whole process group). */
+  processId: z.string(),
+  /** The signal, by the reference's name. */
+  signal: z.enum(PROCESS_SIGNALS),
+});
+
+/** Params of a method that takes none (anything is accepted and ignored). */
+export const noParams = z.unknown();
+
 /** The optional `sandbox` field of fs requests (only unsandboxed policies are supported). */
 const sandbox = z.unknown().optional();
-/** A path; the filesystem layer refuses relative ones with -32602 and a message naming the field. */
-const path = z.string();
+const path = nativePath;
 
 /** `fs/readFile` params. */
 export const readFileParams = z.object({ path, sandbox });
@@ -219,6 +256,85 @@ export const copyParams = z.object({
   recursive: z.boolean(),
   sandbox,
 });
+/** `fs/canonicalize` params (the answer keeps the path's form: URI or native). */
+export const canonicalizeParams = z.object({ path: pathArg, sandbox });
+
+const count = z.number().int().nonnegative();
+/** `fs/walk` params. */
+export const walkParams = z.object({
+  /** Where to start (the answer's paths keep this form: URI or native). */
+  path: pathArg,
+  options: z.object({
+    /** Levels below the first to descend into (0: the directory's own entries only). */
+    maxDepth: count,
+    /** Most entries returned; more make the answer `truncated`. */
+    maxEntries: count,
+    /** Most directories read; more make the answer `truncated`. */
+    maxDirectories: count,
+    /** List and descend into symlinks to directories (each directory once). */
+    followDirectorySymlinks: z.boolean(),
+  }),
+  sandbox,
+});
+
+/** What `fs/open` opens a file for. */
+const OPEN_MODES = ["read", "replace"] as const;
+/** `fs/open` params. */
+export const openParams = z.object({
+  /** The caller's name for the handle, unique among the session's open handles. */
+  handleId: z.string().min(1, "handleId must not be empty").max(
+    1024,
+    "handleId must be at most 1024 characters",
+  ),
+  path,
+  /** `read` (default), or `replace`: the file is created or truncated and written in blocks. */
+  mode: z.enum(OPEN_MODES).optional(),
+  sandbox,
+});
+/** `fs/readBlock` params. */
+export const readBlockParams = z.object({
+  handleId: z.string(),
+  /** Where the block starts. */
+  offset: count,
+  /** How many bytes at most (1 to 1 MiB). */
+  len: count,
+});
+/** `fs/writeBlock` params. */
+export const writeBlockParams = z.object({
+  handleId: z.string(),
+  /** Where the bytes go (a gap is filled with zeros). */
+  offset: count,
+  /** The bytes, standard base64. */
+  chunk: base64Bytes,
+});
+/** `fs/close` params. */
+export const closeParams = z.object({ handleId: z.string() });
+
+/** `http/request` params. */
+export const httpRequestParams = z.object({
+  /** The HTTP method (`GET`, `POST`…). */
+  method: z.string().regex(/^[A-Za-z]+$/, "method must be an HTTP method name such as GET"),
+  /** An absolute `http://` or `https://` URL (checked by the handler, with its own message). */
+  url: z.string(),
+  /** Request headers, in order; repeated names are kept. */
+  headers: z.array(z.object({ name: z.string(), value: z.string() })).optional(),
+  /** The request body, standard base64. */
+  bodyBase64: base64Bytes.nullish(),
+  /** Give up after this long (absent or null: the executor's own limit). */
+  timeoutMs: count.nullish(),
+  /** `follow` (default) or `stop` at a redirect. */
+  redirectPolicy: z.enum(["follow", "stop"]).optional(),
+  /** The caller's id for `http/request/bodyDelta` notifications. */
+  requestId: z.string().min(1, "requestId must not be empty"),
+  /** Answer after the headers and stream the body as notifications. */
+  streamResponse: z.boolean().optional(),
+});
+
+/** `http/request/cancel` params (an execbridge extension). */
+export const httpCancelParams = z.object({ requestId: z.string() });
+
+/** An `http/request`, decoded. */
+export type HttpRequest = z.output<typeof httpRequestParams>;
 
 // ---------------------------------------------------------------------------
 // What clients receive
@@ -237,6 +353,18 @@ const readResponse = exactly<Omit<ReadResponse, "failure"> & { failure?: string 
   }),
 );
 
+const environmentInfo = exactly<EnvironmentInfo>()(z.object({
+  shell: z.object({ name: z.string(), path: z.string() }),
+  executorVersion: z.string().optional(),
+  cwd: z.string().nullish(),
+  userHomeDir: z.string().nullish(),
+  platformOs: z.string().optional(),
+  tempDir: z.string().nullish(),
+  prependPathDirs: z.array(z.string()).optional(),
+  temporaryDirectories: z.array(z.string()).optional(),
+  capabilities: z.record(z.string(), z.boolean()).optional(),
+}));
+
 /** Result schemas the client checks responses against. */
 export const results = {
   initialize: z.object({
@@ -248,6 +376,30 @@ export const results = {
     binaryWrites: z.boolean().optional(),
     /** True when `process/write` may be sent as a notification (no status answered). */
     writeNotifications: z.boolean().optional(),
+    /** The executor's environment (executors of the reference's current protocol). */
+    environmentInfo: environmentInfo.optional(),
+  }),
+  environmentInfo,
+  environmentStatus: z.object({ status: z.string() }),
+  canonicalize: z.object({ path: z.string() }),
+  walk: z.object({
+    entries: z.array(z.object({ path: z.string(), kind: z.enum(["file", "directory"]) })),
+    errors: z.array(z.object({ path: z.string(), message: z.string() })),
+    truncated: z.boolean(),
+  }),
+  open: z.object({ handleId: z.string() }),
+  readBlock: z.object({ chunk: base64Bytes, eof: z.boolean() }),
+  bodyDelta: z.object({
+    requestId: z.string(),
+    seq: z.number().int(),
+    deltaBase64: base64Bytes,
+    done: z.boolean(),
+    error: z.string().nullish(),
+  }),
+  httpResponse: z.object({
+    status: z.number().int(),
+    headers: z.array(z.object({ name: z.string(), value: z.string() })),
+    bodyBase64: base64Bytes,
   }),
   start: z.object({ processId: z.string() }),
   read: readResponse.transform((r): ReadResponse => ({ ...r, failure: r.failure ?? null })),

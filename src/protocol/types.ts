@@ -71,6 +71,38 @@ export const TERMINATE_SIGNALS = ["SIGKILL", "SIGTERM", "SIGINT", "SIGHUP"] as c
 /** A signal `process/terminate` can send to a process group. */
 export type TerminateSignal = typeof TERMINATE_SIGNALS[number];
 
+/** The signals `process/signal` can send (`interrupt` is SIGINT). */
+export const PROCESS_SIGNALS = ["interrupt"] as const;
+
+/** A signal `process/signal` sends to a process group. */
+export type ProcessSignal = typeof PROCESS_SIGNALS[number];
+
+/**
+ * What an executor says about its environment (`environment/info`, and in
+ * the `initialize` result). Paths are `file://` URIs. Older executors send
+ * only `shell`.
+ */
+export interface EnvironmentInfo {
+  /** The user's shell on the executor host. */
+  shell: { name: string; path: string };
+  /** The executor's version. */
+  executorVersion?: string;
+  /** The executor's working directory (the default `cwd` of a process). */
+  cwd?: string | null;
+  /** The home directory of the user the executor runs as. */
+  userHomeDir?: string | null;
+  /** The host's operating system (`linux`, `darwin`, `windows`). */
+  platformOs?: string;
+  /** The directory for temporary files. */
+  tempDir?: string | null;
+  /** Directories the executor puts in front of a child's `PATH`. */
+  prependPathDirs?: string[];
+  /** Temporary directories the executor manages. */
+  temporaryDirectories?: string[];
+  /** What the executor supports, by the reference's capability names: true only where it does. */
+  capabilities?: Record<string, boolean>;
+}
+
 /** One retained output chunk. */
 export interface OutputChunk {
   /** Sequence number. */
@@ -146,6 +178,36 @@ export interface FileMetadata {
   createdAtMs: number;
   /** Modification time, Unix ms (0 when unavailable). */
   modifiedAtMs: number;
+}
+
+/** The bounds of `fs/walk`. */
+export interface WalkOptions {
+  /** Levels below the first to descend into (0: the directory's own entries only). */
+  maxDepth: number;
+  /** Most directory entries looked at; past it the walk stops, `truncated`. */
+  maxEntries: number;
+  /** Most directories read, the first included; past it the walk stops, `truncated`. */
+  maxDirectories: number;
+  /** List and descend into symlinks to directories (each directory once). */
+  followDirectorySymlinks: boolean;
+}
+
+/** One file or directory `fs/walk` found. */
+export interface WalkEntry {
+  /** Its path (in the form the walk was asked with: URI or native). */
+  path: string;
+  /** `file` or `directory` (symlinks to files, broken symlinks and special files are left out). */
+  kind: "file" | "directory";
+}
+
+/** What `fs/walk` found: breadth first, each directory's entries by name. */
+export interface WalkResult {
+  /** The files and directories. */
+  entries: WalkEntry[];
+  /** Directories below the first that could not be read. */
+  errors: { path: string; message: string }[];
+  /** True when a bound stopped the walk before it was done. */
+  truncated: boolean;
 }
 
 /** One entry of `fs/readDirectory`. */

@@ -15,10 +15,17 @@ import { errorText, type RequestId, resultText } from "../protocol/jsonrpc.ts";
 import { Method } from "../protocol/methods.ts";
 import { type InitializeParams, type InitializeResult, parseParams } from "../protocol/schemas.ts";
 import type { TextChannel } from "../transport/channel.ts";
+import { environmentInfo } from "./environment.ts";
 import { OutboundFlow } from "./flow_control.ts";
 import { type Call, decodeBinary, decodeText, type Inbound } from "./inbound.ts";
 import { methodTable } from "./method_table.ts";
-import { CloseConnection, type HandshakeContext, RawJson } from "./methods.ts";
+import {
+  CloseConnection,
+  type ConnectionContext,
+  type HandshakeContext,
+  RawJson,
+  ResponseThen,
+} from "./methods.ts";
 import type { Session, SessionRegistry, SessionSink } from "./session_registry.ts";
 
 /** Options of {@link ServerConnection}. */
@@ -38,7 +45,10 @@ export interface ServerConnectionOptions {
 }
 
 /** The executor's side of one connection. */
-export class ServerConnection implements SessionSink, HandshakeContext {
+export class ServerConnection implements SessionSink, HandshakeContext, ConnectionContext {
+  /** This connection's streaming HTTP responses, by `requestId`. */
+  readonly httpStreams: Map<string, AbortController> = new Map();
+  readonly #ended = new AbortController();
   readonly #channel: TextChannel;
   readonly #options: ServerConnectionOptions;
   readonly #flow: OutboundFlow;
@@ -85,6 +95,23 @@ export class ServerConnection implements SessionSink, HandshakeContext {
     this.#flow.sent();
   }
 
+  /** Aborted when the connection ends. */
+  get signal(): AbortSignal {
+    return this.#ended.signal;
+  }
+
+  /** Sends a notification that is not a process's (a streamed HTTP body's). */
+  notify(text: string): void {
+    if (this.#closed) return;
+    this.#channel.send(text);
+    this.#flow.sent();
+  }
+
+  /** Resolves once the outgoing queue is below its high-water mark (or the connection ended). */
+  drained(): Promise<void> {
+    return this.#flow.drained(this.#ended.signal);
+  }
+
   /** Closes the connection. */
   close(code?: number, reason?: string): Promise<void> {
     return this.#channel.close(code, reason);
@@ -108,7 +135,11 @@ export class ServerConnection implements SessionSink, HandshakeContext {
     this.#binaryWrites = params.binaryWrites === true && this.#channel.binary;
     this.#session.processes.setWireFormat(this.#binaryOutput ? "binary" : "json");
     this.#options.log.debug(`${this.#channel.peer} (${params.clientName}) initialized`);
-    const result: InitializeResult = { sessionId: this.#session.id, writeNotifications: true };
+    const result: InitializeResult = {
+      sessionId: this.#session.id,
+      writeNotifications: true,
+      environmentInfo: environmentInfo(),
+    };
     if (this.#binaryOutput) result.binaryOutput = true;
     if (this.#binaryWrites) result.binaryWrites = true;
     return result;
@@ -181,12 +212,19 @@ export class ServerConnection implements SessionSink, HandshakeContext {
     }
     this.#inFlight++;
     try {
-      const result = await this.#run(call, false);
-      if (this.#closed) return;
-      const json = result instanceof RawJson ? result.text : JSON.stringify(result ?? {});
-      this.#channel.send(resultText(id, json));
-      // Responses count against the outgoing queue too (pipelined reads of big output).
-      this.#flow.sent();
+      let result = await this.#run(call, false);
+      let after: (() => void) | null = null;
+      if (result instanceof ResponseThen) {
+        after = result.after;
+        result = result.result;
+      }
+      if (!this.#closed) {
+        const json = result instanceof RawJson ? result.text : JSON.stringify(result ?? {});
+        this.#channel.send(resultText(id, json));
+        // Responses count against the outgoing queue too (pipelined reads of big output).
+        this.#flow.sent();
+      }
+      after?.();
     } catch (error) {
       if (error instanceof RpcError) {
         this.#sendError(id, { code: error.code, message: error.message, data: error.data });
@@ -233,7 +271,11 @@ export class ServerConnection implements SessionSink, HandshakeContext {
     if (session.sink !== this) {
       throw new RpcError(INVALID_REQUEST, "session has been resumed by another connection");
     }
-    return entry.run(parseParams(entry.params, call.params, call), { session, notification });
+    return entry.run(parseParams(entry.params, call.params, call), {
+      session,
+      notification,
+      connection: this,
+    });
   }
 
   #sendError(id: RequestId, error: { code: number; message: string; data?: unknown }): void {
@@ -243,6 +285,7 @@ export class ServerConnection implements SessionSink, HandshakeContext {
   #onClose(reason: string): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#ended.abort();
     this.#options.log.debug(`${this.#channel.peer} disconnected: ${reason}`);
     this.#flow.stop();
     if (this.#session !== null) this.#options.registry.detach(this.#session, this);

@@ -53,6 +53,17 @@ export class OutboundFlow {
     if (this.#throttle === null && this.#channel.bufferedAmount > this.#highWater) this.#pause();
   }
 
+  /**
+   * Resolves once the queue is below its high-water mark (at once when it
+   * is), or the connection ended: a producer that can wait (a streamed HTTP
+   * body) waits here instead of filling the queue.
+   */
+  async drained(signal: AbortSignal): Promise<void> {
+    while (this.#channel.bufferedAmount > this.#highWater && !signal.aborted) {
+      await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+    }
+  }
+
   /** The connection ended: stop watching, and let the processes run. */
   stop(): void {
     if (this.#throttle === null) return;

@@ -9,17 +9,25 @@
 import type { z } from "zod";
 import { LocalFileSystem } from "../fs/local_file_system.ts";
 import { INVALID_PARAMS, INVALID_REQUEST, RpcError } from "../protocol/errors.ts";
+import type { FileHandles } from "../fs/file_handles.ts";
+import { formatWirePath } from "../protocol/paths.ts";
 import {
+  canonicalizeParams,
+  closeParams,
   copyParams,
   createDirectoryParams,
   getMetadataParams,
+  openParams,
+  readBlockParams,
   readDirectoryParams,
   readFileParams,
   removeParams,
+  walkParams,
+  writeBlockParams,
   writeFileParams,
 } from "../protocol/schemas.ts";
 import { Method } from "../protocol/methods.ts";
-import { type SessionMethod, sessionMethod } from "./methods.ts";
+import { type MethodContext, type SessionMethod, sessionMethod } from "./methods.ts";
 
 const fs = new LocalFileSystem();
 const EMPTY = {};
@@ -46,17 +54,33 @@ function checkSandbox(method: string, sandbox: unknown): void {
 function fsMethod<S extends z.ZodType<{ sandbox?: unknown }>>(
   name: string,
   params: S,
-  run: (params: z.output<S>) => Promise<unknown>,
+  run: (params: z.output<S>, context: MethodContext) => Promise<unknown>,
 ): [string, SessionMethod] {
   return [
     name,
     sessionMethod({
       family: "filesystem",
       params,
-      run(p) {
+      run(p, context) {
         checkSandbox(name, p.sandbox);
-        return run(p);
+        return run(p, context);
       },
+    }),
+  ];
+}
+
+/** An `fs/*` method on the session's open files (no path, no sandbox). */
+function handleMethod<S extends z.ZodType>(
+  name: string,
+  params: S,
+  run: (params: z.output<S>, files: FileHandles) => Promise<unknown>,
+): [string, SessionMethod] {
+  return [
+    name,
+    sessionMethod({
+      family: "filesystem",
+      params,
+      run: (p, { session }) => run(p, session.files),
     }),
   ];
 }
@@ -93,6 +117,36 @@ export const fsMethods: Record<string, SessionMethod> = Object.fromEntries([
   }),
   fsMethod(Method.fsCopy, copyParams, async (p) => {
     await fs.copy(p.sourcePath, p.destinationPath, { recursive: p.recursive });
+    return EMPTY;
+  }),
+  fsMethod(Method.fsCanonicalize, canonicalizeParams, async (p) => {
+    return { path: formatWirePath(await fs.canonicalize(p.path.native), p.path) };
+  }),
+  fsMethod(Method.fsWalk, walkParams, async (p) => {
+    const found = await fs.walk(p.path.native, p.options);
+    return {
+      entries: found.entries.map((e) => ({ path: formatWirePath(e.path, p.path), kind: e.kind })),
+      errors: found.errors.map((e) => ({
+        path: formatWirePath(e.path, p.path),
+        message: e.message,
+      })),
+      truncated: found.truncated,
+    };
+  }),
+  fsMethod(Method.fsOpen, openParams, async (p, { session }) => {
+    await session.files.open(p.handleId, p.path, p.mode);
+    return { handleId: p.handleId };
+  }),
+  handleMethod(Method.fsReadBlock, readBlockParams, async (p, files) => {
+    const block = await files.readBlock(p.handleId, p.offset, p.len);
+    return { chunk: block.chunk.toBase64(), eof: block.eof };
+  }),
+  handleMethod(Method.fsWriteBlock, writeBlockParams, async (p, files) => {
+    await files.writeBlock(p.handleId, p.offset, p.chunk);
+    return EMPTY;
+  }),
+  handleMethod(Method.fsClose, closeParams, async (p, files) => {
+    await files.close(p.handleId);
     return EMPTY;
   }),
 ]);

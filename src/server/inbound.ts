@@ -101,12 +101,12 @@ export function decodeBinary(
       "malformed binary process/write frame",
     );
   }
-  const { processId, data, closeStdin } = frame;
+  const { processId, data, closeStdin, writeId } = frame;
   return {
     call: {
       id: frame.requestId ?? undefined,
       method: Method.processWrite,
-      params: { processId, chunk: data, closeStdin },
+      params: { processId, chunk: data, closeStdin, writeId },
     },
   };
 }

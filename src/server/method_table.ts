@@ -10,7 +10,9 @@
 
 import { Method } from "../protocol/methods.ts";
 import { initializeParams } from "../protocol/schemas.ts";
+import { environmentMethods } from "./environment_methods.ts";
 import { fsMethods } from "./fs_methods.ts";
+import { httpMethods } from "./http_methods.ts";
 import type { MethodEntry } from "./methods.ts";
 import { processMethods } from "./process_methods.ts";
 
@@ -23,4 +25,6 @@ export const methodTable: ReadonlyMap<string, MethodEntry> = new Map<string, Met
   }],
   ...Object.entries(processMethods),
   ...Object.entries(fsMethods),
+  ...Object.entries(environmentMethods),
+  ...Object.entries(httpMethods),
 ]);

@@ -37,12 +37,43 @@ export class CloseConnection extends Error {
   }
 }
 
+/**
+ * A result whose response must go out before more work starts (a streamed
+ * HTTP body's notifications follow the response to its request).
+ */
+export class ResponseThen {
+  /** The result to answer with. */
+  readonly result: unknown;
+  /** What to run once the response was sent (also when it could not be: the connection ended). */
+  readonly after: () => void;
+
+  /** Wraps a result and what follows it. */
+  constructor(result: unknown, after: () => void) {
+    this.result = result;
+    this.after = after;
+  }
+}
+
+/** What a method may use of its connection. */
+export interface ConnectionContext {
+  /** Sends a notification (JSON-RPC text) on this connection. */
+  notify(text: string): void;
+  /** Resolves once the connection's outgoing queue is below its high-water mark. */
+  drained(): Promise<void>;
+  /** Aborted when the connection ends. */
+  readonly signal: AbortSignal;
+  /** This connection's streaming HTTP responses, by `requestId` (abort one to stop it). */
+  readonly httpStreams: Map<string, AbortController>;
+}
+
 /** What a session method gets besides its params. */
 export interface MethodContext {
   /** The connection's session. */
   session: Session;
   /** True when the call came as a notification: nobody will see the result. */
   notification: boolean;
+  /** The connection the call came on. */
+  connection: ConnectionContext;
 }
 
 /** What the `initialize` handler gets: the connection, which owns its session. */
@@ -57,7 +88,7 @@ export type MethodResult = unknown;
 /** A method that works on the connection's session. */
 export interface SessionMethod<S extends z.ZodType = z.ZodType> {
   /** Which family's handshake message a call before `initialized` gets. */
-  family: "exec" | "filesystem";
+  family: "exec" | "filesystem" | "environment" | "http";
   /** Validates and decodes the params (JSON params, or a binary frame's decoded fields). */
   params: S;
   /** May come as a notification (an execbridge extension): run, and not answered. */

@@ -9,6 +9,7 @@ import { INVALID_REQUEST, RpcError } from "../protocol/errors.ts";
 import { Method } from "../protocol/methods.ts";
 import {
   readParams,
+  signalParams,
   startParams,
   type StartResult,
   terminateParams,
@@ -79,11 +80,25 @@ export const processMethods: Record<string, SessionMethod> = {
       if (notification && entry.stdinBacklog > MAX_NOTIFIED_BACKLOG) {
         throw new CloseConnection(1008, "stdin backlog exceeded: send process/write as requests");
       }
-      const status = entry.write(p.chunk, p.closeStdin ?? false);
+      const status = entry.write(p.chunk, {
+        closeStdin: p.closeStdin ?? false,
+        writeId: p.writeId,
+      });
       if (status !== "accepted" || notification || entry.stdinBacklog <= STDIN_BACKLOG_BYTES) {
         return { status };
       }
       return entry.whenBacklogBelow(STDIN_BACKLOG_BYTES).then(() => ({ status }));
+    },
+  }),
+
+  /** SIGINT to the process group; a process that is unknown or gone gets nothing (and no error). */
+  [Method.processSignal]: sessionMethod({
+    family: "exec",
+    params: signalParams,
+    async run(p, { session }) {
+      const host = await session.processes.whenStarted(p.processId);
+      if (host !== undefined) await host.terminate("SIGINT");
+      return {};
     },
   }),
 

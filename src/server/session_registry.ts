@@ -8,6 +8,7 @@
 
 import { INVALID_REQUEST, RpcError, SESSION_ATTACHED } from "../protocol/errors.ts";
 import type { Logger } from "../log/logger.ts";
+import { FileHandles } from "../fs/file_handles.ts";
 import { ProcessTable } from "../process/host/process_table.ts";
 import type { WorkerPool } from "../process/host/worker_pool.ts";
 
@@ -41,6 +42,8 @@ export class Session {
   readonly id: string = crypto.randomUUID();
   /** The session's processes. */
   readonly processes: ProcessTable;
+  /** The session's open files (`fs/open`). */
+  readonly files: FileHandles = new FileHandles();
   /** The attached connection, or null while detached. */
   sink: SessionSink | null = null;
   /** Expiry timer while detached. */
@@ -137,6 +140,7 @@ export class SessionRegistry {
       this.#sessions.delete(session.id);
       const live = session.processes.live;
       session.processes.killAll();
+      session.files.closeAll();
       this.#options.log.info(
         `session ${session.id} expired; killed ${live} running process${live === 1 ? "" : "es"}`,
       );
@@ -149,6 +153,7 @@ export class SessionRegistry {
     for (const session of sessions) {
       if (session.expiry !== null) clearTimeout(session.expiry);
       session.processes.killAll();
+      session.files.closeAll();
     }
     this.#sessions.clear();
     return sessions;

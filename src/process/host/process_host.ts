@@ -33,6 +33,14 @@ import {
  */
 export const STDIN_BACKLOG_BYTES = 8 * 1024 * 1024;
 
+/**
+ * How many `writeId`s of accepted writes a process remembers (the oldest are
+ * forgotten first): a client retries a write at most a few times, within
+ * the time a resume takes, so the last 1024 cover every retry of every
+ * write it can have in flight (`--max-pending-requests` is 1024 too).
+ */
+export const REMEMBERED_WRITE_IDS = 1024;
+
 /** Receives a subscriber's events: history first, then live. */
 export interface EventSink {
   /** One event, in seq order. */
@@ -97,6 +105,8 @@ export class ProcessHost {
   #closedWaiters: (() => void)[] = [];
   #stdinBacklog = 0;
   #backlogWaiters: (() => void)[] = [];
+  /** `writeId`s of accepted writes, oldest first (see {@link REMEMBERED_WRITE_IDS}). */
+  #writeIds = new Set<string>();
 
   #pid = 0;
   #sink: EventSink | null = null;
@@ -254,10 +264,18 @@ export class ProcessHost {
   /**
    * Queues bytes for the child's stdin (then closes it when `closeStdin`) and
    * says what happened to them. `data` of 64 KiB or more is transferred to
-   * the worker (detached here); smaller data is copied.
+   * the worker (detached here); smaller data is copied. A write with a
+   * `writeId` this process already accepted is answered `accepted` again and
+   * not applied: a client may retry a write whose answer it lost.
    */
-  write(data: Uint8Array, closeStdin = false): WriteStatus {
+  write(
+    data: Uint8Array,
+    options: { closeStdin?: boolean; writeId?: string | null } = {},
+  ): WriteStatus {
+    const { closeStdin = false, writeId } = options;
+    if (writeId != null && this.#writeIds.has(writeId)) return "accepted";
     if (!this.#stdinOpen || this.#state !== "running") return "stdinClosed";
+    if (writeId != null) this.#rememberWrite(writeId);
     if (closeStdin && !this.#spec.tty) this.#stdinOpen = false;
     this.#stdinBacklog += data.byteLength;
     const ack = this.#stdinBacklog > WRITTEN_REPORT_BYTES;
@@ -270,6 +288,13 @@ export class ProcessHost {
       transfer,
     );
     return "accepted";
+  }
+
+  #rememberWrite(writeId: string): void {
+    this.#writeIds.add(writeId);
+    if (this.#writeIds.size > REMEMBERED_WRITE_IDS) {
+      this.#writeIds.delete(this.#writeIds.values().next().value!);
+    }
   }
 
   /** Signals the process group (SIGKILL by default). Resolves true when the process was running. */
