@@ -355,3 +355,102 @@ Deno.test("process events: everything before the first subscriber is kept for it
   const first = await collect(events.subscribe());
   assert.deepEqual(first.map((e) => "seq" in e ? e.seq : e.type), [1, 2, 3, 4, 5, 6]);
 });
+
+Deno.test("client: fetch through the executor: a buffered body, a streamed one, and a cancelled one stops on the server", async () => {
+  let cancelled = Promise.withResolvers<void>();
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (request) => {
+    const path = new URL(request.url).pathname;
+    if (path === "/text") return new Response("plain", { headers: { "x-kind": "text" } });
+    if (path === "/empty") return new Response(null, { status: 204 });
+    return new Response(
+      new ReadableStream<Uint8Array>({
+        start(controller) {
+          controller.enqueue(new TextEncoder().encode("first"));
+        },
+        cancel() {
+          cancelled.resolve();
+        },
+      }),
+    );
+  });
+  const base = `http://127.0.0.1:${server.addr.port}`;
+  const executor = await startExecutor([]);
+  const client = await connectExecutor(executor.url);
+  try {
+    const text = await client.fetch(`${base}/text`);
+    assert.equal(text.status, 200);
+    assert.equal(text.headers.get("x-kind"), "text");
+    assert.equal(await text.text(), "plain");
+    const empty = await client.fetch(`${base}/empty`, { method: "POST", body: "x" });
+    assert.equal(empty.status, 204);
+    assert.equal(empty.body, null);
+    const endless = await client.fetch(`${base}/forever`);
+    const reader = endless.body!.getReader();
+    assert.equal(new TextDecoder().decode((await reader.read()).value), "first");
+    await reader.cancel();
+    // The executor stopped the request it made: the server saw its body cancelled.
+    await cancelled.promise;
+    cancelled = Promise.withResolvers<void>();
+    await assert.rejects(client.fetch("http://127.0.0.1:1/"), /through the executor failed/);
+  } finally {
+    await client.close();
+    await executor.stop();
+    await server.shutdown();
+  }
+});
+
+Deno.test("client: every write carries a writeId of its own, and paths go out as file:// URIs", async () => {
+  const writes: Json[] = [];
+  let startParams: Json = null;
+  const fake = await fakeExecutor((message, socket) => {
+    if (message.method === "process/start") {
+      startParams = message.params;
+      socket.send(
+        JSON.stringify({ id: message.id, result: { processId: message.params.processId } }),
+      );
+    } else if (message.method === "process/write") {
+      writes.push(message.params);
+      socket.send(JSON.stringify({ id: message.id, result: { status: "accepted" } }));
+    }
+  });
+  // The fake executor speaks the reference's protocol: JSON writes, answered one by one.
+  const client = await connectExecutor(fake.url, { token: "t" });
+  try {
+    const proc = await client.start({ processId: "p", argv: ["cat"], cwd: "/tmp/a b" });
+    assert.equal(startParams.cwd, "file:///tmp/a%20b");
+    await proc.write("one");
+    await proc.write("two");
+    proc.send("three");
+    await proc.closeStdin();
+    while (writes.length < 4) await new Promise((resolve) => setTimeout(resolve, 5));
+    const ids = writes.map((w) => w.writeId);
+    assert.equal(new Set(ids).size, 4, JSON.stringify(ids));
+    assert.ok(ids.every((id) => typeof id === "string" && id.length > 0));
+    assert.equal(writes[3].closeStdin, true);
+  } finally {
+    await client.close();
+    await fake.close();
+  }
+});
+
+Deno.test("binary write frame: a writeId travels with the bytes; a malformed one is refused", async () => {
+  const { encodeWriteFrame, decodeWriteFrame } = await import("../src/protocol/binary_write.ts");
+  const encoder = new TextEncoder();
+  const frame = encodeWriteFrame(encoder.encode("p"), new Uint8Array([1, 2]), {
+    writeId: encoder.encode("w-1"),
+    closeStdin: true,
+  });
+  const decoded = decodeWriteFrame(frame)!;
+  assert.equal(decoded.writeId, "w-1");
+  assert.equal(decoded.closeStdin, true);
+  assert.deepEqual([...decoded.data], [1, 2]);
+  assert.throws(() =>
+    encodeWriteFrame(encoder.encode("p"), new Uint8Array(), { writeId: new Uint8Array() })
+  );
+  // The writeId flag with a length past the frame, or of zero: not a frame.
+  const truncated = frame.slice(0, 14);
+  assert.equal(decodeWriteFrame(truncated), null);
+  const zero = frame.slice();
+  new DataView(zero.buffer).setUint16(13, 0);
+  assert.equal(decodeWriteFrame(zero), null);
+});

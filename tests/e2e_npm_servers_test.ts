@@ -11,6 +11,8 @@ import { Client } from "@modelcontextprotocol/sdk/client";
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport";
 import { connectExecutor } from "../mod.ts";
 import { silentLogger } from "../src/log/logger.ts";
+import { parseMcpConfig } from "../src/mcp/config.ts";
+import { McpConnectionManager } from "../src/mcp/connection_manager.ts";
 import { ExecutorStdioServerLauncher } from "../src/mcp/executor_stdio.ts";
 import { LocalStdioServerLauncher } from "../src/mcp/local_stdio.ts";
 import type { StdioServerCommand } from "../src/mcp/stdio_command.ts";
@@ -203,5 +205,72 @@ Deno.test("e2e bridge: the MCP inspector CLI lists and calls tools through the b
   } finally {
     await Deno.remove(script);
     await executor.stop();
+  }
+});
+
+/** server-everything in its streamable-HTTP mode on a free loopback port, until `stop()`. */
+async function startHttpEverything(): Promise<{ url: string; stop(): Promise<void> }> {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  const child = new Deno.Command("node", {
+    args: [`${MODULES}@modelcontextprotocol/server-everything/dist/index.js`, "streamableHttp"],
+    env: { PORT: String(port) },
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  const lines = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+  let seen = "";
+  while (!seen.includes("listening on port")) {
+    const { value, done } = await lines.read();
+    if (done) throw new Error(`server-everything did not start:\n${seen}`);
+    seen += value;
+  }
+  const drained = (async () => {
+    while (!(await lines.read()).done) { /* drain */ }
+  })();
+  return {
+    url: `http://127.0.0.1:${port}/mcp`,
+    async stop() {
+      child.kill("SIGKILL");
+      await child.status;
+      await drained;
+    },
+  };
+}
+
+Deno.test("e2e server-everything over streamable HTTP, placed on the executor: its requests go through http/request", async () => {
+  const http = await startHttpEverything();
+  const executor = await startExecutor([]);
+  const client = await connectExecutor(executor.url);
+  // The same client, with every fetch counted: the manager must use the executor's.
+  let fetched = 0;
+  const counted = Object.assign(Object.create(client), {
+    fetch: (input: string | URL | Request, init?: RequestInit) => {
+      fetched++;
+      return client.fetch(input, init);
+    },
+  });
+  const config = parseMcpConfig(
+    JSON.stringify({ mcpServers: { web: { url: http.url, environment: "remote" } } }),
+    { format: "json", source: "test.json" },
+  );
+  const manager = await McpConnectionManager.start(config, {
+    executor: counted,
+    log: silentLogger,
+  });
+  try {
+    const [status] = manager.status();
+    assert.equal(status.state, "ready", status.error);
+    assert.ok(manager.listTools().some((t) => t.name === "web__echo"));
+    const result = await manager.callTool("web__echo", { message: "through the executor" });
+    assert.match(JSON.stringify(result), /through the executor/);
+    assert.ok(fetched >= 3, `only ${fetched} requests went through the executor`);
+  } finally {
+    await manager.close();
+    await client.close();
+    await executor.stop();
+    await http.stop();
   }
 });

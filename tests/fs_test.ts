@@ -462,3 +462,74 @@ for (const backend of backends) {
     }
   });
 }
+
+for (const backend of backends) {
+  Deno.test(`fs ${backend.name}: canonicalize resolves symlinks and dots; a missing path is NOT_FOUND`, async () => {
+    await withFs(backend, async (fs, dir) => {
+      await Deno.mkdir(`${dir}/real/sub`, { recursive: true });
+      await Deno.symlink(`${dir}/real`, `${dir}/link`);
+      assert.equal(await fs.canonicalize(`${dir}/link/sub/../sub`), `${dir}/real/sub`);
+      await assertRpcError(fs.canonicalize(`${dir}/nope`), NOT_FOUND);
+    });
+  });
+
+  Deno.test(`fs ${backend.name}: walk lists files and directories breadth first, by name, within its bounds`, async () => {
+    await withFs(backend, async (fs, dir) => {
+      await Deno.mkdir(`${dir}/b/c`, { recursive: true });
+      await Deno.writeTextFile(`${dir}/b/c/x`, "");
+      await Deno.writeTextFile(`${dir}/a`, "");
+      await Deno.symlink(`${dir}/a`, `${dir}/file_link`);
+      await Deno.symlink(`${dir}/missing`, `${dir}/broken`);
+      await mkfifo(`${dir}/fifo`);
+      const options = {
+        maxDepth: 10,
+        maxEntries: 100,
+        maxDirectories: 100,
+        followDirectorySymlinks: true,
+      };
+      assert.deepEqual(await fs.walk(dir, options), {
+        entries: [
+          { path: `${dir}/a`, kind: "file" },
+          { path: `${dir}/b`, kind: "directory" },
+          { path: `${dir}/b/c`, kind: "directory" },
+          { path: `${dir}/b/c/x`, kind: "file" },
+        ],
+        errors: [],
+        truncated: false,
+      });
+      const shallow = await fs.walk(dir, { ...options, maxDepth: 0 });
+      assert.deepEqual(shallow.entries.map((e) => e.path), [`${dir}/a`, `${dir}/b`]);
+      assert.equal((await fs.walk(dir, { ...options, maxEntries: 1 })).truncated, true);
+      assert.deepEqual(await fs.walk(`${dir}/a`, options), {
+        entries: [],
+        errors: [],
+        truncated: false,
+      });
+      await assertRpcError(fs.walk(`${dir}/nope`, options), NOT_FOUND);
+    });
+  });
+
+  Deno.test(`fs ${backend.name}: a file streams in and out in blocks, larger than one block`, async () => {
+    await withFs(backend, async (fs, dir) => {
+      // 2.5 blocks of 1 MiB, with a pattern that shows any misplaced block.
+      const data = new Uint8Array(2.5 * 1024 * 1024);
+      for (let i = 0; i < data.length; i++) data[i] = (i * 7 + (i >> 20)) & 0xff;
+      const writable = await fs.writeFileStream(`${dir}/big`);
+      const writer = writable.getWriter();
+      await writer.write(data.subarray(0, 1_500_000));
+      await writer.write(data.subarray(1_500_000));
+      await writer.close();
+      assert.deepEqual(await Deno.readFile(`${dir}/big`), data);
+      const readable = await fs.readFileStream(`${dir}/big`);
+      const read = new Uint8Array(await new Response(readable).arrayBuffer());
+      assert.equal(read.byteLength, data.byteLength);
+      assert.deepEqual(read, data);
+      // Cancelled early, the file is closed (the resource sanitizer sees it for local).
+      const partial = (await fs.readFileStream(`${dir}/big`)).getReader();
+      assert.ok((await partial.read()).value!.byteLength > 0);
+      await partial.cancel();
+      await assertRpcError(fs.readFileStream(dir), INVALID_REQUEST, /is not a file/);
+      await assertRpcError(fs.readFileStream(`${dir}/nope`), NOT_FOUND);
+    });
+  });
+}

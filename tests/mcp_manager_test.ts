@@ -13,7 +13,6 @@ import {
 } from "../src/mcp/connection_manager.ts";
 import { silentLogger } from "../src/log/logger.ts";
 import { startExecutor } from "./support/executor_process.ts";
-import {} from "./support/cli.ts";
 import { fixtureServer } from "./support/cli.ts";
 
 function server(name: string, extra: Record<string, unknown> = {}, flags: string[] = []) {
