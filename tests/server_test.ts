@@ -524,14 +524,15 @@ Deno.test("binaryWrites: stdin as binary frames (answered requests and notificat
     ws.sendBinary(encodeWriteFrame(id, new Uint8Array(0), { requestId: 5, closeStdin: true }));
     assert.deepEqual((await response(5)).result, { status: "accepted" });
     ws.send(JSON.stringify({
-      id: 6,
+      id: 100,
       method: "process/read",
       params: { processId: "cat", waitMs: 5000 },
     }));
     const bytes: number[] = [];
     let afterSeq = 0;
-    for (let n = 7;; n++) {
-      const read = n === 7 ? await response(6) : await (async () => {
+    // Request ids from 100 on: the ones above are taken (a reused id would match their answers).
+    for (let n = 101;; n++) {
+      const read = n === 101 ? await response(100) : await (async () => {
         ws.send(JSON.stringify({
           id: n,
           method: "process/read",

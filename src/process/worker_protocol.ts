@@ -53,6 +53,8 @@ export interface SpawnSpec {
   pipeStdin: boolean;
   /** argv[0] override. */
   arg0: string | null;
+  /** The sandbox to run the child in (`bwrap` and its arguments), or null. */
+  sandbox: SandboxWrapper | null;
   /**
    * Pre-serialized notifications for the main thread: none, JSON-RPC text,
    * or binary output frames (exit and close are always JSON).
@@ -64,6 +66,14 @@ export interface SpawnSpec {
   replayEvents: number;
   /** Send this process's events on the worker's events port, tagged with this generation. */
   events: number | null;
+}
+
+/** How a worker wraps a sandboxed child: `program args… -- command`. */
+export interface SandboxWrapper {
+  /** The `bwrap` executable. */
+  program: string;
+  /** Its arguments, before `--` and the command. */
+  args: string[];
 }
 
 /** How a worker serializes notifications for an executor connection. */

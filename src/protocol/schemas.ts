@@ -157,6 +157,10 @@ export const startParams = exactly<StartParams>()(z.object({
   tty: z.boolean().optional(),
   pipeStdin: z.boolean().optional(),
   arg0: z.string().nullish(),
+  sandbox: z.unknown().optional(),
+  enforceManagedNetwork: z.boolean().optional(),
+  managedNetwork: z.unknown().optional(),
+  metadata: z.unknown().optional(),
 }));
 
 /** `process/read` params. */

@@ -57,6 +57,18 @@ export interface StartParams {
   pipeStdin?: boolean;
   /** Override `argv[0]` as seen by the program. */
   arg0?: string | null;
+  /**
+   * Run the process in a sandbox: the reference's sandbox context
+   * (`{ permissions, cwd?, workspaceRoots? }`, see docs/protocol.md). The
+   * executor enforces it with bubblewrap, or refuses the start (-32602).
+   */
+  sandbox?: unknown;
+  /** The reference's managed network proxy: not run by execbridge, so `true` is refused. */
+  enforceManagedNetwork?: boolean;
+  /** Details of the managed network proxy (accepted and ignored unless enforced). */
+  managedNetwork?: unknown;
+  /** Free-form data about the process from the client (accepted and ignored). */
+  metadata?: unknown;
 }
 
 /** What `process/write` can answer. */

@@ -6,6 +6,7 @@
  * @module
  */
 
+import { knownBwrap } from "../sandbox/bwrap.ts";
 import { toFileUri } from "../protocol/paths.ts";
 import type { EnvironmentInfo } from "../protocol/types.ts";
 import { readEnv } from "../util/env.ts";
@@ -38,7 +39,7 @@ export const CAPABILITIES = {
   /** HTTP headers taken from environment variables. */
   httpHeaderEnvVars: false,
   /** `fs/open` and `fs/readBlock` under a sandbox policy. */
-  sandboxedFileStreaming: false,
+  sandboxedFileStreaming: true,
   /** `fs/open` in `replace` mode and `fs/writeBlock`. */
   fileWriteStreaming: true,
   /** Shell snapshots, second version. */
@@ -50,6 +51,12 @@ export const CAPABILITIES = {
   /** Linux sandbox detail: approved root writes keep restrictions. */
   linuxApprovedRootWritePreservesRestrictions: false,
 } as const satisfies Record<string, boolean>;
+
+/**
+ * execbridge's own capability: `process/start` sandboxes are enforced with
+ * bubblewrap on this host (without it, a sandbox request is refused).
+ */
+export const SANDBOX_CAPABILITY = "sandboxBubblewrap";
 
 function uri(path: string | undefined): string | null {
   return path !== undefined && path.startsWith("/") ? toFileUri(path) : null;
@@ -67,6 +74,6 @@ export function environmentInfo(): EnvironmentInfo {
     tempDir: uri(readEnv("TMPDIR") ?? "/tmp"),
     prependPathDirs: [],
     temporaryDirectories: [],
-    capabilities: { ...CAPABILITIES },
+    capabilities: { ...CAPABILITIES, [SANDBOX_CAPABILITY]: typeof knownBwrap() === "string" },
   };
 }

@@ -8,7 +8,8 @@
 
 import type { z } from "zod";
 import { LocalFileSystem } from "../fs/local_file_system.ts";
-import { INVALID_PARAMS, INVALID_REQUEST, RpcError } from "../protocol/errors.ts";
+import { INVALID_PARAMS, RpcError } from "../protocol/errors.ts";
+import { checkFsAccess, type PathAccess } from "../sandbox/fs_access.ts";
 import type { FileHandles } from "../fs/file_handles.ts";
 import { formatWirePath } from "../protocol/paths.ts";
 import {
@@ -32,28 +33,14 @@ import { type MethodContext, type SessionMethod, sessionMethod } from "./methods
 const fs = new LocalFileSystem();
 const EMPTY = {};
 
-/** Refuses sandbox policies other than full access: execbridge has no fs sandbox. */
-function checkSandbox(method: string, sandbox: unknown): void {
-  if (sandbox === undefined || sandbox === null) return;
-  const policy = (sandbox as { sandboxPolicy?: { type?: unknown } }).sandboxPolicy?.type;
-  if (policy === undefined || policy === "danger-full-access" || policy === "external-sandbox") {
-    return;
-  }
-  throw new RpcError(
-    INVALID_REQUEST,
-    `${method}: sandbox policy ${
-      JSON.stringify(policy)
-    } is not supported by execbridge; run the executor inside the sandbox instead`,
-  );
-}
-
 /**
- * An `fs/*` method: its params carry an optional `sandbox`, checked (see
- * {@link checkSandbox}) before `run`.
+ * An `fs/*` method: the paths it reads and writes (`touches`) are checked
+ * against the request's optional `sandbox` before `run`.
  */
 function fsMethod<S extends z.ZodType<{ sandbox?: unknown }>>(
   name: string,
   params: S,
+  touches: (params: z.output<S>) => PathAccess[],
   run: (params: z.output<S>, context: MethodContext) => Promise<unknown>,
 ): [string, SessionMethod] {
   return [
@@ -61,13 +48,16 @@ function fsMethod<S extends z.ZodType<{ sandbox?: unknown }>>(
     sessionMethod({
       family: "filesystem",
       params,
-      run(p, context) {
-        checkSandbox(name, p.sandbox);
-        return run(p, context);
+      async run(p, context) {
+        await checkFsAccess(name, p.sandbox, touches(p));
+        return await run(p, context);
       },
     }),
   ];
 }
+
+const reads = (path: string): PathAccess[] => [{ path, write: false }];
+const writes = (path: string): PathAccess[] => [{ path, write: true }];
 
 /** An `fs/*` method on the session's open files (no path, no sandbox). */
 function handleMethod<S extends z.ZodType>(
@@ -87,10 +77,10 @@ function handleMethod<S extends z.ZodType>(
 
 /** Handlers of the `fs/*` methods, by name. */
 export const fsMethods: Record<string, SessionMethod> = Object.fromEntries([
-  fsMethod(Method.fsReadFile, readFileParams, async (p) => {
+  fsMethod(Method.fsReadFile, readFileParams, (p) => reads(p.path), async (p) => {
     return { dataBase64: (await fs.readFile(p.path)).toBase64() };
   }),
-  fsMethod(Method.fsWriteFile, writeFileParams, async (p) => {
+  fsMethod(Method.fsWriteFile, writeFileParams, (p) => writes(p.path), async (p) => {
     let data: Uint8Array;
     try {
       data = Uint8Array.fromBase64(p.dataBase64);
@@ -103,26 +93,36 @@ export const fsMethods: Record<string, SessionMethod> = Object.fromEntries([
     await fs.writeFile(p.path, data);
     return EMPTY;
   }),
-  fsMethod(Method.fsCreateDirectory, createDirectoryParams, async (p) => {
+  fsMethod(Method.fsCreateDirectory, createDirectoryParams, (p) => writes(p.path), async (p) => {
     await fs.createDirectory(p.path, { recursive: p.recursive ?? true });
     return EMPTY;
   }),
-  fsMethod(Method.fsGetMetadata, getMetadataParams, (p) => fs.getMetadata(p.path)),
-  fsMethod(Method.fsReadDirectory, readDirectoryParams, async (p) => {
+  fsMethod(
+    Method.fsGetMetadata,
+    getMetadataParams,
+    (p) => reads(p.path),
+    (p) => fs.getMetadata(p.path),
+  ),
+  fsMethod(Method.fsReadDirectory, readDirectoryParams, (p) => reads(p.path), async (p) => {
     return { entries: await fs.readDirectory(p.path) };
   }),
-  fsMethod(Method.fsRemove, removeParams, async (p) => {
+  fsMethod(Method.fsRemove, removeParams, (p) => writes(p.path), async (p) => {
     await fs.remove(p.path, { recursive: p.recursive ?? true, force: p.force ?? true });
     return EMPTY;
   }),
-  fsMethod(Method.fsCopy, copyParams, async (p) => {
-    await fs.copy(p.sourcePath, p.destinationPath, { recursive: p.recursive });
-    return EMPTY;
-  }),
-  fsMethod(Method.fsCanonicalize, canonicalizeParams, async (p) => {
+  fsMethod(
+    Method.fsCopy,
+    copyParams,
+    (p) => [...reads(p.sourcePath), ...writes(p.destinationPath)],
+    async (p) => {
+      await fs.copy(p.sourcePath, p.destinationPath, { recursive: p.recursive });
+      return EMPTY;
+    },
+  ),
+  fsMethod(Method.fsCanonicalize, canonicalizeParams, (p) => reads(p.path.native), async (p) => {
     return { path: formatWirePath(await fs.canonicalize(p.path.native), p.path) };
   }),
-  fsMethod(Method.fsWalk, walkParams, async (p) => {
+  fsMethod(Method.fsWalk, walkParams, (p) => reads(p.path.native), async (p) => {
     const found = await fs.walk(p.path.native, p.options);
     return {
       entries: found.entries.map((e) => ({ path: formatWirePath(e.path, p.path), kind: e.kind })),
@@ -133,10 +133,15 @@ export const fsMethods: Record<string, SessionMethod> = Object.fromEntries([
       truncated: found.truncated,
     };
   }),
-  fsMethod(Method.fsOpen, openParams, async (p, { session }) => {
-    await session.files.open(p.handleId, p.path, p.mode);
-    return { handleId: p.handleId };
-  }),
+  fsMethod(
+    Method.fsOpen,
+    openParams,
+    (p) => p.mode === "replace" ? writes(p.path) : reads(p.path),
+    async (p, { session }) => {
+      await session.files.open(p.handleId, p.path, p.mode);
+      return { handleId: p.handleId };
+    },
+  ),
   handleMethod(Method.fsReadBlock, readBlockParams, async (p, files) => {
     const block = await files.readBlock(p.handleId, p.offset, p.len);
     return { chunk: block.chunk.toBase64(), eof: block.eof };

@@ -9,6 +9,7 @@
 import { createLogger, type Logger, type LogLevel } from "../log/logger.ts";
 import { LEAN_WORKERS_V8_FLAG, leanWorkersFlagSet } from "../process/host/v8_flags.ts";
 import { WorkerPool } from "../process/host/worker_pool.ts";
+import { detectBwrap } from "../sandbox/bwrap.ts";
 import { lineChannel } from "../transport/line_channel.ts";
 import { serverWebSocketChannel } from "../transport/websocket_channel.ts";
 import { loadOrCreateDefaultToken } from "../auth/token.ts";
@@ -164,6 +165,8 @@ export async function serve(options: ServeOptions = {}): Promise<Executor> {
     }
   }
   const limits = resolveLimits(options);
+  // Whether sandboxes can be enforced here, known before the first client asks (environment/info).
+  await detectBwrap();
   const pool = new WorkerPool({
     warmWorkers: limits.warmWorkers,
     maxIdleWorkers: limits.maxIdleWorkers,

@@ -11,7 +11,8 @@ import type { StartParams } from "../../protocol/types.ts";
 import { buildChildEnv } from "./env_policy.ts";
 import { type EventSink, ProcessHost } from "./process_host.ts";
 import type { WorkerPool } from "./worker_pool.ts";
-import type { SpawnSpec, WireFormat } from "../worker_protocol.ts";
+import type { SandboxWrapper, SpawnSpec, WireFormat } from "../worker_protocol.ts";
+import { sandboxWrapper } from "../../sandbox/bwrap.ts";
 
 /** Retained output per process: 1 MiB. */
 export const DEFAULT_RETAINED_BYTES = 1024 * 1024;
@@ -117,16 +118,31 @@ export class ProcessTable {
       );
     }
     this.#options.admit?.();
-    this.#entries.set(id, "starting");
     const options = this.#options;
+    const cwd = params.cwd ?? Deno.cwd();
+    const env = buildChildEnv(params.env ?? undefined, { policy: params.envPolicy });
+    this.#entries.set(id, "starting");
+    let sandbox: SandboxWrapper | null;
+    try {
+      // Enforced, or refused before anything runs (the id is free again).
+      sandbox = await sandboxWrapper(params.sandbox, {
+        cwd,
+        env,
+        enforceManagedNetwork: params.enforceManagedNetwork,
+      });
+    } catch (error) {
+      this.#entries.delete(id);
+      throw error;
+    }
     const spec: SpawnSpec = {
       processId: id,
       argv: params.argv,
-      cwd: params.cwd ?? Deno.cwd(),
-      env: buildChildEnv(params.env ?? undefined, { policy: params.envPolicy }),
+      cwd,
+      env,
       tty: params.tty ?? false,
       pipeStdin: params.pipeStdin ?? false,
       arg0: params.arg0 ?? null,
+      sandbox,
       wire: options.onWire !== undefined ? this.#wireFormat : "none",
       retainedBytes: options.retainedBytes ?? DEFAULT_RETAINED_BYTES,
       replayEvents: DEFAULT_REPLAY_EVENTS,

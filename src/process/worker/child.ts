@@ -85,19 +85,59 @@ function killGroup(pid: number, signal: TerminateSignal): void {
   }
 }
 
+/**
+ * Signals a sandboxed child: SIGKILL to the whole group; any other signal
+ * to the group's members but `bwrap`'s own processes, which would die of it
+ * (they do not pass signals on) and take the command down with SIGKILL
+ * before it could handle the signal (a shell's `trap`).
+ */
+function signalSandboxed(pgid: number, signal: TerminateSignal): void {
+  if (signal === "SIGKILL") {
+    killGroup(pgid, signal);
+    return;
+  }
+  for (const entry of Deno.readDirSync("/proc")) {
+    const pid = Number(entry.name);
+    if (!Number.isInteger(pid)) continue;
+    try {
+      const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+      const close = stat.lastIndexOf(")");
+      const comm = stat.slice(stat.indexOf("(") + 1, close);
+      // Fields after the command: state, ppid, pgrp.
+      const group = Number(stat.slice(close + 2).split(" ")[2]);
+      if (group === pgid && comm !== "bwrap") Deno.kill(pid, signal);
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+}
+
+/**
+ * The command to run: the request's, or, sandboxed, `bwrap` running it
+ * (bwrap finds the program on the child's own PATH, inside the sandbox).
+ */
+function commandOf(spec: SpawnSpec): { argv: string[]; arg0: string | null } {
+  if (spec.sandbox === null) return { argv: spec.argv, arg0: spec.arg0 };
+  const { program, args } = spec.sandbox;
+  const argv0 = spec.arg0 === null ? [] : ["--argv0", spec.arg0];
+  return { argv: [program, ...args, ...argv0, "--", ...spec.argv], arg0: null };
+}
+
 function spawnPipeChild(spec: SpawnSpec, sink: OutputSink): Child {
-  const child = spawnSession(spec.argv, {
+  const { argv, arg0 } = commandOf(spec);
+  const child = spawnSession(argv, {
     cwd: spec.cwd,
     env: spec.env,
     pipeStdin: spec.pipeStdin,
-    arg0: spec.arg0,
+    arg0,
   });
   const stdin = spec.pipeStdin ? child.stdin.getWriter() : null;
   const readers = [pumpPipe(child.stdout, "stdout", sink), pumpPipe(child.stderr, "stderr", sink)];
   return {
     pid: child.pid,
     status: child.status.then((s) => ({ code: s.code, signal: s.signal })),
-    kill: (signal) => killGroup(child.pid, signal),
+    kill: (signal) =>
+      spec.sandbox === null ? killGroup(child.pid, signal) : signalSandboxed(child.pid, signal),
     write: (data) => stdin!.write(data),
     closeStdin() {
       stdin?.close().catch(() => {});
@@ -111,7 +151,8 @@ function spawnPipeChild(spec: SpawnSpec, sink: OutputSink): Child {
 
 async function spawnPtyChild(spec: SpawnSpec, sink: OutputSink): Promise<Child> {
   const { spawnPty } = await import("./pty.ts");
-  const pty = spawnPty({ argv: spec.argv, cwd: spec.cwd, env: spec.env, arg0: spec.arg0 });
+  const { argv, arg0 } = commandOf(spec);
+  const pty = spawnPty({ argv, cwd: spec.cwd, env: spec.env, arg0 });
   const reader = pty.output.getReader();
   pumpPty(reader, sink);
   return {
@@ -119,7 +160,8 @@ async function spawnPtyChild(spec: SpawnSpec, sink: OutputSink): Promise<Child> 
     status: pty.status,
     kill(signal) {
       if (signal === "SIGKILL") pty.kill();
-      else killGroup(pty.pid, signal);
+      else if (spec.sandbox === null) killGroup(pty.pid, signal);
+      else signalSandboxed(pty.pid, signal);
     },
     write: (data) => {
       pty.write(data);

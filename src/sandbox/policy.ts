@@ -1,0 +1,230 @@
+/**
+ * Sandbox requests, read into a plan: the reference's requests carry a
+ * `sandbox` (its `FileSystemSandboxContext`: a permission profile of
+ * filesystem entries and a network policy; fs requests of the older
+ * protocol a `sandboxPolicy`) that the executor must apply. A plan says
+ * what may be read, written, or not touched at all, and whether the network
+ * is off; `bwrap.ts` enforces it for processes, `fs_access.ts` for fs
+ * requests. What cannot be enforced (glob entries, a managed network proxy)
+ * is refused with -32602 saying what and why.
+ *
+ * @module
+ */
+
+import { z } from "zod";
+import { INVALID_PARAMS, RpcError } from "../protocol/errors.ts";
+import { parseWirePath } from "../protocol/paths.ts";
+import { readEnv } from "../util/env.ts";
+
+const network = z.enum(["restricted", "enabled"]);
+const access = z.enum(["read", "write", "deny", "none"]);
+const fileSystemPath = z.discriminatedUnion("type", [
+  z.object({ type: z.literal("path"), path: z.string() }),
+  z.object({ type: z.literal("glob_pattern"), pattern: z.string() }),
+  z.object({
+    type: z.literal("special"),
+    value: z.object({
+      kind: z.string(),
+      subpath: z.string().nullish(),
+      path: z.string().optional(),
+    }),
+  }),
+]);
+const entry = z.object({ path: fileSystemPath, access });
+const fileSystem = z.discriminatedUnion("type", [
+  z.object({
+    type: z.literal("restricted"),
+    entries: z.array(entry).default([]),
+    glob_scan_max_depth: z.number().nullish(),
+  }),
+  z.object({ type: z.literal("unrestricted") }),
+]);
+const permissions = z.discriminatedUnion("type", [
+  z.object({ type: z.literal("managed"), file_system: fileSystem, network }),
+  z.object({ type: z.literal("disabled") }),
+  z.object({ type: z.literal("external"), network }),
+]);
+
+/** The `sandbox` of `process/start` (and of fs requests): the reference's sandbox context. */
+export const sandboxContextSchema = z.object({
+  permissions,
+  cwd: z.string().nullish(),
+  workspaceRoots: z.array(z.string()).optional(),
+  windowsSandboxLevel: z.unknown().optional(),
+  windowsSandboxPrivateDesktop: z.boolean().optional(),
+  useLegacyLandlock: z.boolean().optional(),
+});
+
+/** A sandbox context, parsed. */
+export type SandboxContext = z.output<typeof sandboxContextSchema>;
+
+/** What a sandbox asks for, in the terms execbridge enforces. */
+export interface SandboxPlan {
+  /** Read the whole filesystem (else only the minimal system and the read entries). */
+  readRoot: boolean;
+  /** Paths readable (beyond the root). */
+  read: string[];
+  /** Paths writable. */
+  write: string[];
+  /** Paths neither readable nor writable. */
+  deny: string[];
+  /** No network at all. */
+  noNetwork: boolean;
+}
+
+/** What `minimal` read access means here: what programs need to run. */
+export const MINIMAL_PATHS = ["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/etc", "/opt"];
+/** Names under a writable root that stay read-only (as the reference protects them). */
+export const PROTECTED_NAMES = [".git", ".agents", ".codex"];
+
+/** Refuses a sandbox of `method`'s request (-32602, naming the field). */
+export function refuseSandbox(method: string, what: string): never {
+  throw new RpcError(INVALID_PARAMS, `invalid params for ${method}: sandbox: ${what}`);
+}
+
+/** The older protocol's fs `sandbox`: `{ sandboxPolicy: { type, … }, sandboxPolicyCwd? }`. */
+const legacySchema = z.object({
+  sandboxPolicy: z.object({
+    type: z.string(),
+    writable_roots: z.array(z.string()).optional(),
+    network_access: z.boolean().optional(),
+    exclude_tmpdir_env_var: z.boolean().optional(),
+    exclude_slash_tmp: z.boolean().optional(),
+  }),
+  sandboxPolicyCwd: z.string().nullish(),
+});
+
+/**
+ * Turns a request's sandbox into a plan; null when it asks for none
+ * (absent, `disabled`, or unrestricted with the network on). `method` names
+ * the request in refusals; `cwd` is the default project root.
+ */
+export function planSandbox(
+  raw: unknown,
+  options: {
+    method: string;
+    cwd: string;
+    env?: Record<string, string>;
+    enforceManagedNetwork?: boolean;
+  },
+): SandboxPlan | null {
+  const { method } = options;
+  const refuse = (what: string): never => refuseSandbox(method, what);
+  const path = (value: string, what: string): string => {
+    const parsed = parseWirePath(value);
+    if ("error" in parsed) refuse(`${what} ${parsed.error}`);
+    return (parsed as { native: string }).native;
+  };
+  if (options.enforceManagedNetwork) {
+    refuse(
+      "enforceManagedNetwork needs the reference's managed network proxy, which execbridge does " +
+        "not run; ask for network `restricted` or `enabled`",
+    );
+  }
+  if (raw === undefined || raw === null) return null;
+  const legacy = legacySchema.safeParse(raw);
+  if (legacy.success) return planLegacy(legacy.data, { ...options, refuse, path });
+  const parsed = sandboxContextSchema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    refuse(
+      `${issue.path.join(".")}: ${issue.message} (a sandbox execbridge does not understand is ` +
+        "refused, not ignored)",
+    );
+  }
+  const context = parsed.data!;
+  const profile = context.permissions;
+  if (profile.type === "disabled") return null;
+  const noNetwork = profile.network === "restricted";
+  if (profile.type === "external" || profile.file_system.type === "unrestricted") {
+    return noNetwork ? { readRoot: true, read: [], write: ["/"], deny: [], noNetwork } : null;
+  }
+  const roots = (context.workspaceRoots ?? []).map((root) => path(root, "workspace root"));
+  const projectRoots = roots.length > 0
+    ? roots
+    : [context.cwd ? path(context.cwd, "cwd") : options.cwd];
+  const plan: SandboxPlan = { readRoot: false, read: [], write: [], deny: [], noNetwork };
+  for (const entry of profile.file_system.entries) {
+    const target = entry.path;
+    let paths: string[];
+    if (target.type === "glob_pattern") {
+      refuse(
+        `the ${entry.access} entry for the glob \`${target.pattern}\` cannot be enforced by execbridge`,
+      );
+    }
+    if (target.type === "path") paths = [path(target.path, "path")];
+    else if (target.type === "special") {
+      paths = specialPaths(target.value, { projectRoots, env: options.env ?? {} });
+    } else paths = [];
+    for (const one of paths) {
+      if (entry.access === "write") plan.write.push(one);
+      else if (entry.access === "read") {
+        if (one === "/") plan.readRoot = true;
+        else plan.read.push(one);
+      } else plan.deny.push(one);
+    }
+  }
+  return plan;
+}
+
+/** The older protocol's policies: full access, external, read-only, workspace-write. */
+function planLegacy(
+  legacy: z.output<typeof legacySchema>,
+  options: {
+    cwd: string;
+    env?: Record<string, string>;
+    refuse: (what: string) => never;
+    path: (value: string, what: string) => string;
+  },
+): SandboxPlan | null {
+  const policy = legacy.sandboxPolicy;
+  const noNetwork = policy.network_access !== true;
+  switch (policy.type) {
+    case "danger-full-access":
+    case "external-sandbox":
+      return null;
+    case "read-only":
+      return { readRoot: true, read: [], write: [], deny: [], noNetwork };
+    case "workspace-write": {
+      const cwd = legacy.sandboxPolicyCwd
+        ? options.path(legacy.sandboxPolicyCwd, "sandboxPolicyCwd")
+        : options.cwd;
+      const write = [
+        cwd,
+        ...(policy.writable_roots ?? []).map((root) => options.path(root, "writable root")),
+      ];
+      if (!policy.exclude_slash_tmp) write.push("/tmp");
+      const tmp = options.env?.TMPDIR ?? readEnv("TMPDIR");
+      if (!policy.exclude_tmpdir_env_var && tmp?.startsWith("/")) write.push(tmp);
+      return { readRoot: true, read: [], write, deny: [], noNetwork };
+    }
+    default:
+      return options.refuse(`the sandbox policy \`${policy.type}\` is not one execbridge knows`);
+  }
+}
+
+function specialPaths(
+  value: { kind: string; subpath?: string | null; path?: string },
+  context: { projectRoots: string[]; env: Record<string, string> },
+): string[] {
+  const sub = (root: string) =>
+    value.subpath ? `${root.replace(/\/$/, "")}/${value.subpath.replace(/^\//, "")}` : root;
+  switch (value.kind) {
+    case "root":
+      return ["/"];
+    case "minimal":
+      return MINIMAL_PATHS;
+    case "project_roots":
+    case "current_working_directory":
+      return context.projectRoots.map(sub);
+    case "tmpdir": {
+      const tmp = context.env.TMPDIR ?? readEnv("TMPDIR");
+      return tmp !== undefined && tmp.startsWith("/") ? [tmp] : [];
+    }
+    case "slash_tmp":
+      return ["/tmp"];
+    default:
+      // Like the reference: a special path this version does not know is ignored.
+      return [];
+  }
+}

@@ -1,0 +1,302 @@
+/**
+ * Sandbox requests on `process/start`, in local and remote mode: enforced
+ * with bubblewrap (a read-only policy really blocks writes, network off
+ * really has no network, writable roots are writable, protected metadata is
+ * not) or refused with -32602 saying what and why (globs, a managed network
+ * proxy, no bwrap). Without a sandbox, nothing changes.
+ */
+
+import assert from "node:assert/strict";
+import { type ExecBackend, INVALID_PARAMS, RpcError } from "../mod.ts";
+import { type BackendMode, ENV, modes } from "./support/backends.ts";
+import { startExecutor } from "./support/executor_process.ts";
+import { RawClient } from "./support/raw_client.ts";
+import { denoEval } from "./support/deno_eval.ts";
+
+const HAVE_BWRAP = (() => {
+  try {
+    return new Deno.Command("bwrap", {
+      args: ["--ro-bind", "/", "/", "--unshare-pid", "--dev", "/dev", "--proc", "/proc", "true"],
+      stdout: "null",
+      stderr: "null",
+    }).outputSync().success;
+  } catch {
+    return false;
+  }
+})();
+
+const root = { path: { type: "special", value: { kind: "root" } }, access: "read" };
+const projectWrite = {
+  path: { type: "special", value: { kind: "project_roots" } },
+  access: "write",
+};
+
+function managed(entries: unknown[], network: "restricted" | "enabled" = "restricted") {
+  return {
+    permissions: { type: "managed", file_system: { type: "restricted", entries }, network },
+  };
+}
+
+/** Runs `script` with `sh -c` in `cwd` under `sandbox`; its output and exit code. */
+async function run(
+  backend: ExecBackend,
+  script: string,
+  options: { cwd: string; sandbox?: unknown; enforceManagedNetwork?: boolean },
+): Promise<{ output: string; exitCode: number }> {
+  const proc = await backend.start({
+    processId: `s-${crypto.randomUUID()}`,
+    argv: ["sh", "-c", script],
+    env: ENV,
+    ...options,
+  });
+  const decoder = new TextDecoder();
+  let output = "";
+  proc.listen((event) => {
+    if (event.type === "output") output += decoder.decode(event.chunk);
+  });
+  const { exitCode } = await proc.wait();
+  return { output, exitCode };
+}
+
+function each(
+  name: string,
+  fn: (backend: ExecBackend, dir: string, mode: BackendMode) => Promise<void>,
+) {
+  for (const mode of modes) {
+    Deno.test({ name: `${mode.name}: ${name}`, ignore: !HAVE_BWRAP }, async () => {
+      const opened = await mode.open();
+      const dir = await Deno.realPath(await Deno.makeTempDir({ prefix: "execbridge_sandbox_" }));
+      try {
+        await fn(opened.backend, dir, mode);
+      } finally {
+        await Deno.remove(dir, { recursive: true });
+        await opened.close();
+      }
+    });
+  }
+}
+
+each("a read-only policy blocks every write, and reads still work", async (backend, dir) => {
+  await Deno.writeTextFile(`${dir}/in`, "readable");
+  const result = await run(
+    backend,
+    `cat in; (echo x > out) 2>/dev/null && echo WROTE; ` +
+      `(echo y > /tmp/sandbox-escape-$$) 2>/dev/null && echo WROTE_TMP; echo done`,
+    { cwd: dir, sandbox: managed([root]) },
+  );
+  assert.equal(result.output, "readabledone\n");
+  assert.equal(result.exitCode, 0);
+  assert.equal(await Deno.stat(`${dir}/out`).catch(() => null), null);
+});
+
+each(
+  "network off has no network: only a loopback device, and no connection out",
+  async (backend, dir) => {
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = (listener.addr as Deno.NetAddr).port;
+    const accepted = listener.accept().then((conn) => conn.close(), () => {});
+    try {
+      const script =
+        `bash -c 'exec 3<>/dev/tcp/127.0.0.1/${port}' 2>/dev/null && echo CONNECTED; ` +
+        `tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '; echo done`;
+      const closed = await run(backend, script, {
+        cwd: dir,
+        sandbox: managed([root], "restricted"),
+      });
+      assert.equal(closed.output, "lo\ndone\n");
+      const enabled = await run(
+        backend,
+        `bash -c 'exec 3<>/dev/tcp/127.0.0.1/${port}' && echo CONNECTED`,
+        {
+          cwd: dir,
+          sandbox: managed([root], "enabled"),
+        },
+      );
+      assert.equal(enabled.output, "CONNECTED\n");
+    } finally {
+      listener.close();
+      await accepted;
+    }
+  },
+);
+
+each(
+  "workspace-write: the project root is writable, its .git is not, the rest is read-only",
+  async (backend, dir) => {
+    await Deno.mkdir(`${dir}/.git`);
+    const script =
+      `echo ok > made && echo WROTE; (echo x > .git/config) 2>/dev/null && echo GIT; ` +
+      `(echo x > /etc/sandbox-escape) 2>/dev/null && echo ETC; cat made`;
+    const result = await run(backend, script, { cwd: dir, sandbox: managed([root, projectWrite]) });
+    assert.equal(result.output, "WROTE\nok\n");
+    assert.equal(await Deno.readTextFile(`${dir}/made`), "ok\n");
+    assert.equal(await Deno.stat(`${dir}/.git/config`).catch(() => null), null);
+  },
+);
+
+each("a denied path is hidden inside the sandbox", async (backend, dir) => {
+  await Deno.mkdir(`${dir}/secret`);
+  await Deno.writeTextFile(`${dir}/secret/key`, "s3cret");
+  const denied = { path: { type: "path", path: `file://${dir}/secret` }, access: "deny" };
+  const result = await run(backend, "cat secret/key 2>/dev/null || echo HIDDEN", {
+    cwd: dir,
+    sandbox: managed([root, denied]),
+  });
+  assert.equal(result.output, "HIDDEN\n");
+});
+
+each("what cannot be enforced is refused with -32602, and nothing starts", async (backend, dir) => {
+  const refused = async (
+    options: { sandbox?: unknown; enforceManagedNetwork?: boolean },
+    message: RegExp,
+  ) => {
+    const error = await run(backend, "touch ran", { cwd: dir, ...options }).then(
+      () => null,
+      (caught) => caught,
+    );
+    assert.ok(error instanceof RpcError, `expected a refusal, got ${error}`);
+    assert.equal(error.code, INVALID_PARAMS);
+    assert.match(error.message, /^invalid params for process\/start: sandbox: /);
+    assert.match(error.message, message);
+  };
+  const glob = { path: { type: "glob_pattern", pattern: "**/*.env" }, access: "deny" };
+  await refused({ sandbox: managed([root, glob]) }, /glob `\*\*\/\*\.env` cannot be enforced/);
+  await refused({ sandbox: { permissions: { type: "managed" } } }, /does not understand/);
+  await refused({ sandbox: managed([root]), enforceManagedNetwork: true }, /managed network proxy/);
+  assert.equal(await Deno.stat(`${dir}/ran`).catch(() => null), null);
+  // Disabled, external with network on, and absent: run as without a sandbox.
+  for (const sandbox of [{ permissions: { type: "disabled" } }, undefined, null]) {
+    assert.equal(
+      (await run(backend, "echo free > /dev/null; echo ran", { cwd: dir, sandbox })).output,
+      "ran\n",
+    );
+  }
+});
+
+Deno.test({
+  name: "remote: without bwrap, a sandbox is refused and environment/info says so",
+  ignore: !HAVE_BWRAP,
+}, async () => {
+  const executor = await startExecutor([], {
+    env: { ...Deno.env.toObject(), EXECBRIDGE_BWRAP: "/nonexistent/bwrap" },
+  });
+  const client = await RawClient.initialized(executor.url);
+  try {
+    const info = await client.request("environment/info", {});
+    assert.equal(info.result.capabilities.sandboxBubblewrap, false);
+    const response = await client.request("process/start", {
+      processId: "p",
+      argv: ["true"],
+      cwd: "/",
+      env: ENV,
+      tty: false,
+      sandbox: managed([root]),
+    });
+    assert.equal(response.error.code, -32602);
+    assert.match(response.error.message, /bubblewrap \(bwrap\) is not available/);
+  } finally {
+    await client.close();
+    await executor.stop();
+  }
+});
+
+Deno.test({ name: "local: without bwrap, a sandbox is refused", ignore: !HAVE_BWRAP }, async () => {
+  const mod = new URL("../mod.ts", import.meta.url).href;
+  const out = await denoEval(
+    `import { LocalExecBackend } from ${JSON.stringify(mod)};
+     const backend = new LocalExecBackend();
+     const sandbox = { permissions: { type: "managed", network: "restricted",
+       file_system: { type: "restricted", entries: [] } } };
+     try { await backend.start({ processId: "p", argv: ["true"], sandbox }); console.log("started"); }
+     catch (e) { console.log(e.code + " " + e.message); }
+     await backend.close();`,
+    { env: { EXECBRIDGE_BWRAP: "/nonexistent/bwrap" } },
+  );
+  assert.match(out, /^-32602 .*bubblewrap \(bwrap\) is not available/);
+});
+
+each(
+  "an interrupt reaches the sandboxed command, not just bwrap: its trap runs",
+  async (backend, dir) => {
+    const proc = await backend.start({
+      processId: "trap",
+      argv: [
+        "sh",
+        "-c",
+        "trap 'echo trapped; exit 3' INT; echo ready; while :; do sleep 0.05; done",
+      ],
+      env: ENV,
+      cwd: dir,
+      sandbox: managed([root]),
+    });
+    const decoder = new TextDecoder();
+    let output = "";
+    const ready = Promise.withResolvers<void>();
+    proc.listen((event) => {
+      if (event.type !== "output") return;
+      output += decoder.decode(event.chunk);
+      if (output.includes("ready")) ready.resolve();
+    });
+    await ready.promise;
+    await proc.terminate({ signal: "SIGINT" });
+    assert.deepEqual(await proc.wait(), { exitCode: 3, signal: null });
+    assert.equal(output, "ready\ntrapped\n");
+  },
+);
+
+Deno.test("remote: sandboxed fs requests: writes only under writable roots, not through a link out, not into .git", async () => {
+  const dir = await Deno.realPath(await Deno.makeTempDir({ prefix: "execbridge_fs_sandbox_" }));
+  const outside = await Deno.realPath(await Deno.makeTempDir({ prefix: "execbridge_outside_" }));
+  const executor = await startExecutor([]);
+  const client = await RawClient.initialized(executor.url);
+  try {
+    await Deno.mkdir(`${dir}/.git`);
+    await Deno.symlink(outside, `${dir}/escape`);
+    await Deno.writeTextFile(`${outside}/secret`, "s");
+    const workspace = { ...managed([root, projectWrite]), cwd: `file://${dir}` };
+    const write = (path: string, sandbox: unknown) =>
+      client.request("fs/writeFile", { path, dataBase64: "eA==", sandbox });
+    assert.deepEqual((await write(`${dir}/ok`, workspace)).result, {});
+    assert.equal(await Deno.readTextFile(`${dir}/ok`), "x");
+    for (const path of [`${outside}/x`, `${dir}/escape/x`, `${dir}/.git/config`]) {
+      const response = await write(path, workspace);
+      assert.equal(response.error?.code, -32600, path);
+      assert.match(response.error.message, /is not permitted by the sandbox policy/);
+      assert.equal(await Deno.stat(path).catch(() => null), null, `${path} was written`);
+    }
+    // A copy reads its source and writes its destination: both are checked.
+    const copy = await client.request("fs/copy", {
+      sourcePath: `${dir}/ok`,
+      destinationPath: `${dir}/escape/copied`,
+      recursive: false,
+      sandbox: workspace,
+    });
+    assert.equal(copy.error?.code, -32600);
+    // Read-only: reads work, writes do not; the older protocol's policies too.
+    const readOnly = managed([root]);
+    const read = await client.request("fs/readFile", { path: `${dir}/ok`, sandbox: readOnly });
+    assert.equal(read.result.dataBase64, "eA==");
+    assert.equal((await write(`${dir}/ro`, readOnly)).error?.code, -32600);
+    const legacyReadOnly = { sandboxPolicy: { type: "read-only" } };
+    assert.equal((await write(`${dir}/ro`, legacyReadOnly)).error?.code, -32600);
+    const legacyFull = { sandboxPolicy: { type: "danger-full-access" } };
+    assert.deepEqual((await write(`${dir}/full`, legacyFull)).result, {});
+    // A denied path cannot even be read.
+    const denied = managed([root, { path: { type: "path", path: outside }, access: "deny" }]);
+    const hidden = await client.request("fs/readFile", {
+      path: `${outside}/secret`,
+      sandbox: denied,
+    });
+    assert.equal(hidden.error?.code, -32600);
+    const glob = managed([root, {
+      path: { type: "glob_pattern", pattern: "*.env" },
+      access: "deny",
+    }]);
+    assert.equal((await write(`${dir}/g`, glob)).error?.code, -32602);
+  } finally {
+    await client.close();
+    await executor.stop();
+    await Deno.remove(dir, { recursive: true });
+    await Deno.remove(outside, { recursive: true });
+  }
+});
