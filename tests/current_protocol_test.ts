@@ -85,7 +85,7 @@ Deno.test("paths: file:// URIs and absolute paths are both taken; anything else 
         env: ENV,
         tty: false,
       });
-      assert.deepEqual(started.result, { processId: "pwd" });
+      assert.deepEqual(started.result, { processId: "pwd", sandboxType: "none" });
       assert.equal(await outputOf(client, "pwd"), `${dir}\n`);
       const relative = errorOf(
         await client.request("process/start", {
@@ -186,6 +186,39 @@ Deno.test("process/signal: interrupt reaches the process group; an unknown signa
     );
     assert.equal(exited.params.exitCode, 3);
     assert.equal(await outputOf(client, "trap"), "ready\ninterrupted\n");
+  });
+});
+
+Deno.test("a signal death is reported as the reference does: 128 + the signal's number (130 after interrupt, 137 after terminate)", async () => {
+  await withClient(async (client) => {
+    const exitOf = (processId: string) =>
+      client.waitNotification((m) =>
+        m.method === "process/exited" && m.params.processId === processId
+      );
+    for (const processId of ["interrupted", "terminated"]) {
+      await client.request("process/start", {
+        processId,
+        argv: ["sleep", "30"],
+        cwd: "/",
+        env: ENV,
+        tty: false,
+      });
+    }
+    const interrupted = exitOf("interrupted");
+    await client.request("process/signal", { processId: "interrupted", signal: "interrupt" });
+    assert.deepEqual((await interrupted).params, {
+      processId: "interrupted",
+      seq: 1,
+      exitCode: 130,
+      signal: "SIGINT",
+      sandboxDenied: false,
+    });
+    const terminated = exitOf("terminated");
+    await client.request("process/terminate", { processId: "terminated" });
+    assert.equal((await terminated).params.exitCode, 137);
+    const read = await client.request("process/read", { processId: "terminated" });
+    assert.equal(read.result.exitCode, 137);
+    assert.equal(read.result.sandboxDenied, false);
   });
 });
 

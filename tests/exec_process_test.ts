@@ -222,7 +222,7 @@ each("terminate kills the whole process group", async (backend) => {
   const grandchild = Number(new TextDecoder().decode((first.value as { chunk: Uint8Array }).chunk));
   assert.equal(await proc.terminate(), true);
   const status = await proc.wait();
-  assert.deepEqual(status, { exitCode: -1, signal: "SIGKILL" });
+  assert.deepEqual(status, { exitCode: 137, signal: "SIGKILL" });
   assert.equal(await proc.terminate(), false);
   await events.return?.();
   assert.ok(await waitGone(grandchild), `grandchild ${grandchild} survived terminate`);

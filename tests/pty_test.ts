@@ -172,7 +172,7 @@ Deno.test("pty: kill() ends the child, its output and the process", async () => 
   const pty = spawn({ argv: ["sleep", "30"], env: ENV });
   const output = new Collector(pty.output);
   pty.kill();
-  assert.deepEqual(await pty.status, { code: -1, signal: "SIGKILL" });
+  assert.deepEqual(await pty.status, { code: 137, signal: "SIGKILL" });
   await output.done;
   await waitGone(pty.pid);
   pty.kill(); // after exit: a no-op
@@ -187,7 +187,7 @@ Deno.test("pty: kill() also ends a background grandchild", async () => {
   assert.equal(procStat(grandchild)?.pgrp, pty.pid);
   pty.kill();
   pty.kill();
-  assert.deepEqual(await pty.status, { code: -1, signal: "SIGKILL" });
+  assert.deepEqual(await pty.status, { code: 137, signal: "SIGKILL" });
   await output.done;
   await waitGone(pty.pid);
   await waitGone(grandchild);

@@ -12,6 +12,7 @@ import { type BackendMode, ENV, modes } from "./support/backends.ts";
 import { startExecutor } from "./support/executor_process.ts";
 import { RawClient } from "./support/raw_client.ts";
 import { denoEval } from "./support/deno_eval.ts";
+import { likelySandboxDenied } from "../src/sandbox/denial.ts";
 
 const HAVE_BWRAP = (() => {
   try {
@@ -42,7 +43,7 @@ async function run(
   backend: ExecBackend,
   script: string,
   options: { cwd: string; sandbox?: unknown; enforceManagedNetwork?: boolean },
-): Promise<{ output: string; exitCode: number }> {
+): Promise<{ output: string; exitCode: number; sandboxDenied?: boolean }> {
   const proc = await backend.start({
     processId: `s-${crypto.randomUUID()}`,
     argv: ["sh", "-c", script],
@@ -54,8 +55,8 @@ async function run(
   proc.listen((event) => {
     if (event.type === "output") output += decoder.decode(event.chunk);
   });
-  const { exitCode } = await proc.wait();
-  return { output, exitCode };
+  const { exitCode, sandboxDenied } = await proc.wait();
+  return { output, exitCode, ...(sandboxDenied ? { sandboxDenied } : {}) };
 }
 
 function each(
@@ -88,6 +89,40 @@ each("a read-only policy blocks every write, and reads still work", async (backe
   assert.equal(result.exitCode, 0);
   assert.equal(await Deno.stat(`${dir}/out`).catch(() => null), null);
 });
+
+Deno.test("likelySandboxDenied: a failed exit with a denial phrase (even split across chunks) or SIGSYS", () => {
+  const bytes = (...parts: string[]) => parts.map((part) => new TextEncoder().encode(part));
+  assert.equal(likelySandboxDenied(1, bytes("touch: x: Read-only file system\n")), true);
+  assert.equal(
+    likelySandboxDenied(1, bytes("sh: 1: cannot create x: Permi", "ssion denied")),
+    true,
+  );
+  assert.equal(likelySandboxDenied(1, bytes("bwrap: Creating new namespace failed")), false);
+  assert.equal(likelySandboxDenied(0, bytes("Operation not permitted")), false);
+  assert.equal(likelySandboxDenied(159, []), true);
+  assert.equal(likelySandboxDenied(1, []), false);
+});
+
+each(
+  "a failure that looks like the sandbox's doing is reported as sandboxDenied, others are not",
+  async (backend, dir) => {
+    const readOnly = { cwd: dir, sandbox: managed([root]) };
+    const denied = await run(backend, "echo x > out", readOnly);
+    assert.equal(denied.sandboxDenied, true);
+    assert.match(denied.output, /Read-only file system/);
+    assert.notEqual(denied.exitCode, 0);
+    // A plain failure, a success that prints a denial, and a denial outside any sandbox.
+    assert.deepEqual(await run(backend, "exit 3", readOnly), { output: "", exitCode: 3 });
+    assert.deepEqual(await run(backend, "echo permission denied", readOnly), {
+      output: "permission denied\n",
+      exitCode: 0,
+    });
+    assert.deepEqual(await run(backend, "echo Operation not permitted; exit 1", { cwd: dir }), {
+      output: "Operation not permitted\n",
+      exitCode: 1,
+    });
+  },
+);
 
 each(
   "network off has no network: only a loopback device, and no connection out",
@@ -243,6 +278,49 @@ each(
     assert.equal(output, "ready\ntrapped\n");
   },
 );
+
+Deno.test({
+  name: "remote: process/start says how the process is confined; exit and read carry sandboxDenied",
+  ignore: !HAVE_BWRAP,
+}, async () => {
+  const dir = await Deno.realPath(await Deno.makeTempDir({ prefix: "execbridge_sandbox_" }));
+  const executor = await startExecutor([]);
+  const client = await RawClient.initialized(executor.url);
+  try {
+    const start = (processId: string, sandbox: unknown) =>
+      client.request("process/start", {
+        processId,
+        argv: ["sh", "-c", "echo x > out"],
+        cwd: `file://${dir}`,
+        env: ENV,
+        tty: false,
+        sandbox,
+      });
+    const exitOf = (processId: string) =>
+      client.waitNotification((m) =>
+        m.method === "process/exited" && m.params.processId === processId
+      );
+    const deniedExit = exitOf("denied");
+    assert.deepEqual((await start("denied", managed([root]))).result, {
+      processId: "denied",
+      sandboxType: "linuxSeccomp",
+    });
+    assert.equal((await deniedExit).params.sandboxDenied, true);
+    const read = await client.request("process/read", { processId: "denied" });
+    assert.equal(read.result.sandboxDenied, true);
+    const freeExit = exitOf("free");
+    assert.deepEqual((await start("free", null)).result, {
+      processId: "free",
+      sandboxType: "none",
+    });
+    assert.equal((await freeExit).params.sandboxDenied, false);
+    assert.equal(await Deno.readTextFile(`${dir}/out`), "x\n");
+  } finally {
+    await client.close();
+    await executor.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
 
 Deno.test("remote: sandboxed fs requests: writes only under writable roots, not through a link out, not into .git", async () => {
   const dir = await Deno.realPath(await Deno.makeTempDir({ prefix: "execbridge_fs_sandbox_" }));

@@ -91,7 +91,8 @@ Deno.test("bad frames get clear errors and the connection keeps working", async 
     const relative = await client.request("fs/readFile", { path: "relative.txt" });
     assert.equal(relative.error.code, -32602);
     const badBase64 = await client.request("fs/writeFile", { path: "/tmp/x", dataBase64: "!!!" });
-    assert.equal(badBase64.error.code, -32602);
+    // -32600 as the reference: the params parsed, the bytes did not.
+    assert.equal(badBase64.error.code, -32600);
 
     // A request with id null gets its response with id null.
     await client.sendRaw('{"jsonrpc":"2.0","id":null,"method":"no/such"}');
@@ -101,7 +102,7 @@ Deno.test("bad frames get clear errors and the connection keeps working", async 
 
     // Still fully working.
     const ok = await start(client, "p", ["true"]);
-    assert.deepEqual(ok.result, { processId: "p" });
+    assert.deepEqual(ok.result, { processId: "p", sandboxType: "none" });
     await client.close();
   });
 });
@@ -125,7 +126,7 @@ Deno.test("methods are gated on initialize and initialized", async () => {
     );
     client.notify("initialized", {});
     const ok = await start(client, "p", ["true"]);
-    assert.deepEqual(ok.result, { processId: "p" });
+    assert.deepEqual(ok.result, { processId: "p", sandboxType: "none" });
     await client.close();
   });
 });
@@ -133,7 +134,10 @@ Deno.test("methods are gated on initialize and initialized", async () => {
 Deno.test("process surface: start, write statuses, read and terminate of unknown ids", async () => {
   await withExecutor([], async ({ url }) => {
     const client = await RawClient.initialized(url);
-    assert.deepEqual((await start(client, "proc-1", ["true"])).result, { processId: "proc-1" });
+    assert.deepEqual((await start(client, "proc-1", ["true"])).result, {
+      processId: "proc-1",
+      sandboxType: "none",
+    });
     await start(client, "sleeper", ["sleep", "5"]);
     const closedStdin = await client.request("process/write", {
       processId: "sleeper",
@@ -152,7 +156,10 @@ Deno.test("process surface: start, write statuses, read and terminate of unknown
     const exited = await client.waitNotification((m) =>
       m.method === "process/exited" && m.params.processId === "sleeper"
     );
-    assert.equal(exited.params.exitCode, -1);
+    // As the reference: 128 + SIGKILL, and no sandbox.
+    assert.equal(exited.params.exitCode, 137);
+    assert.equal(exited.params.signal, "SIGKILL");
+    assert.equal(exited.params.sandboxDenied, false);
     await client.waitNotification((m) =>
       m.method === "process/closed" && m.params.processId === "sleeper"
     );
@@ -167,7 +174,7 @@ Deno.test("a terminate sent while the process is still starting applies once it 
       start(client, "racer", ["sleep", "30"]),
       client.request("process/terminate", { processId: "racer" }),
     ]);
-    assert.deepEqual(started.result, { processId: "racer" });
+    assert.deepEqual(started.result, { processId: "racer", sandboxType: "none" });
     assert.deepEqual(terminated.result, { running: true });
     const exited = await client.waitNotification((m) =>
       m.method === "process/exited" && m.params.processId === "racer"

@@ -144,6 +144,7 @@ export class ProcessEvents {
         seq: response.exitSeq,
         exitCode: response.exitCode,
         signal: response.exitSignal ?? null,
+        ...(response.sandboxDenied ? { sandboxDenied: true } : {}),
       });
     }
     if (response.closedSeq != null) {

@@ -48,10 +48,12 @@ export interface ReadOptions {
 
 /** How a process ended. */
 export interface ExitStatus {
-  /** Exit code; -1 when killed by a signal. */
+  /** Exit code; 128 + the signal's number when a signal killed it. */
   exitCode: number;
   /** The signal that killed it, if any. */
   signal: string | null;
+  /** Set (true) when the process was sandboxed, failed, and most likely by the sandbox's doing. */
+  sandboxDenied?: boolean;
 }
 
 /** A running (or retained) process, local or on an executor. */

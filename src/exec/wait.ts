@@ -27,6 +27,7 @@ export function waitForExit(
       if (done) return;
       if (event.type === "exited") {
         status = { exitCode: event.exitCode, signal: event.signal };
+        if (event.sandboxDenied) status.sandboxDenied = true;
       } else if (event.type === "failed") {
         finish(() => reject(new Error(event.message)));
       } else if (event.type === "closed") {

@@ -1,7 +1,8 @@
 /**
  * Filesystem calls with their OS errors turned into `RpcError`s that name
  * the method and the path: NotFound is -32004, invalid input and denied
- * access -32600, anything else -32603.
+ * access -32600, anything else (not a directory, is a directory, exists…)
+ * -32603, as the reference maps them.
  *
  * @module
  */
@@ -25,8 +26,6 @@ export function toRpcError(method: string, path: string, err: unknown): RpcError
   if (
     err instanceof Deno.errors.PermissionDenied ||
     err instanceof Deno.errors.NotCapable ||
-    err instanceof Deno.errors.NotADirectory ||
-    err instanceof Deno.errors.IsADirectory ||
     err instanceof TypeError // Deno's class for invalid input (EINVAL, NUL in a path).
   ) {
     return new RpcError(INVALID_REQUEST, message);

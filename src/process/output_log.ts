@@ -23,6 +23,16 @@ export interface OutputLogLimits {
 /** An output chunk on the wire: the bytes in standard base64. */
 type WireChunk = Omit<OutputChunk, "chunk"> & { chunk: string };
 
+function exitedEvent(exit: ExitRecord): ProcessEvent {
+  return {
+    type: "exited",
+    seq: exit.seq,
+    exitCode: exit.code,
+    signal: exit.signal,
+    ...(exit.sandboxDenied ? { sandboxDenied: true } : {}),
+  };
+}
+
 /** Sequence-numbered retained output of one process. */
 export class OutputLog {
   readonly #limits: OutputLogLimits;
@@ -77,8 +87,8 @@ export class OutputLog {
   }
 
   /** Records the exit and returns it. */
-  recordExit(code: number, signal: string | null): ExitRecord {
-    this.#exit = { seq: ++this.#seq, code, signal };
+  recordExit(code: number, signal: string | null, sandboxDenied = false): ExitRecord {
+    this.#exit = { seq: ++this.#seq, code, signal, sandboxDenied };
     return this.#exit;
   }
 
@@ -94,6 +104,11 @@ export class OutputLog {
     if (this.#exit !== null && this.#exit.seq > afterSeq) return true;
     const chunks = this.#chunks;
     return chunks.length > this.#head && chunks[chunks.length - 1].seq > afterSeq;
+  }
+
+  /** The retained output's bytes, oldest first. */
+  *retainedOutput(): Generator<Uint8Array> {
+    for (let i = this.#head; i < this.#chunks.length; i++) yield this.#chunks[i].chunk;
   }
 
   /** Chunks after `afterSeq` within the byte budget (at least one when any). */
@@ -127,6 +142,7 @@ export class OutputLog {
       exitSeq: this.#exit?.seq ?? null,
       exitSignal: this.#exit?.signal ?? null,
       closedSeq: this.#closedSeq,
+      sandboxDenied: this.#exit?.sandboxDenied ?? false,
     };
   }
 
@@ -157,13 +173,13 @@ export class OutputLog {
     for (let i = first; i < this.#chunks.length; i++) {
       const c = this.#chunks[i];
       if (exitPending && exit!.seq < c.seq) {
-        events.push({ type: "exited", seq: exit!.seq, exitCode: exit!.code, signal: exit!.signal });
+        events.push(exitedEvent(exit!));
         exitPending = false;
       }
       events.push({ type: "output", seq: c.seq, stream: c.stream, chunk: c.chunk });
     }
     if (exitPending) {
-      events.push({ type: "exited", seq: exit!.seq, exitCode: exit!.code, signal: exit!.signal });
+      events.push(exitedEvent(exit!));
     }
     if (this.#closedSeq !== null) events.push({ type: "closed", seq: this.#closedSeq });
     return events;

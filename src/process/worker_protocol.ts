@@ -86,10 +86,12 @@ export type WorkerEvent = ProcessEvent & { g: number };
 export interface ExitRecord {
   /** Sequence number of the exit event. */
   seq: number;
-  /** Exit code; -1 when killed by a signal. */
+  /** Exit code; 128 + the signal's number when a signal killed it. */
   code: number;
   /** The signal that killed the process, if any. */
   signal: string | null;
+  /** Sandboxed and failed in a way that looks like the sandbox's doing. */
+  sandboxDenied: boolean;
 }
 
 /** The transferable state of a closed process. */

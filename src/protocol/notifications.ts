@@ -32,12 +32,12 @@ export function outputNotification(
 /** `process/exited` (`signal` is an execbridge extension). */
 export function exitedNotification(
   prefix: string,
-  exit: { seq: number; exitCode: number; signal: string | null },
+  exit: { seq: number; exitCode: number; signal: string | null; sandboxDenied: boolean },
 ): string {
   const signal = exit.signal === null ? "null" : JSON.stringify(exit.signal);
   return notificationText(
     Method.processExited,
-    `{${prefix}${exit.seq},"exitCode":${exit.exitCode},"signal":${signal}}`,
+    `{${prefix}${exit.seq},"exitCode":${exit.exitCode},"signal":${signal},"sandboxDenied":${exit.sandboxDenied}}`,
   );
 }
 

@@ -22,6 +22,7 @@ import {
   PROCESS_STREAMS,
   type ProcessEvent,
   type ReadResponse,
+  SANDBOX_TYPES,
   type StartParams,
   TERMINATE_SIGNALS,
   WRITE_STATUSES,
@@ -354,6 +355,7 @@ const readResponse = exactly<Omit<ReadResponse, "failure"> & { failure?: string 
     exitSeq: seq.nullish(),
     exitSignal: z.string().nullish(),
     closedSeq: seq.nullish(),
+    sandboxDenied: z.boolean().optional(),
   }),
 );
 
@@ -405,7 +407,11 @@ export const results = {
     headers: z.array(z.object({ name: z.string(), value: z.string() })),
     bodyBase64: base64Bytes,
   }),
-  start: z.object({ processId: z.string() }),
+  start: z.object({
+    processId: z.string(),
+    /** How the process is confined (current-protocol executors). */
+    sandboxType: z.enum(SANDBOX_TYPES).optional(),
+  }),
   read: readResponse.transform((r): ReadResponse => ({ ...r, failure: r.failure ?? null })),
   write: z.object({ status: z.enum(WRITE_STATUSES) }),
   terminate: z.object({ running: z.boolean() }),
@@ -451,13 +457,15 @@ export const notifications = {
     seq,
     exitCode: z.number().int(),
     signal: z.string().nullish(),
-  }).transform(({ processId, seq, exitCode, signal }) => ({
+    sandboxDenied: z.boolean().optional(),
+  }).transform(({ processId, seq, exitCode, signal, sandboxDenied }) => ({
     processId,
     event: {
       type: "exited",
       seq,
       exitCode,
       signal: signal ?? null,
+      ...(sandboxDenied ? { sandboxDenied } : {}),
     } satisfies ProcessEvent as ProcessEvent,
   })),
   [Method.processClosed]: z.object({ processId: z.string(), seq }).transform((

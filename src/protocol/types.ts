@@ -83,6 +83,21 @@ export const TERMINATE_SIGNALS = ["SIGKILL", "SIGTERM", "SIGINT", "SIGHUP"] as c
 /** A signal `process/terminate` can send to a process group. */
 export type TerminateSignal = typeof TERMINATE_SIGNALS[number];
 
+/**
+ * How a started process is confined, as `process/start` reports it. The
+ * names are the reference's: `linuxSeccomp` is its name for the Linux
+ * sandbox family, which execbridge implements with bubblewrap.
+ */
+export const SANDBOX_TYPES = [
+  "none",
+  "macosSeatbelt",
+  "linuxSeccomp",
+  "windowsRestrictedToken",
+] as const;
+
+/** One of {@link SANDBOX_TYPES}. */
+export type SandboxType = typeof SANDBOX_TYPES[number];
+
 /** The signals `process/signal` can send (`interrupt` is SIGINT). */
 export const PROCESS_SIGNALS = ["interrupt"] as const;
 
@@ -133,7 +148,7 @@ export interface ReadResponse {
   nextSeq: number;
   /** Whether the exit was observed. */
   exited: boolean;
-  /** Exit code once exited (-1 when killed by a signal). */
+  /** Exit code once exited (128 + the signal's number when a signal killed it). */
   exitCode: number | null;
   /** Whether the process closed. */
   closed: boolean;
@@ -145,6 +160,8 @@ export interface ReadResponse {
   exitSignal?: string | null;
   /** Seq of the close event, once closed (execbridge executors only). */
   closedSeq?: number | null;
+  /** Sandboxed, failed, and most likely stopped by the sandbox (current-protocol executors). */
+  sandboxDenied?: boolean;
 }
 
 /** A sequenced event of a process: its output, its exit and its close, in seq order. */
@@ -164,10 +181,12 @@ export type ProcessEvent =
     type: "exited";
     /** Sequence number. */
     seq: number;
-    /** Exit code; -1 when killed by a signal. */
+    /** Exit code; 128 + the signal's number when a signal killed it. */
     exitCode: number;
     /** The signal that killed it, if any. */
     signal: string | null;
+    /** Set (true) when the process was sandboxed, failed, and most likely by the sandbox's doing. */
+    sandboxDenied?: boolean;
   }
   | {
     /** Exit seen and both streams ended: the last event. */

@@ -8,7 +8,7 @@
 
 import type { z } from "zod";
 import { LocalFileSystem } from "../fs/local_file_system.ts";
-import { INVALID_PARAMS, RpcError } from "../protocol/errors.ts";
+import { INVALID_REQUEST, RpcError } from "../protocol/errors.ts";
 import { checkFsAccess, type PathAccess } from "../sandbox/fs_access.ts";
 import type { FileHandles } from "../fs/file_handles.ts";
 import { formatWirePath } from "../protocol/paths.ts";
@@ -85,8 +85,9 @@ export const fsMethods: Record<string, SessionMethod> = Object.fromEntries([
     try {
       data = Uint8Array.fromBase64(p.dataBase64);
     } catch (error) {
+      // -32600, as the reference: the params parsed, the bytes did not.
       throw new RpcError(
-        INVALID_PARAMS,
+        INVALID_REQUEST,
         `fs/writeFile requires valid base64 dataBase64: ${(error as Error).message}`,
       );
     }

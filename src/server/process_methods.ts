@@ -45,8 +45,8 @@ export const processMethods: Record<string, SessionMethod> = {
     family: "exec",
     params: startParams,
     async run(p, { session }): Promise<StartResult> {
-      await session.processes.start(p);
-      return { processId: p.processId };
+      const host = await session.processes.start(p);
+      return { processId: p.processId, sandboxType: host.sandboxed ? "linuxSeccomp" : "none" };
     },
   }),
 

@@ -225,6 +225,11 @@ export class ProcessHost {
     return this.#pid;
   }
 
+  /** True when the child runs inside a sandbox (bubblewrap). */
+  get sandboxed(): boolean {
+    return this.#spec.sandbox !== null;
+  }
+
   /** True until the process closed (exit seen and both streams ended). */
   get running(): boolean {
     return this.#state === "running";

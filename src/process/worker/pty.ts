@@ -276,9 +276,7 @@ class Pty implements PtyProcess {
       this.#closeOwnSlave();
       if (this.#groupKillMissed) this.#killGroup();
       this.#maybeRelease();
-      return status.signal === null
-        ? { code: status.code, signal: null }
-        : { code: -1, signal: status.signal };
+      return { code: status.code, signal: status.signal };
     });
     this.output = new ReadableStream<Uint8Array>({
       pull: (controller) => {

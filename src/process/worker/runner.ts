@@ -17,6 +17,7 @@
 import type { ProcessStream, TerminateSignal } from "../../protocol/types.ts";
 import { OutputLog } from "../output_log.ts";
 import { findLauncher } from "../launcher.ts";
+import { likelySandboxDenied } from "../../sandbox/denial.ts";
 import {
   type Child,
   type OutputSink,
@@ -217,8 +218,11 @@ class ProcessRunner {
 
   #onExit(status: { code: number; signal: string | null }): void {
     this.#batch(() => {
-      const code = status.signal !== null ? -1 : status.code;
-      const exit = this.#log.recordExit(code, status.signal);
+      // Deno reports a signal death as 128 + the signal's number, as the reference does.
+      const code = status.code;
+      const sandboxDenied = this.#spec.sandbox !== null &&
+        likelySandboxDenied(code, this.#log.retainedOutput());
+      const exit = this.#log.recordExit(code, status.signal, sandboxDenied);
       this.#child?.closeStdin();
       if (this.#stdinOpen) this.#post({ type: "stdinClosed" } satisfies FromWorker);
       this.#stdinOpen = false;
@@ -228,6 +232,7 @@ class ProcessRunner {
             seq: exit.seq,
             exitCode: code,
             signal: status.signal,
+            sandboxDenied,
           }),
         );
       }
@@ -236,6 +241,7 @@ class ProcessRunner {
         seq: exit.seq,
         exitCode: code,
         signal: status.signal,
+        ...(sandboxDenied ? { sandboxDenied } : {}),
         g: this.#generation,
       });
       this.#wake();
