@@ -523,10 +523,15 @@ Deno.test("http/request: buffered and streamed responses, redirects, and clear e
         body: "payload",
       });
 
-      assert.equal((await request({ url: `${http.base}/redirect` })).result.status, 200);
+      // Redirects are followed only when asked.
+      assert.equal((await request({ url: `${http.base}/redirect` })).result.status, 302);
       assert.equal(
         (await request({ url: `${http.base}/redirect`, redirectPolicy: "stop" })).result.status,
         302,
+      );
+      assert.equal(
+        (await request({ url: `${http.base}/redirect`, redirectPolicy: "follow" })).result.status,
+        200,
       );
 
       const streamed = await request({
@@ -549,9 +554,13 @@ Deno.test("http/request: buffered and streamed responses, redirects, and clear e
       );
       assert.equal(total, 600 * 1024);
 
-      const refused = errorOf(await request({ url: "http://127.0.0.1:1/x" }));
+      const closed = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+      const closedPort = (closed.addr as Deno.NetAddr).port;
+      closed.close();
+      const refused = errorOf(await request({ url: `http://127.0.0.1:${closedPort}/x` }));
       assert.equal(refused.code, -32603);
-      assert.match(refused.message, /^http\/request failed: /);
+      // What failed, not just "fetch failed".
+      assert.match(refused.message, /^http\/request failed: .*Connection refused/);
       const ftp = errorOf(await request({ url: "ftp://127.0.0.1/x" }));
       assert.equal(ftp.code, -32602);
       assert.match(ftp.message, /only supports http and https URLs, got ftp/);

@@ -378,3 +378,125 @@ Deno.test("remote: sandboxed fs requests: writes only under writable roots, not 
     await Deno.remove(outside, { recursive: true });
   }
 });
+
+Deno.test("remote: sandboxed fs requests on whole trees: a walk leaves denied paths out; a recursive remove or copy that holds one is refused", async () => {
+  const dir = await Deno.realPath(await Deno.makeTempDir({ prefix: "execbridge_fs_tree_" }));
+  const executor = await startExecutor([]);
+  const client = await RawClient.initialized(executor.url);
+  try {
+    await Deno.mkdir(`${dir}/ws/secret`, { recursive: true });
+    await Deno.mkdir(`${dir}/ws/.git`);
+    await Deno.mkdir(`${dir}/ws/docs`);
+    await Deno.writeTextFile(`${dir}/ws/secret/key`, "s3cret");
+    await Deno.writeTextFile(`${dir}/ws/docs/readme`, "r");
+    const denySecret = { path: { type: "path", path: `file://${dir}/ws/secret` }, access: "deny" };
+    const docsReadOnly = { path: { type: "path", path: `${dir}/ws/docs` }, access: "read" };
+    const sandbox = {
+      ...managed([root, projectWrite, denySecret, docsReadOnly]),
+      cwd: `file://${dir}/ws`,
+    };
+    const walk = await client.request("fs/walk", {
+      path: `file://${dir}/ws`,
+      options: { maxDepth: 5, maxEntries: 100, maxDirectories: 100, followDirectorySymlinks: true },
+      sandbox,
+    });
+    const walked = walk.result.entries.map((e: { path: string }) => e.path).sort();
+    assert.deepEqual(walked, [
+      `file://${dir}/ws/.git`,
+      `file://${dir}/ws/docs`,
+      `file://${dir}/ws/docs/readme`,
+    ]);
+    const refused = async (method: string, params: Record<string, unknown>, what: RegExp) => {
+      const response = await client.request(method, { ...params, sandbox });
+      assert.equal(response.error?.code, -32600, `${method} ${JSON.stringify(params)}`);
+      assert.match(response.error.message, what);
+    };
+    await refused("fs/remove", { path: `${dir}/ws`, recursive: true }, /contains .*secret/);
+    await refused(
+      "fs/copy",
+      { sourcePath: `${dir}/ws`, destinationPath: `${dir}/ws/docs-copy`, recursive: true },
+      /contains .*secret, which is denied/,
+    );
+    // A read entry inside a writable root stays read-only there, as in the process sandbox.
+    await refused(
+      "fs/writeFile",
+      { path: `${dir}/ws/docs/new`, dataBase64: "eA==" },
+      /\(read-only\)/,
+    );
+    await refused("fs/remove", { path: `${dir}/ws/.git` }, /\.git is read-only/);
+    assert.equal(await Deno.readTextFile(`${dir}/ws/secret/key`), "s3cret");
+    assert.equal(await Deno.stat(`${dir}/ws/docs-copy`).catch(() => null), null);
+    // Without the carve-outs the same tree can go.
+    const free = { ...managed([root, projectWrite]), cwd: `file://${dir}/ws` };
+    await Deno.remove(`${dir}/ws/.git`);
+    const removed = await client.request("fs/remove", {
+      path: `${dir}/ws/docs`,
+      recursive: true,
+      sandbox: free,
+    });
+    assert.deepEqual(removed.result, {});
+  } finally {
+    await client.close();
+    await executor.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+each(
+  "no capabilities inside, and with the network off the host's Unix sockets are out of reach",
+  async (backend, dir) => {
+    const socketPath = `${dir}/host.sock`;
+    const listener = Deno.listen({ transport: "unix", path: socketPath });
+    const served = (async () => {
+      for await (const conn of listener) conn.close();
+    })();
+    const connect = `perl -MIO::Socket::UNIX -e ` +
+      `'IO::Socket::UNIX->new(Peer => "${socketPath}") or die "no: $!\\n"; print "CONNECTED\\n"' 2>&1`;
+    try {
+      const closed = await run(
+        backend,
+        `grep CapEff /proc/self/status; ${connect}; mount -o remount,rw / 2>/dev/null || echo NOMOUNT`,
+        { cwd: dir, sandbox: managed([root], "restricted") },
+      );
+      assert.equal(
+        closed.output,
+        "CapEff:\t0000000000000000\nno: Operation not permitted\nNOMOUNT\n",
+      );
+      const open = await run(backend, connect, { cwd: dir, sandbox: managed([root], "enabled") });
+      assert.equal(open.output, "CONNECTED\n");
+    } finally {
+      listener.close();
+      await served;
+    }
+  },
+);
+
+each(
+  "a subpath narrows any special entry, and one that climbs out is refused",
+  async (backend, dir) => {
+    await Deno.mkdir(`${dir}/inner`);
+    // `root` with a subpath: only that directory is writable.
+    const innerWrite = {
+      path: { type: "special", value: { kind: "root", subpath: dir.slice(1) + "/inner" } },
+      access: "write",
+    };
+    const result = await run(
+      backend,
+      `echo a > inner/a && echo INNER; (echo b > b) 2>/dev/null || echo OUTER_REFUSED`,
+      { cwd: dir, sandbox: managed([root, innerWrite]) },
+    );
+    assert.equal(result.output, "INNER\nOUTER_REFUSED\n");
+    const climbing = {
+      path: { type: "special", value: { kind: "slash_tmp", subpath: "../etc" } },
+      access: "write",
+    };
+    const error = await run(backend, "true", { cwd: dir, sandbox: managed([root, climbing]) })
+      .then(() => null, (caught) => caught);
+    assert.ok(error instanceof RpcError);
+    assert.equal(error.code, INVALID_PARAMS);
+    assert.match(error.message, /subpath `\.\.\/etc` of a `slash_tmp` entry climbs out/);
+    const notAnObject = await run(backend, "true", { cwd: dir, sandbox: "on" })
+      .then(() => null, (caught) => caught);
+    assert.match(notAnObject.message, /^invalid params for process\/start: sandbox: Invalid input/);
+  },
+);

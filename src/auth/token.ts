@@ -9,15 +9,14 @@
  */
 
 import { readEnv } from "../util/env.ts";
-import { expandHome } from "../util/home.ts";
+import { expandHome, stateDirectory } from "../util/home.ts";
 
 /** The environment variable holding a token. */
 export const TOKEN_ENV = "EXECBRIDGE_TOKEN";
 
 /** The default token file: `${XDG_STATE_HOME:-$HOME/.local/state}/execbridge/token`. */
 export function defaultTokenPath(): string {
-  const state = readEnv("XDG_STATE_HOME") ?? `${readEnv("HOME") ?? "/root"}/.local/state`;
-  return `${state}/execbridge/token`;
+  return `${stateDirectory()}/token`;
 }
 
 /**

@@ -22,8 +22,15 @@ export const WALK_LIMITS: Readonly<WalkOptions> = {
  * Walks `root` (absolute). The root itself must be readable: its errors
  * are thrown (`NotFound` and so on); a root that is not a directory has no
  * entries. Directories below it that cannot be read are listed in `errors`.
+ * With `visible`, an entry whose real path (symlinks resolved) it rejects is
+ * left out and not descended into (a sandboxed walk).
  */
-export async function walkDirectory(root: string, asked: WalkOptions): Promise<WalkResult> {
+export async function walkDirectory(
+  root: string,
+  asked: WalkOptions,
+  options: { visible?: (realPath: string) => boolean } = {},
+): Promise<WalkResult> {
+  const visible = options.visible;
   const maxDepth = Math.min(asked.maxDepth, WALK_LIMITS.maxDepth);
   const maxEntries = Math.min(asked.maxEntries, WALK_LIMITS.maxEntries);
   const maxDirectories = Math.min(asked.maxDirectories, WALK_LIMITS.maxDirectories);
@@ -32,13 +39,16 @@ export async function walkDirectory(root: string, asked: WalkOptions): Promise<W
   const errors: { path: string; message: string }[] = [];
   const rootInfo = await Deno.stat(root);
   if (!rootInfo.isDirectory) return { entries, errors, truncated: false };
+  // Each directory's real path: its parent's and its name, or, through a symlink, resolved.
+  const rootReal = await Deno.realPath(root);
   // Directories already queued, by canonical path: with symlinks followed, each is read once.
-  const seen = new Set<string>(follow ? [await Deno.realPath(root)] : []);
-  let queue: { path: string; depth: number }[] = [{ path: root, depth: 0 }];
+  const seen = new Set<string>(follow ? [rootReal] : []);
+  type Dir = { path: string; real: string; depth: number };
+  let queue: Dir[] = [{ path: root, real: rootReal, depth: 0 }];
   let read = 0;
   let looked = 0;
   while (queue.length > 0) {
-    const next: { path: string; depth: number }[] = [];
+    const next: Dir[] = [];
     for (const dir of queue) {
       if (read >= maxDirectories) return { entries, errors, truncated: true };
       read++;
@@ -55,9 +65,10 @@ export async function walkDirectory(root: string, asked: WalkOptions): Promise<W
         if (looked >= maxEntries) return { entries, errors, truncated: true };
         looked++;
         const path = dir.path.endsWith("/") ? dir.path + entry.name : `${dir.path}/${entry.name}`;
+        let real = dir.real === "/" ? `/${entry.name}` : `${dir.real}/${entry.name}`;
         let descend = dir.depth < maxDepth;
         if (entry.isFile) {
-          entries.push({ path, kind: "file" });
+          if (visible === undefined || visible(real)) entries.push({ path, kind: "file" });
           continue;
         }
         if (entry.isSymlink) {
@@ -72,13 +83,14 @@ export async function walkDirectory(root: string, asked: WalkOptions): Promise<W
         } else if (!entry.isDirectory) {
           continue; // fifos, sockets, devices
         }
+        if (entry.isSymlink) real = await Deno.realPath(path).catch(() => real);
+        if (visible !== undefined && !visible(real)) continue;
         entries.push({ path, kind: "directory" });
         if (follow) {
-          const canonical = await Deno.realPath(path).catch(() => path);
-          if (seen.has(canonical)) descend = false;
-          else seen.add(canonical);
+          if (seen.has(real)) descend = false;
+          else seen.add(real);
         }
-        if (descend) next.push({ path, depth: dir.depth + 1 });
+        if (descend) next.push({ path, real, depth: dir.depth + 1 });
       }
     }
     queue = next;

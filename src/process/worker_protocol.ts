@@ -12,6 +12,7 @@
  */
 
 import type { OutputChunk, ProcessEvent, TerminateSignal } from "../protocol/types.ts";
+import type { SandboxWrapper } from "../sandbox/bwrap.ts";
 
 /**
  * A worker reports finished stdin writes (`written`) once this many bytes
@@ -66,14 +67,6 @@ export interface SpawnSpec {
   replayEvents: number;
   /** Send this process's events on the worker's events port, tagged with this generation. */
   events: number | null;
-}
-
-/** How a worker wraps a sandboxed child: `program args… -- command`. */
-export interface SandboxWrapper {
-  /** The `bwrap` executable. */
-  program: string;
-  /** Its arguments, before `--` and the command. */
-  args: string[];
 }
 
 /** How a worker serializes notifications for an executor connection. */

@@ -327,7 +327,7 @@ export const httpRequestParams = z.object({
   bodyBase64: base64Bytes.nullish(),
   /** Give up after this long (absent or null: the executor's own limit). */
   timeoutMs: count.nullish(),
-  /** `follow` (default) or `stop` at a redirect. */
+  /** `follow` redirects, or `stop` at one (the default: redirects only when asked). */
   redirectPolicy: z.enum(["follow", "stop"]).optional(),
   /** The caller's id for `http/request/bodyDelta` notifications. */
   requestId: z.string().min(1, "requestId must not be empty"),

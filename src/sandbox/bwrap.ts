@@ -9,7 +9,7 @@
  */
 
 import { readEnv } from "../util/env.ts";
-import type { SandboxWrapper } from "../process/worker_protocol.ts";
+import { networkFilterFile } from "./seccomp.ts";
 import {
   MINIMAL_PATHS,
   planSandbox,
@@ -17,6 +17,17 @@ import {
   refuseSandbox,
   type SandboxPlan,
 } from "./policy.ts";
+
+/** How a worker wraps a sandboxed child: `program args… -- command`. */
+export interface SandboxWrapper {
+  /** The program to run (`bwrap`, or a shell that opens the seccomp filter for it). */
+  program: string;
+  /** Its arguments, before `--` and the command. */
+  args: string[];
+}
+
+/** The descriptor a network-less sandbox's seccomp filter is read from (see {@link sandboxWrapper}). */
+const SECCOMP_FD = 3;
 
 function exists(path: string): Deno.FileInfo | null {
   try {
@@ -36,8 +47,9 @@ function depth(path: string): number {
  * a narrower rule wins; denied paths come last.
  */
 export function bwrapArgs(plan: SandboxPlan, cwd: string): string[] {
-  const args = ["--die-with-parent", "--unshare-pid"];
-  if (plan.noNetwork) args.push("--unshare-net");
+  // No capabilities inside, even for an executor that runs as root (who could remount `/`).
+  const args = ["--die-with-parent", "--unshare-pid", "--cap-drop", "ALL"];
+  if (plan.noNetwork) args.push("--unshare-net", "--seccomp", String(SECCOMP_FD));
   const mounts: { path: string; args: string[] }[] = [];
   const base = plan.readRoot ? ["/"] : MINIMAL_PATHS;
   for (const path of new Set([...base, ...plan.read])) {
@@ -127,5 +139,22 @@ export async function sandboxWrapper(
         "host or cannot create namespaces there: install the bubblewrap package, or run without one",
     );
   }
-  return { program, args: bwrapArgs(plan, options.cwd) };
+  const args = bwrapArgs(plan, options.cwd);
+  if (!plan.noNetwork) return { program, args };
+  let filter: string;
+  try {
+    filter = await networkFilterFile();
+  } catch (error) {
+    return refuseSandbox(
+      method,
+      `the network cannot be turned off here: its seccomp filter is unavailable (${
+        (error as Error).message
+      })`,
+    );
+  }
+  // bwrap reads the filter from a descriptor: a shell opens the file on it and becomes bwrap.
+  return {
+    program: "/bin/sh",
+    args: ["-c", `exec "$@" ${SECCOMP_FD}<"$0"`, filter, program, ...args],
+  };
 }

@@ -2,21 +2,34 @@
  * Sandboxed fs requests: each path a request reads or writes is checked
  * against the request's sandbox plan (`policy.ts`) after resolving symlinks
  * (a path that does not exist yet by its nearest parent), so that a link
- * cannot lead out of a writable root. Denied: -32600 saying which path and
- * why, and nothing done.
+ * cannot lead out of a writable root. The rules are the ones `bwrap.ts`
+ * mounts: the most specific path wins (a read-only `.git` inside a writable
+ * root, a writable directory inside a read-only tree), denied paths win
+ * over everything. An operation on a whole tree (a recursive remove or
+ * copy) is refused when the tree holds a path it may not touch; a walk
+ * leaves such paths out. Denied: -32600 saying which path and why, and
+ * nothing done.
  *
  * @module
  */
 
 import { INVALID_REQUEST, RpcError } from "../protocol/errors.ts";
-import { MINIMAL_PATHS, planSandbox, PROTECTED_NAMES } from "./policy.ts";
+import { MINIMAL_PATHS, planSandbox, PROTECTED_NAMES, type SandboxPlan } from "./policy.ts";
 
-/** A path a request touches, and whether it writes there. */
+/** A path a request touches, and how. */
 export interface PathAccess {
   /** The native absolute path. */
   path: string;
   /** True for a write (create, change, remove), false for a read. */
   write: boolean;
+  /** True when the operation reaches everything below the path too (recursive remove or copy). */
+  tree?: boolean;
+}
+
+/** What a sandboxed request may see, for operations that list many paths (walks). */
+export interface FsGuard {
+  /** True when the path (symlinks resolved) may be read under the sandbox. */
+  visible(realPath: string): boolean;
 }
 
 /** The path with symlinks resolved; for a path that does not exist, its nearest existing parent's. */
@@ -40,26 +53,113 @@ function under(path: string, root: string): boolean {
   return root === "/" || path === root || path.startsWith(root + "/");
 }
 
+async function exists(path: string): Promise<boolean> {
+  return await Deno.lstat(path).then(() => true, () => false);
+}
+
+/** A path that stays read-only inside a writable root, and why. */
+interface Carve {
+  path: string;
+  why: string;
+}
+
+/** A plan's paths, symlinks resolved, as the rules of the checks. */
+class Rules implements FsGuard {
+  constructor(
+    readonly read: string[],
+    readonly write: string[],
+    readonly deny: string[],
+    readonly readOnly: Carve[],
+  ) {}
+
+  static async of(plan: SandboxPlan): Promise<Rules> {
+    const all = (paths: string[]) => Promise.all(paths.map(resolve));
+    const [write, read, explicitRead, deny] = await Promise.all([
+      all(plan.write),
+      all(plan.readRoot ? ["/", ...plan.read] : [...MINIMAL_PATHS, ...plan.read]),
+      all(plan.read),
+      all(plan.deny),
+    ]);
+    const readOnly: Carve[] = [];
+    // Read entries inside a writable root stay read-only there (bwrap binds them over it).
+    for (const path of explicitRead) {
+      if (write.some((root) => root !== path && under(path, root))) {
+        readOnly.push({ path, why: "read-only" });
+      }
+    }
+    // Protected metadata that exists (as the reference, a missing one is not protected).
+    for (const root of write) {
+      for (const name of PROTECTED_NAMES) {
+        const path = root === "/" ? `/${name}` : `${root}/${name}`;
+        if (await exists(path)) {
+          readOnly.push({
+            path: await resolve(path),
+            why: `${name} is read-only in a writable root`,
+          });
+        }
+      }
+    }
+    return new Rules(read, write, deny, readOnly);
+  }
+
+  visible(real: string): boolean {
+    return this.#refusal(real, false) === null;
+  }
+
+  #refusal(real: string, write: boolean): string | null {
+    if (this.deny.some((root) => under(real, root))) return "denied";
+    if (!write) {
+      return this.read.some((root) => under(real, root)) ||
+          this.write.some((root) => under(real, root))
+        ? null
+        : "not readable";
+    }
+    // The most specific rule wins, as the deepest mount does in the sandbox.
+    let best: { length: number; why: string | null } | null = null;
+    for (const root of this.write) {
+      if (under(real, root) && (best === null || root.length >= best.length)) {
+        best = { length: root.length, why: null };
+      }
+    }
+    for (const carve of this.readOnly) {
+      if (under(real, carve.path) && (best === null || carve.path.length > best.length)) {
+        best = { length: carve.path.length, why: carve.why };
+      }
+    }
+    return best === null ? "not under a writable root" : best.why;
+  }
+
+  /** Why `access` (at `real`) is refused, or null. */
+  refusal(real: string, access: PathAccess): string | null {
+    const refused = this.#refusal(real, access.write);
+    if (refused !== null || !access.tree) return refused;
+    // A whole tree: nothing inside it may be out of bounds.
+    const inside = (path: string) => path !== real && under(path, real);
+    const denied = this.deny.find(inside);
+    if (denied !== undefined) return `it contains ${denied}, which is denied`;
+    if (access.write) {
+      const carve = this.readOnly.find((c) => inside(c.path));
+      if (carve !== undefined) return `it contains ${carve.path}: ${carve.why}`;
+    }
+    return null;
+  }
+}
+
 /**
  * Checks every path of a request against its sandbox; resolves when all are
- * allowed (or there is no sandbox), else rejects with -32600.
+ * allowed, with what the request may see (null when there is no sandbox),
+ * else rejects with -32600.
  */
 export async function checkFsAccess(
   method: string,
   sandbox: unknown,
   accesses: PathAccess[],
-): Promise<void> {
+): Promise<FsGuard | null> {
   const plan = planSandbox(sandbox, { method, cwd: Deno.cwd() });
-  if (plan === null) return;
-  const roots = async (paths: string[]) => await Promise.all(paths.map(resolve));
-  const [write, read, deny] = await Promise.all([
-    roots(plan.write),
-    roots(plan.readRoot ? ["/"] : [...MINIMAL_PATHS, ...plan.read]),
-    roots(plan.deny),
-  ]);
+  if (plan === null) return null;
+  const rules = await Rules.of(plan);
   for (const access of accesses) {
-    const real = await resolve(access.path);
-    const refused = reason(real, access.write, { write, read, deny });
+    const refused = rules.refusal(await resolve(access.path), access);
     if (refused !== null) {
       throw new RpcError(
         INVALID_REQUEST,
@@ -67,20 +167,5 @@ export async function checkFsAccess(
       );
     }
   }
-}
-
-function reason(
-  real: string,
-  write: boolean,
-  roots: { write: string[]; read: string[]; deny: string[] },
-): string | null {
-  if (roots.deny.some((root) => under(real, root))) return "denied";
-  if (!write) {
-    const readable = [...roots.read, ...roots.write].some((root) => under(real, root));
-    return readable ? null : "not readable";
-  }
-  const root = roots.write.find((root) => under(real, root));
-  if (root === undefined) return "not under a writable root";
-  const inside = real.slice(root === "/" ? 1 : root.length + 1).split("/")[0];
-  return PROTECTED_NAMES.includes(inside) ? `${inside} is read-only in a writable root` : null;
+  return rules;
 }

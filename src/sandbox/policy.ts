@@ -127,9 +127,9 @@ export function planSandbox(
   const parsed = sandboxContextSchema.safeParse(raw);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
+    const where = issue.path.length > 0 ? `${issue.path.join(".")}: ` : "";
     refuse(
-      `${issue.path.join(".")}: ${issue.message} (a sandbox execbridge does not understand is ` +
-        "refused, not ignored)",
+      `${where}${issue.message} (a sandbox execbridge does not understand is refused, not ignored)`,
     );
   }
   const context = parsed.data!;
@@ -154,7 +154,7 @@ export function planSandbox(
     }
     if (target.type === "path") paths = [path(target.path, "path")];
     else if (target.type === "special") {
-      paths = specialPaths(target.value, { projectRoots, env: options.env ?? {} });
+      paths = specialPaths(target.value, { projectRoots, env: options.env ?? {}, refuse });
     } else paths = [];
     for (const one of paths) {
       if (entry.access === "write") plan.write.push(one);
@@ -203,26 +203,38 @@ function planLegacy(
   }
 }
 
+/**
+ * The paths a special entry names. A `subpath` narrows any of them (the
+ * reference reads it on project roots only; anywhere else, ignoring it
+ * would widen the entry); one that climbs out with `..` is refused.
+ */
 function specialPaths(
   value: { kind: string; subpath?: string | null; path?: string },
-  context: { projectRoots: string[]; env: Record<string, string> },
+  context: { projectRoots: string[]; env: Record<string, string>; refuse: (what: string) => never },
 ): string[] {
+  const subpath = value.subpath ?? "";
+  if (subpath.split("/").includes("..")) {
+    context.refuse(`the subpath \`${subpath}\` of a \`${value.kind}\` entry climbs out of it`);
+  }
   const sub = (root: string) =>
-    value.subpath ? `${root.replace(/\/$/, "")}/${value.subpath.replace(/^\//, "")}` : root;
+    subpath.replace(/^\/+|\/+$/g, "") === ""
+      ? root
+      : `${root.replace(/\/$/, "")}/${subpath.replace(/^\/+|\/+$/g, "")}`;
   switch (value.kind) {
     case "root":
-      return ["/"];
+      return [sub("/")];
     case "minimal":
+      if (subpath !== "") context.refuse("a `minimal` entry cannot have a subpath");
       return MINIMAL_PATHS;
     case "project_roots":
     case "current_working_directory":
       return context.projectRoots.map(sub);
     case "tmpdir": {
       const tmp = context.env.TMPDIR ?? readEnv("TMPDIR");
-      return tmp !== undefined && tmp.startsWith("/") ? [tmp] : [];
+      return tmp !== undefined && tmp.startsWith("/") ? [sub(tmp)] : [];
     }
     case "slash_tmp":
-      return ["/tmp"];
+      return [sub("/tmp")];
     default:
       // Like the reference: a special path this version does not know is ignored.
       return [];

@@ -9,7 +9,9 @@
 import type { z } from "zod";
 import { LocalFileSystem } from "../fs/local_file_system.ts";
 import { INVALID_REQUEST, RpcError } from "../protocol/errors.ts";
-import { checkFsAccess, type PathAccess } from "../sandbox/fs_access.ts";
+import { checkFsAccess, type FsGuard, type PathAccess } from "../sandbox/fs_access.ts";
+import { io } from "../fs/io.ts";
+import { walkDirectory } from "../fs/walk.ts";
 import type { FileHandles } from "../fs/file_handles.ts";
 import { formatWirePath } from "../protocol/paths.ts";
 import {
@@ -35,13 +37,14 @@ const EMPTY = {};
 
 /**
  * An `fs/*` method: the paths it reads and writes (`touches`) are checked
- * against the request's optional `sandbox` before `run`.
+ * against the request's optional `sandbox` before `run`, which gets what a
+ * sandboxed request may see (null without a sandbox).
  */
 function fsMethod<S extends z.ZodType<{ sandbox?: unknown }>>(
   name: string,
   params: S,
   touches: (params: z.output<S>) => PathAccess[],
-  run: (params: z.output<S>, context: MethodContext) => Promise<unknown>,
+  run: (params: z.output<S>, context: MethodContext, guard: FsGuard | null) => Promise<unknown>,
 ): [string, SessionMethod] {
   return [
     name,
@@ -49,15 +52,15 @@ function fsMethod<S extends z.ZodType<{ sandbox?: unknown }>>(
       family: "filesystem",
       params,
       async run(p, context) {
-        await checkFsAccess(name, p.sandbox, touches(p));
-        return await run(p, context);
+        const guard = await checkFsAccess(name, p.sandbox, touches(p));
+        return await run(p, context, guard);
       },
     }),
   ];
 }
 
-const reads = (path: string): PathAccess[] => [{ path, write: false }];
-const writes = (path: string): PathAccess[] => [{ path, write: true }];
+const reads = (path: string, tree = false): PathAccess[] => [{ path, write: false, tree }];
+const writes = (path: string, tree = false): PathAccess[] => [{ path, write: true, tree }];
 
 /** An `fs/*` method on the session's open files (no path, no sandbox). */
 function handleMethod<S extends z.ZodType>(
@@ -107,14 +110,14 @@ export const fsMethods: Record<string, SessionMethod> = Object.fromEntries([
   fsMethod(Method.fsReadDirectory, readDirectoryParams, (p) => reads(p.path), async (p) => {
     return { entries: await fs.readDirectory(p.path) };
   }),
-  fsMethod(Method.fsRemove, removeParams, (p) => writes(p.path), async (p) => {
+  fsMethod(Method.fsRemove, removeParams, (p) => writes(p.path, p.recursive ?? true), async (p) => {
     await fs.remove(p.path, { recursive: p.recursive ?? true, force: p.force ?? true });
     return EMPTY;
   }),
   fsMethod(
     Method.fsCopy,
     copyParams,
-    (p) => [...reads(p.sourcePath), ...writes(p.destinationPath)],
+    (p) => [...reads(p.sourcePath, p.recursive), ...writes(p.destinationPath, p.recursive)],
     async (p) => {
       await fs.copy(p.sourcePath, p.destinationPath, { recursive: p.recursive });
       return EMPTY;
@@ -123,8 +126,14 @@ export const fsMethods: Record<string, SessionMethod> = Object.fromEntries([
   fsMethod(Method.fsCanonicalize, canonicalizeParams, (p) => reads(p.path.native), async (p) => {
     return { path: formatWirePath(await fs.canonicalize(p.path.native), p.path) };
   }),
-  fsMethod(Method.fsWalk, walkParams, (p) => reads(p.path.native), async (p) => {
-    const found = await fs.walk(p.path.native, p.options);
+  fsMethod(Method.fsWalk, walkParams, (p) => reads(p.path.native), async (p, _, guard) => {
+    const root = p.path.native;
+    const found = await io(
+      Method.fsWalk,
+      root,
+      () =>
+        walkDirectory(root, p.options, guard === null ? {} : { visible: (r) => guard.visible(r) }),
+    );
     return {
       entries: found.entries.map((e) => ({ path: formatWirePath(e.path, p.path), kind: e.kind })),
       errors: found.errors.map((e) => ({

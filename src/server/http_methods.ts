@@ -69,7 +69,8 @@ async function send(request: HttpRequest, signal: AbortSignal): Promise<Response
       method: request.method.toUpperCase(),
       headers,
       body: request.bodyBase64 as Uint8Array<ArrayBuffer> | null | undefined,
-      redirect: request.redirectPolicy === "stop" ? "manual" : "follow",
+      // Redirects only when asked: a request names where it goes (the reference follows by default).
+      redirect: request.redirectPolicy === "follow" ? "follow" : "manual",
       signal,
     });
   } catch (error) {
@@ -83,7 +84,10 @@ function reason(error: unknown, signal: AbortSignal): string {
     if (cause instanceof DOMException && cause.name === "TimeoutError") return "timed out";
     return cause === CANCELLED ? "cancelled by the client" : "the connection to the client ended";
   }
-  return error instanceof Error ? error.message : String(error);
+  if (!(error instanceof Error)) return String(error);
+  // fetch's own message is "fetch failed"; what failed (a refused connection, DNS) is its cause.
+  const cause = error.cause instanceof Error ? error.cause.message : null;
+  return cause === null ? error.message : `${error.message}: ${cause}`;
 }
 
 /** Reads a whole body, refusing one over {@link MAX_BUFFERED_BODY_BYTES}. */

@@ -9,6 +9,15 @@
 import { readEnv } from "./env.ts";
 
 /**
+ * execbridge's state directory: `${XDG_STATE_HOME:-$HOME/.local/state}/execbridge`
+ * (the default token, the sandbox's seccomp filter).
+ */
+export function stateDirectory(): string {
+  const state = readEnv("XDG_STATE_HOME") ?? `${readEnv("HOME") ?? "/root"}/.local/state`;
+  return `${state}/execbridge`;
+}
+
+/**
  * Expands a leading `~` with the home directory: `HOME` (else `USERPROFILE`)
  * from `env`, or from this process's environment when `env` is not given.
  * Without a home directory the path is returned unchanged.

@@ -11,8 +11,8 @@ import type { StartParams } from "../../protocol/types.ts";
 import { buildChildEnv } from "./env_policy.ts";
 import { type EventSink, ProcessHost } from "./process_host.ts";
 import type { WorkerPool } from "./worker_pool.ts";
-import type { SandboxWrapper, SpawnSpec, WireFormat } from "../worker_protocol.ts";
-import { sandboxWrapper } from "../../sandbox/bwrap.ts";
+import type { SpawnSpec, WireFormat } from "../worker_protocol.ts";
+import { type SandboxWrapper, sandboxWrapper } from "../../sandbox/bwrap.ts";
 
 /** Retained output per process: 1 MiB. */
 export const DEFAULT_RETAINED_BYTES = 1024 * 1024;
