@@ -15,9 +15,13 @@ import { ENV } from "./support/backends.ts";
 // deno-lint-ignore no-explicit-any
 type Json = any;
 
-/** A fake executor: answers initialize, then lets the test script everything else. */
+/**
+ * A fake executor: answers initialize (as April's reference, or with
+ * `environmentInfo` as today's), then lets the test script everything else.
+ */
 function fakeExecutor(
   onRequest: (message: Json, socket: WebSocket) => void,
+  options: { environmentInfo?: Json } = {},
 ): Promise<{ url: string; close(): Promise<void> }> {
   const sockets: WebSocket[] = [];
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (request) => {
@@ -26,7 +30,8 @@ function fakeExecutor(
     socket.onmessage = (event) => {
       const message = JSON.parse(event.data);
       if (message.method === "initialize") {
-        socket.send(JSON.stringify({ id: message.id, result: { sessionId: crypto.randomUUID() } }));
+        const result = { sessionId: crypto.randomUUID(), environmentInfo: options.environmentInfo };
+        socket.send(JSON.stringify({ id: message.id, result }));
       } else if (message.id !== undefined) {
         onRequest(message, socket);
       }
@@ -412,8 +417,8 @@ Deno.test("client: every write carries a writeId of its own, and paths go out as
       writes.push(message.params);
       socket.send(JSON.stringify({ id: message.id, result: { status: "accepted" } }));
     }
-  });
-  // The fake executor speaks the reference's protocol: JSON writes, answered one by one.
+  }, { environmentInfo: { shell: { name: "sh", path: "/bin/sh" } } });
+  // The fake executor speaks the reference's current protocol: JSON writes, answered one by one.
   const client = await connectExecutor(fake.url, { token: "t" });
   try {
     const proc = await client.start({ processId: "p", argv: ["cat"], cwd: "/tmp/a b" });
@@ -453,4 +458,25 @@ Deno.test("binary write frame: a writeId travels with the bytes; a malformed one
   const zero = frame.slice();
   new DataView(zero.buffer).setUint16(13, 0);
   assert.equal(decodeWriteFrame(zero), null);
+});
+
+Deno.test("client: an executor of the April protocol (no environmentInfo) gets native paths, not URIs", async () => {
+  const seen: Json[] = [];
+  const fake = await fakeExecutor((message, socket) => {
+    seen.push(message);
+    const result = message.method === "fs/readFile"
+      ? { dataBase64: btoa("x") }
+      : { processId: message.params.processId };
+    socket.send(JSON.stringify({ id: message.id, result }));
+  });
+  const client = await connectExecutor(fake.url);
+  try {
+    assert.equal(client.environmentInfo, null);
+    await client.fs.readFile("/tmp/a b");
+    await client.start({ processId: "p", argv: ["x"], cwd: "/tmp/a b" });
+    assert.deepEqual(seen.map((m) => m.params.path ?? m.params.cwd), ["/tmp/a b", "/tmp/a b"]);
+  } finally {
+    await client.close();
+    await fake.close();
+  }
 });

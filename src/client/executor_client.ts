@@ -165,6 +165,8 @@ class ExecutorConnection implements ExecutorClient {
   readonly done: Promise<string>;
   #sessionId = "";
   #environmentInfo: EnvironmentInfo | null = null;
+  /** Paths go as `file://` URIs: the executor speaks the current protocol (it sent environmentInfo). */
+  #uris = false;
   #http: RemoteHttp | null = null;
   #writeNotifications = false;
   #binaryWrites = false;
@@ -195,7 +197,7 @@ class ExecutorConnection implements ExecutorClient {
         resolveDone(message);
       },
     });
-    this.fs = new RemoteFileSystem(this.#rpc);
+    this.fs = new RemoteFileSystem(this.#rpc, { uris: () => this.#uris });
   }
 
   get sessionId(): string {
@@ -231,6 +233,7 @@ class ExecutorConnection implements ExecutorClient {
     const result = results.initialize.parse(raw);
     this.#sessionId = result.sessionId;
     this.#environmentInfo = result.environmentInfo ?? null;
+    this.#uris = this.#environmentInfo !== null;
     this.#writeNotifications = result.writeNotifications === true;
     // Write notifications are execbridge's: so is cancelling an HTTP body.
     this.#http = new RemoteHttp(this.#rpc, { cancellable: this.#writeNotifications });
@@ -252,8 +255,8 @@ class ExecutorConnection implements ExecutorClient {
     // Register before starting so that early notifications are captured.
     const process = this.#addRoute(checked);
     try {
-      // The reference's current protocol wants paths as URIs (execbridge takes both).
-      const cwd = checked.cwd == null ? checked.cwd : toFileUri(checked.cwd);
+      // The current protocol wants paths as URIs, April's native ones (execbridge takes both).
+      const cwd = checked.cwd == null || !this.#uris ? checked.cwd : toFileUri(checked.cwd);
       const raw = await this.#rpc.call(Method.processStart, { ...checked, cwd });
       results.start.parse(raw);
     } catch (error) {

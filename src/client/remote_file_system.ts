@@ -22,11 +22,6 @@ import type { RpcClient } from "../rpc/rpc_client.ts";
 /** Bytes per `fs/readBlock` and `fs/writeBlock` (the protocol's largest block). */
 const BLOCK_BYTES = 1024 * 1024;
 
-/** A native absolute path as the wire wants it; anything else is sent as is (and refused there). */
-function wire(path: string): string {
-  return path.startsWith("/") ? toFileUri(path) : path;
-}
-
 /** A path from the executor, as a native path. */
 function native(path: string): string {
   const parsed = parseWirePath(path);
@@ -36,41 +31,56 @@ function native(path: string): string {
 /** The executor's filesystem. */
 export class RemoteFileSystem implements ExecFileSystem {
   readonly #rpc: RpcClient;
+  readonly #uris: () => boolean;
 
-  /** Wraps a connected RPC client. */
-  constructor(rpc: RpcClient) {
+  /**
+   * Wraps a connected RPC client. `uris` says whether the executor speaks
+   * the current protocol (paths as `file://` URIs) rather than April's
+   * (native paths); it is asked at each call, as it is known only once the
+   * connection is initialized.
+   */
+  constructor(rpc: RpcClient, options: { uris: () => boolean }) {
     this.#rpc = rpc;
+    this.#uris = options.uris;
+  }
+
+  /** A native absolute path as the executor wants it; anything else is sent as is (and refused there). */
+  #wire(path: string): string {
+    return this.#uris() && path.startsWith("/") ? toFileUri(path) : path;
   }
 
   /** Reads a whole file. */
   async readFile(path: string): Promise<Uint8Array> {
-    const raw = await this.#rpc.call(Method.fsReadFile, { path: wire(path) });
+    const raw = await this.#rpc.call(Method.fsReadFile, { path: this.#wire(path) });
     return results.readFile.parse(raw).dataBase64;
   }
 
   /** Creates or truncates a file. */
   async writeFile(path: string, data: Uint8Array): Promise<void> {
-    await this.#rpc.call(Method.fsWriteFile, { path: wire(path), dataBase64: data.toBase64() });
+    await this.#rpc.call(Method.fsWriteFile, {
+      path: this.#wire(path),
+      dataBase64: data.toBase64(),
+    });
   }
 
   /** Creates a directory (`mkdir -p` unless `recursive: false`). */
   async createDirectory(path: string, options: { recursive?: boolean } = {}): Promise<void> {
     await this.#rpc.call(Method.fsCreateDirectory, {
-      path: wire(path),
+      path: this.#wire(path),
       recursive: options.recursive ?? true,
     });
   }
 
   /** Describes a path. */
   async getMetadata(path: string): Promise<FileMetadata> {
-    const raw = await this.#rpc.call(Method.fsGetMetadata, { path: wire(path) });
+    const raw = await this.#rpc.call(Method.fsGetMetadata, { path: this.#wire(path) });
     const result = results.getMetadata.parse(raw);
     return { ...result, size: result.size ?? 0 };
   }
 
   /** Lists a directory. */
   async readDirectory(path: string): Promise<DirectoryEntry[]> {
-    const raw = await this.#rpc.call(Method.fsReadDirectory, { path: wire(path) });
+    const raw = await this.#rpc.call(Method.fsReadDirectory, { path: this.#wire(path) });
     return results.readDirectory.parse(raw).entries;
   }
 
@@ -80,7 +90,7 @@ export class RemoteFileSystem implements ExecFileSystem {
     options: { recursive?: boolean; force?: boolean } = {},
   ): Promise<void> {
     await this.#rpc.call(Method.fsRemove, {
-      path: wire(path),
+      path: this.#wire(path),
       recursive: options.recursive ?? true,
       force: options.force ?? true,
     });
@@ -93,21 +103,21 @@ export class RemoteFileSystem implements ExecFileSystem {
     options: { recursive: boolean },
   ): Promise<void> {
     await this.#rpc.call(Method.fsCopy, {
-      sourcePath: wire(sourcePath),
-      destinationPath: wire(destinationPath),
+      sourcePath: this.#wire(sourcePath),
+      destinationPath: this.#wire(destinationPath),
       recursive: options.recursive,
     });
   }
 
   /** The canonical path. */
   async canonicalize(path: string): Promise<string> {
-    const raw = await this.#rpc.call(Method.fsCanonicalize, { path: wire(path) });
+    const raw = await this.#rpc.call(Method.fsCanonicalize, { path: this.#wire(path) });
     return native(results.canonicalize.parse(raw).path);
   }
 
   /** The files and directories below a directory, bounded. */
   async walk(path: string, options: WalkOptions): Promise<WalkResult> {
-    const raw = await this.#rpc.call(Method.fsWalk, { path: wire(path), options });
+    const raw = await this.#rpc.call(Method.fsWalk, { path: this.#wire(path), options });
     const result = results.walk.parse(raw);
     return {
       entries: result.entries.map((e) => ({ path: native(e.path), kind: e.kind })),
@@ -173,7 +183,7 @@ export class RemoteFileSystem implements ExecFileSystem {
 
   async #open(path: string, mode: "read" | "replace"): Promise<string> {
     const handleId = `h-${crypto.randomUUID()}`;
-    const raw = await this.#rpc.call(Method.fsOpen, { handleId, path: wire(path), mode });
+    const raw = await this.#rpc.call(Method.fsOpen, { handleId, path: this.#wire(path), mode });
     return results.open.parse(raw).handleId;
   }
 }
