@@ -31,7 +31,7 @@ function fileUri(path: string): string {
   return "file://" + path.split("/").map(encodeURIComponent).join("/");
 }
 
-function errorOf(response: Message): { code: number; message: string } {
+function errorOf(response: Message): { code: number; message: string; data?: unknown } {
   assert.ok(response.error, `expected an error, got ${JSON.stringify(response)}`);
   return response.error;
 }
@@ -187,6 +187,31 @@ Deno.test("process/signal: interrupt reaches the process group; an unknown signa
     assert.equal(exited.params.exitCode, 3);
     assert.equal(await outputOf(client, "trap"), "ready\ninterrupted\n");
   });
+});
+
+Deno.test("a process that cannot start says why in error.data.kind, as the reference does", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "execbridge_spawn_" });
+  await Deno.writeTextFile(`${dir}/not-executable`, "#!/bin/sh\n");
+  try {
+    await withClient(async (client) => {
+      const start = (processId: string, argv: string[], cwd = dir) =>
+        client.request("process/start", { processId, argv, cwd, env: ENV, tty: false });
+      const cases: [string, string[], string | undefined, string, RegExp][] = [
+        ["bare", ["no-such-program"], undefined, "spawnNotFound", /not found on PATH/],
+        ["path", [`${dir}/missing`], undefined, "spawnNotFound", /program not found: /],
+        ["cwd", ["true"], `${dir}/missing-dir`, "spawnNotFound", /missing-dir/],
+        ["mode", [`${dir}/not-executable`], undefined, "spawnPermissionDenied", /not executable/],
+      ];
+      for (const [id, argv, cwd, kind, message] of cases) {
+        const error = errorOf(await start(id, argv, cwd));
+        assert.equal(error.code, -32603, id);
+        assert.deepEqual(error.data, { kind }, id);
+        assert.match(error.message, message, id);
+      }
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 Deno.test("a signal death is reported as the reference does: 128 + the signal's number (130 after interrupt, 137 after terminate)", async () => {
@@ -412,23 +437,28 @@ Deno.test("fs/open, readBlock, writeBlock, close: blocks, bounds, and clear erro
 
 Deno.test("fs handles close when their session ends", async () => {
   const dir = await Deno.makeTempDir({ prefix: "execbridge_blocks_" });
-  const executor = await startExecutor(["--session-ttl-ms", "50"]);
-  const fds = () => [...Deno.readDirSync(`/proc/${executor.pid}/fd`)].length;
+  const executor = await startExecutor(["--session-ttl-ms", "50", "--log-level", "info"]);
+  const file = await Deno.realPath(dir).then((real) => `${real}/in`);
+  // The executor's descriptors open on that file.
+  const open = () =>
+    [...Deno.readDirSync(`/proc/${executor.pid}/fd`)].filter((fd) => {
+      try {
+        return Deno.readLinkSync(`/proc/${executor.pid}/fd/${fd.name}`) === file;
+      } catch {
+        return false;
+      }
+    }).length;
   try {
-    await Deno.writeTextFile(`${dir}/in`, "data");
+    await Deno.writeTextFile(file, "data");
     const client = await RawClient.initialized(executor.url);
-    const before = fds();
     for (let i = 0; i < 10; i++) {
-      assert.ok((await client.request("fs/open", { handleId: `h${i}`, path: `${dir}/in` })).result);
+      assert.ok((await client.request("fs/open", { handleId: `h${i}`, path: file })).result);
     }
-    assert.ok(fds() >= before + 10, "ten files open");
+    assert.equal(open(), 10);
     await client.close();
     // The session expires 50 ms after its connection closed; its files close with it.
-    const deadline = Date.now() + 5000;
-    while (fds() > before && Date.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-    assert.ok(fds() <= before, `the executor still has ${fds() - before} more fds than before`);
+    await executor.waitForStderr(/session \S+ expired/);
+    assert.equal(open(), 0);
   } finally {
     await executor.stop();
     await Deno.remove(dir, { recursive: true });
@@ -458,6 +488,11 @@ function httpServer() {
         );
       case "/redirect":
         return new Response(null, { status: 302, headers: { location: "/hello" } });
+      case "/gzip":
+        return new Response(
+          new Blob(["compressed hello"]).stream().pipeThrough(new CompressionStream("gzip")),
+          { headers: { "content-encoding": "gzip", "content-type": "text/plain" } },
+        );
       case "/big":
         return new Response(new Uint8Array(600 * 1024).fill(97));
       case "/forever":
@@ -522,6 +557,32 @@ Deno.test("http/request: buffered and streamed responses, redirects, and clear e
         header: "yes",
         body: "payload",
       });
+
+      // A compressed body arrives decoded, without the headers that described the encoding.
+      for (const streamResponse of [false, true]) {
+        const requestId = `gzip-${streamResponse}`;
+        const gzip = (await request({ url: `${http.base}/gzip`, requestId, streamResponse }))
+          .result;
+        const names = gzip.headers.map((h: { name: string }) => h.name);
+        assert.ok(!names.includes("content-encoding"), JSON.stringify(gzip.headers));
+        assert.ok(!names.includes("content-length"), JSON.stringify(gzip.headers));
+        let body = Uint8Array.fromBase64(gzip.bodyBase64);
+        if (streamResponse) {
+          await client.waitNotification((m) =>
+            m.method === "http/request/bodyDelta" && m.params.requestId === requestId &&
+            m.params.done
+          );
+          body = encoder.encode(
+            client.notifications
+              .filter((m) =>
+                m.method === "http/request/bodyDelta" && m.params.requestId === requestId
+              )
+              .map((m) => decoder.decode(Uint8Array.fromBase64(m.params.deltaBase64)))
+              .join(""),
+          );
+        }
+        assert.equal(decoder.decode(body), "compressed hello");
+      }
 
       // Redirects are followed only when asked.
       assert.equal((await request({ url: `${http.base}/redirect` })).result.status, 302);

@@ -119,10 +119,14 @@ export class FileHandles {
     handle.file.close();
   }
 
-  /** Closes every handle (the session ended); no handle opens after this. */
-  closeAll(): void {
+  /**
+   * Closes every handle (the session ended); no handle opens after this.
+   * Resolves once every file is closed (each after its pending operation).
+   */
+  closeAll(): Promise<void> {
     this.#closed = true;
-    for (const id of [...this.#handles.keys()]) this.close(id);
+    return Promise.all([...this.#handles.keys()].map((id) => this.close(id).catch(() => {})))
+      .then(() => {});
   }
 
   #run<T>(handleId: string, mode: OpenMode, op: (handle: Handle) => Promise<T>): Promise<T> {

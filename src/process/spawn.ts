@@ -31,6 +31,35 @@ function isExecutableFile(path: string): boolean {
 }
 
 /**
+ * Why `program` did not resolve, as execvp would say: `PermissionDenied`
+ * when a file of that name exists but cannot be run, else `NotFound`.
+ */
+function unresolved(program: string, options: { path: string; cwd: string }): Error {
+  const isFile = (path: string) => {
+    try {
+      return Deno.statSync(path).isFile;
+    } catch {
+      return false;
+    }
+  };
+  if (program.includes("/")) {
+    const full = program.startsWith("/") ? program : `${options.cwd}/${program}`;
+    return isFile(full)
+      ? new Deno.errors.PermissionDenied(`${full} is not executable`)
+      : new Deno.errors.NotFound(`program not found: ${full}`);
+  }
+  for (const dir of options.path.split(":")) {
+    const base = dir === "" ? options.cwd : dir.startsWith("/") ? dir : `${options.cwd}/${dir}`;
+    if (isFile(`${base}/${program}`)) {
+      return new Deno.errors.PermissionDenied(
+        `${program} is on PATH but not executable: ${base}/${program}`,
+      );
+    }
+  }
+  return new Deno.errors.NotFound(`program not found on PATH: ${program}`);
+}
+
+/**
  * Resolves a program like execvp: a name with a `/` is taken relative to
  * `cwd`; a bare name is looked up on `path`. Returns null when not found.
  */
@@ -92,7 +121,8 @@ type CommonOptions = Omit<Deno.CommandOptions, "args">;
 
 /**
  * Spawns `argv` with piped stdout/stderr in a new session. Throws
- * `Deno.errors.NotFound` naming the program when it is not on PATH.
+ * `Deno.errors.NotFound` naming the program when it is not on PATH, and
+ * `Deno.errors.PermissionDenied` when it is there but cannot be run.
  */
 export function spawnSession(argv: string[], spawnOptions: SessionSpawnOptions): Deno.ChildProcess {
   // The program is resolved here, and exec'd after the child changed directory: from an absolute cwd.
@@ -100,10 +130,9 @@ export function spawnSession(argv: string[], spawnOptions: SessionSpawnOptions):
     ? spawnOptions.cwd
     : `${Deno.cwd()}/${spawnOptions.cwd}`;
   const options = { ...spawnOptions, cwd };
-  const resolved = resolveProgram(argv[0], { path: searchPath(options.env), cwd });
-  if (resolved === null) {
-    throw new Deno.errors.NotFound(`program not found on PATH: ${argv[0]}`);
-  }
+  const path = searchPath(options.env);
+  const resolved = resolveProgram(argv[0], { path, cwd });
+  if (resolved === null) throw unresolved(argv[0], { path, cwd });
   const common: CommonOptions = {
     cwd: options.cwd,
     env: options.env,

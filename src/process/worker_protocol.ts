@@ -11,7 +11,12 @@
  * @module
  */
 
-import type { OutputChunk, ProcessEvent, TerminateSignal } from "../protocol/types.ts";
+import type {
+  OutputChunk,
+  ProcessEvent,
+  SpawnErrorKind,
+  TerminateSignal,
+} from "../protocol/types.ts";
 import type { SandboxWrapper } from "../sandbox/bwrap.ts";
 
 /**
@@ -133,7 +138,7 @@ export type ToWorker =
 export type FromWorker =
   | { type: "ready" }
   | { type: "started"; pid: number }
-  | { type: "startFailed"; message: string }
+  | { type: "startFailed"; message: string; kind: SpawnErrorKind }
   | { type: "reply"; id: number; result: unknown }
   | { type: "stdinClosed" }
   /**

@@ -84,6 +84,13 @@ export const TERMINATE_SIGNALS = ["SIGKILL", "SIGTERM", "SIGINT", "SIGHUP"] as c
 export type TerminateSignal = typeof TERMINATE_SIGNALS[number];
 
 /**
+ * Why a process could not start, as `error.data.kind` of a -32603 from
+ * `process/start` says (the reference's names): the program or the `cwd`
+ * does not exist, may not be run, or anything else.
+ */
+export type SpawnErrorKind = "spawnNotFound" | "spawnPermissionDenied" | "spawnFailed";
+
+/**
  * How a started process is confined, as `process/start` reports it. The
  * names are the reference's: `linuxSeccomp` is its name for the Linux
  * sandbox family, which execbridge implements with bubblewrap.

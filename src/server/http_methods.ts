@@ -29,9 +29,23 @@ const DELTA_BYTES = 256 * 1024;
 
 type Header = { name: string; value: string };
 
-function headerList(headers: Headers): Header[] {
+/** Content codings fetch decodes by itself (unless the request asked for `identity`). */
+const DECODED_CODINGS = new Set(["gzip", "x-gzip", "deflate", "br"]);
+
+/**
+ * A response's headers as the client gets them. When fetch has decoded the
+ * body, `content-encoding` and `content-length` describe bytes the client
+ * never sees: they are left out, as the reference leaves them out.
+ */
+function headerList(response: Response, request: Headers): Header[] {
+  const coding = response.headers.get("content-encoding")?.trim().toLowerCase();
+  const decoded = coding !== undefined && DECODED_CODINGS.has(coding) &&
+    request.get("accept-encoding")?.trim().toLowerCase() !== "identity";
   const list: Header[] = [];
-  for (const [name, value] of headers) list.push({ name, value });
+  for (const [name, value] of response.headers) {
+    if (decoded && (name === "content-encoding" || name === "content-length")) continue;
+    list.push({ name, value });
+  }
   return list;
 }
 
@@ -56,7 +70,10 @@ function checkUrl(url: string): URL {
 }
 
 /** Sends the request; the signal covers the whole exchange, body included. */
-async function send(request: HttpRequest, signal: AbortSignal): Promise<Response> {
+async function send(
+  request: HttpRequest,
+  signal: AbortSignal,
+): Promise<{ response: Response; headers: Header[] }> {
   const url = checkUrl(request.url);
   const headers = new Headers();
   try {
@@ -64,8 +81,9 @@ async function send(request: HttpRequest, signal: AbortSignal): Promise<Response
   } catch (error) {
     throw new RpcError(INVALID_PARAMS, `http/request headers: ${(error as Error).message}`);
   }
+  let response: Response;
   try {
-    return await fetch(url, {
+    response = await fetch(url, {
       method: request.method.toUpperCase(),
       headers,
       body: request.bodyBase64 as Uint8Array<ArrayBuffer> | null | undefined,
@@ -76,6 +94,7 @@ async function send(request: HttpRequest, signal: AbortSignal): Promise<Response
   } catch (error) {
     throw new RpcError(INTERNAL_ERROR, `http/request failed: ${reason(error, signal)}`);
   }
+  return { response, headers: headerList(response, headers) };
 }
 
 function reason(error: unknown, signal: AbortSignal): string {
@@ -188,11 +207,11 @@ export const httpMethods: Record<string, SessionMethod> = {
       const signal = AbortSignal.any([connection.signal, deadline.signal, cancel.signal]);
       if (!p.streamResponse) {
         try {
-          const response = await send(p, signal);
+          const { response, headers } = await send(p, signal);
           const body = await readBody(response, signal);
           return {
             status: response.status,
-            headers: headerList(response.headers),
+            headers,
             bodyBase64: body.toBase64(),
           };
         } finally {
@@ -207,8 +226,9 @@ export const httpMethods: Record<string, SessionMethod> = {
       }
       connection.httpStreams.set(p.requestId, cancel);
       let response: Response;
+      let headers: Header[];
       try {
-        response = await send(p, signal);
+        ({ response, headers } = await send(p, signal));
       } catch (error) {
         connection.httpStreams.delete(p.requestId);
         clearTimeout(timer);
@@ -216,7 +236,7 @@ export const httpMethods: Record<string, SessionMethod> = {
       }
       const result = {
         status: response.status,
-        headers: headerList(response.headers),
+        headers,
         bodyBase64: "",
       };
       return new ResponseThen(result, () => {

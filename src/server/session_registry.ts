@@ -140,9 +140,10 @@ export class SessionRegistry {
       this.#sessions.delete(session.id);
       const live = session.processes.live;
       session.processes.killAll();
-      session.files.closeAll();
-      this.#options.log.info(
-        `session ${session.id} expired; killed ${live} running process${live === 1 ? "" : "es"}`,
+      session.files.closeAll().then(() =>
+        this.#options.log.info(
+          `session ${session.id} expired; killed ${live} running process${live === 1 ? "" : "es"}`,
+        )
       );
     }, ttl);
   }
@@ -153,7 +154,7 @@ export class SessionRegistry {
     for (const session of sessions) {
       if (session.expiry !== null) clearTimeout(session.expiry);
       session.processes.killAll();
-      session.files.closeAll();
+      void session.files.closeAll();
     }
     this.#sessions.clear();
     return sessions;

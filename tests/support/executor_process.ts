@@ -21,6 +21,8 @@ export interface ExecutorProcess {
   pid: number;
   /** Everything it wrote to stderr so far. */
   stderr(): string;
+  /** Resolves once its stderr matches `pattern` (rejects if it exits first). */
+  waitForStderr(pattern: RegExp): Promise<void>;
   /** SIGTERM (default) or SIGKILL, then waits for the exit. */
   stop(signal?: Deno.Signal): Promise<Deno.CommandStatus>;
   /** Resolves when it exits on its own. */
@@ -51,9 +53,18 @@ export async function startExecutor(
     env: options.env,
   }).spawn();
   let stderrText = "";
+  const waiters = new Set<{ pattern: RegExp; resolve: () => void }>();
   const stderrDone = (async () => {
     const decoder = new TextDecoder();
-    for await (const chunk of child.stderr) stderrText += decoder.decode(chunk, { stream: true });
+    for await (const chunk of child.stderr) {
+      stderrText += decoder.decode(chunk, { stream: true });
+      for (const waiter of waiters) {
+        if (waiter.pattern.test(stderrText)) {
+          waiters.delete(waiter);
+          waiter.resolve();
+        }
+      }
+    }
   })();
   const reader = child.stdout.getReader();
   const decoder = new TextDecoder();
@@ -79,6 +90,17 @@ export async function startExecutor(
     url,
     pid: child.pid,
     stderr: () => stderrText,
+    waitForStderr(pattern: RegExp): Promise<void> {
+      if (pattern.test(stderrText)) return Promise.resolve();
+      const { promise, resolve } = Promise.withResolvers<void>();
+      const waiter = { pattern, resolve };
+      waiters.add(waiter);
+      const exited = status.then(() => {
+        if (!waiters.delete(waiter)) return;
+        throw new Error(`the executor exited before its stderr matched ${pattern}`);
+      });
+      return Promise.race([promise, exited]);
+    },
     status,
     async stop(signal: Deno.Signal = "SIGTERM") {
       try {

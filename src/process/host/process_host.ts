@@ -148,7 +148,7 @@ export class ProcessHost {
         this.#pid = message.pid;
         resolveStarted();
       } else if (message.type === "startFailed") {
-        rejectStarted(new RpcError(INTERNAL_ERROR, message.message));
+        rejectStarted(new RpcError(INTERNAL_ERROR, message.message, { kind: message.kind }));
       } else {
         this.#onMessage(message);
       }

@@ -159,7 +159,15 @@ class ProcessRunner {
     try {
       this.#child = await spawnChild(this.#spec, this.#outputSink);
     } catch (error) {
-      post(this.#scope, { type: "startFailed", message: describeSpawnError(this.#spec, error) });
+      post(this.#scope, {
+        type: "startFailed",
+        message: describeSpawnError(this.#spec, error),
+        kind: error instanceof Deno.errors.NotFound
+          ? "spawnNotFound"
+          : error instanceof Deno.errors.PermissionDenied
+          ? "spawnPermissionDenied"
+          : "spawnFailed",
+      });
       return;
     }
     post(this.#scope, { type: "started", pid: this.#child.pid });
