@@ -6,7 +6,11 @@
  * - `direct`: plain `Deno.Command`, the physical baseline (where it applies);
  * - `local`: a {@link LocalExecBackend} in this process;
  * - `remote`: a real executor subprocess (`deno run -A mod.ts serve` on
- *   127.0.0.1:0) through `connectExecutor`.
+ *   127.0.0.1:0) through `connectExecutor`;
+ * - `generic`: another such executor through a generic protocol client
+ *   (JSON text frames, base64, a `writeId` per write, none of execbridge's
+ *   extensions: what Codex speaks; generic_client.ts). The `generic/remote`
+ *   column says what a third-party client pays for the plain protocol.
  *
  * It prints a fixed-width table to stdout (progress and errors go to stderr)
  * and exits with status 1 when any measurement failed or timed out. Every
@@ -44,8 +48,10 @@ import {
 } from "./scenarios.ts";
 import { type ExecTarget, openLocal, openRemote, RunContext, withDeadline } from "./targets.ts";
 import { type PeerReport, PeerRun } from "./peers.ts";
+import { openGeneric } from "./generic_client.ts";
 
-const USAGE = `usage: deno task bench [--quick] [--json FILE] [--only direct|local|remote[,…]]
+const USAGE =
+  `usage: deno task bench [--quick] [--json FILE] [--only direct|local|remote|generic[,…]]
                         [--scenario TEXT[,…]] [--timeout SECONDS] [--peers]
 
   --quick            small counts for a fast smoke run
@@ -136,23 +142,25 @@ class Targets {
   readonly #failures = new Map<BackendName, string>();
   #closing: Promise<void> | null = null;
 
-  /** Opens `local` and `remote` if selected; a backend that fails to open is recorded. */
+  /** Opens the selected backends but `direct`; a backend that fails to open is recorded. */
   async open(backends: readonly BackendName[]): Promise<void> {
     if (backends.includes("local")) this.#targets.set("local", openLocal());
-    if (backends.includes("remote")) {
+    const remotes = [["remote", openRemote], ["generic", openGeneric]] as const;
+    for (const [name, open] of remotes) {
+      if (!backends.includes(name)) continue;
       try {
         this.#targets.set(
-          "remote",
-          await withDeadline(openRemote(), 30_000, "starting the executor"),
+          name,
+          await withDeadline(open(), 30_000, `starting the ${name} executor`),
         );
       } catch (error) {
-        this.#failures.set("remote", `cannot start the executor: ${messageOf(error)}`);
+        this.#failures.set(name, `cannot start the ${name} executor: ${messageOf(error)}`);
       }
     }
   }
 
   /** The target of an execbridge backend, or the reason it is missing. */
-  get(name: "local" | "remote"): ExecTarget | string {
+  get(name: Exclude<BackendName, "direct">): ExecTarget | string {
     return this.#targets.get(name) ?? this.#failures.get(name) ?? `${name} was not opened`;
   }
 
@@ -315,7 +323,8 @@ async function main(args: readonly string[]): Promise<number> {
   console.log("");
   console.log(
     "ratios are value/direct: for ms and s lower is better, for MB/s higher is better. " +
-      "RSS: executor process (remote) or this process (local), per live `sleep 60`.",
+      "RSS: executor process (remote, generic) or this process (local), per live `sleep 60`. " +
+      "generic/remote: the plain protocol vs execbridge's own client.",
   );
   if (errors.length > 0) {
     console.log("");

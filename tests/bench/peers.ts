@@ -10,7 +10,8 @@
  *   run, through an adapter, see peers_codex.ts) and MCP echo through
  *   execbridge's `ExecutorStdioServerLauncher` on top of it.
  *
- * The `direct`, `local` and `remote` columns are the normal run's results.
+ * The `direct`, `local`, `remote` and `generic` columns are the normal run's
+ * results.
  * The peers are installed on demand into `tests/bench/.peers/`; when that
  * fails, they are skipped with a message. A peer failure never changes the
  * exit code: the cell reads `error` and the message is listed below the
@@ -20,19 +21,19 @@
  * @module
  */
 
-import { formatValue, type MetricSpec, valueKey } from "./report.ts";
+import { formatValue, isBackend, type MetricSpec, valueKey } from "./report.ts";
 import { type BenchSettings, type Scenario, scenarios } from "./scenarios.ts";
 import type { MetricValues } from "./scenario.ts";
 import { RunContext, withDeadline } from "./targets.ts";
 import { ensurePeers, type Installed, PEER_VERSIONS, PEERS_DIR } from "./peers_process.ts";
 import {
-  CodexConnection,
   type CodexServer,
   codexTarget,
   type CodexTransport,
   probeExecbridgeClient,
   startCodexServer,
 } from "./peers_codex.ts";
+import { GenericClient } from "./generic_client.ts";
 import { startSupergateway, WebSocketClientTransport } from "./peers_supergateway.ts";
 import { measureMcpEcho } from "./mcp_scenarios.ts";
 
@@ -41,7 +42,7 @@ export const PEERS = ["supergateway", "codex-ws", "codex-stdio"] as const;
 /** A peer column. */
 export type PeerName = typeof PEERS[number];
 /** The columns of the peer table: the normal run's backends, then the peers. */
-export const PEER_COLUMNS = ["direct", "local", "remote", ...PEERS] as const;
+export const PEER_COLUMNS = ["direct", "local", "remote", "generic", ...PEERS] as const;
 /** A column of the peer table. */
 export type PeerColumn = typeof PEER_COLUMNS[number];
 
@@ -240,7 +241,7 @@ export class PeerRun {
     notes: string[],
   ): Promise<void> {
     let server: CodexServer | null = null;
-    let connection: CodexConnection | null = null;
+    let connection: GenericClient | null = null;
     // Closes the current server, or only `which` if given (a late failure of
     // a timed-out run must not close the server of the next one).
     const close = async (which?: CodexServer | null) => {
@@ -258,7 +259,7 @@ export class PeerRun {
       server = await startCodexServer(codex.path, transport);
       this.#servers.add(server);
       try {
-        connection = await CodexConnection.open(await server.channel());
+        connection = await GenericClient.open(await server.channel());
       } catch (error) {
         const s = server;
         await close();
@@ -353,19 +354,16 @@ function peerKey(peer: PeerName, id: string): string {
   return `${peer}:${id}`;
 }
 
-/** The value of a cell: from the normal run for direct/local/remote, else from the peers. */
+/** The value of a cell: from the normal run for its backends, else from the peers. */
 function cellValue(
   column: PeerColumn,
   id: string,
   values: ReadonlyMap<string, number | null>,
   peerValues: ReadonlyMap<string, number | null>,
 ): { present: boolean; value: number | null } {
-  const map = column === "direct" || column === "local" || column === "remote"
-    ? values
-    : peerValues;
-  const key = column === "direct" || column === "local" || column === "remote"
-    ? valueKey(column, id)
-    : peerKey(column as PeerName, id);
+  const main = isBackend(column);
+  const map = main ? values : peerValues;
+  const key = main ? valueKey(column, id) : peerKey(column as PeerName, id);
   return { present: map.has(key), value: map.get(key) ?? null };
 }
 
@@ -399,7 +397,7 @@ export function buildPeerRows(
             direct !== null && direct > 0
           ? value / direct
           : null,
-        source: column === "direct" || column === "local" || column === "remote" ? "main" : "peers",
+        source: isBackend(column) ? "main" : "peers",
       });
     }
   }
@@ -433,7 +431,7 @@ export function renderPeerTable(
       const row = report.results.find((r) => r.column === column && r.metric === metric.id);
       if (row === undefined || row.value === null) {
         const { present } = cellValue(column, metric.id, values, peerValues);
-        const isMain = column === "direct" || column === "local" || column === "remote";
+        const isMain = isBackend(column);
         line.push(
           skipped.has(column)
             ? "skipped"
@@ -468,7 +466,7 @@ export function renderPeerTable(
     table,
     "",
     "(x) = value/direct: for ms and s lower is better, for MB/s higher is better. " +
-    "direct/local/remote come from the run above; MCP direct = server-everything as a local " +
+    "direct/local/remote/generic come from the run above; MCP direct = server-everything as a local " +
     "stdio child. RSS: the exec-server process, per live `sleep 60`.",
   ];
   if (report.errors.length > 0) {

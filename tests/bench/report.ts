@@ -5,11 +5,21 @@
  * @module
  */
 
-/** A measured backend. `direct` is plain `Deno.Command`, the physical baseline. */
-export type BackendName = "direct" | "local" | "remote";
+/**
+ * A measured backend. `direct` is plain `Deno.Command`, the physical
+ * baseline; `remote` an executor through execbridge's own client; `generic`
+ * the same executor through a client that speaks the plain protocol (JSON
+ * text, base64, no extension: what Codex speaks; generic_client.ts).
+ */
+export type BackendName = "direct" | "local" | "remote" | "generic";
 
 /** Every backend, in table order. */
-export const BACKENDS: readonly BackendName[] = ["direct", "local", "remote"];
+export const BACKENDS: readonly BackendName[] = ["direct", "local", "remote", "generic"];
+
+/** Whether `name` is a backend of the normal run (as opposed to a peer). */
+export function isBackend(name: string): name is BackendName {
+  return (BACKENDS as readonly string[]).includes(name);
+}
 
 /** One reported number, e.g. the p50 of the `true` latency. */
 export interface MetricSpec {
@@ -123,7 +133,8 @@ export function formatValue(value: number): string {
 
 /**
  * Renders the results as a fixed-width table: one line per metric, a column
- * per backend that ran, then `local/direct` and `remote/direct` ratios.
+ * per backend that ran, then the ratios vs `direct` and, when both ran,
+ * `generic/remote` (the plain protocol against execbridge's own client).
  * A failed cell reads `error`; one that does not apply reads `-`.
  */
 export function renderTable(
@@ -141,7 +152,13 @@ export function renderTable(
     return formatValue(row.value);
   };
   const ratioColumns = backends.includes("direct") ? backends.filter((b) => b !== "direct") : [];
-  const header = ["metric", ...backends, ...ratioColumns.map((b) => `${b}/direct`)];
+  const versusOwn = backends.includes("generic") && backends.includes("remote");
+  const header = [
+    "metric",
+    ...backends,
+    ...ratioColumns.map((b) => `${b}/direct`),
+    ...(versusOwn ? ["generic/remote"] : []),
+  ];
   const lines: string[][] = [header];
   for (const metric of metrics) {
     const line = [`${metric.label} (${metric.unit})`];
@@ -150,6 +167,14 @@ export function renderTable(
       const ratio = rows.find((r) => r.backend === backend && r.metric === metric.id)
         ?.ratioVsDirect;
       line.push(ratio === undefined || ratio === null ? "-" : `${ratio.toFixed(2)}x`);
+    }
+    if (versusOwn) {
+      const value = (b: BackendName) =>
+        rows.find((r) => r.backend === b && r.metric === metric.id)?.value ?? null;
+      const generic = value("generic"), own = value("remote");
+      line.push(
+        generic !== null && own !== null && own > 0 ? `${(generic / own).toFixed(2)}x` : "-",
+      );
     }
     lines.push(line);
   }

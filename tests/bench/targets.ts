@@ -75,13 +75,16 @@ export function openLocal(): ExecTarget {
   };
 }
 
+/** An executor subprocess the benchmark started. */
+export type BenchExecutor = Awaited<ReturnType<typeof startExecutor>>;
+
 /**
- * Starts `deno run -A mod.ts serve` on 127.0.0.1:0 and connects to it (with
- * `--v8-flags=--no-short-builtin-calls` when this process has it). The
- * executor is stopped again if the connection fails.
+ * Starts `deno run -A mod.ts serve` on 127.0.0.1:0 as every remote backend
+ * runs it: short retention, idle workers kept for the whole run, and
+ * `--v8-flags=--no-short-builtin-calls` when this process has it.
  */
-export async function openRemote(): Promise<ExecTarget> {
-  const executor = await startExecutor([
+export function startBenchExecutor(): Promise<BenchExecutor> {
+  return startExecutor([
     "--process-retention-ms",
     String(RETENTION_MS),
     "--idle-worker-ttl-ms",
@@ -90,6 +93,15 @@ export async function openRemote(): Promise<ExecTarget> {
     // Run like this process: with the V8 option for lean workers when it has it.
     denoFlags: leanWorkersFlagSet() ? [`--v8-flags=${LEAN_WORKERS_V8_FLAG}`] : [],
   });
+}
+
+/**
+ * Starts an executor ({@link startBenchExecutor}) and connects
+ * `connectExecutor` to it. The executor is stopped again if the connection
+ * fails.
+ */
+export async function openRemote(): Promise<ExecTarget> {
+  const executor = await startBenchExecutor();
   try {
     const client = await connectExecutor(executor.url);
     return {
@@ -112,8 +124,8 @@ export async function openRemote(): Promise<ExecTarget> {
   }
 }
 
-async function stopExecutor(executor: Awaited<ReturnType<typeof startExecutor>>): Promise<void> {
-  // SIGTERM lets the executor kill its process groups; SIGKILL if it hangs.
+/** Stops an executor: SIGTERM lets it kill its process groups; SIGKILL if it hangs. */
+export async function stopExecutor(executor: BenchExecutor): Promise<void> {
   try {
     await withDeadline(executor.stop("SIGTERM"), 10_000, "stopping the executor");
   } catch {
