@@ -29,7 +29,12 @@ export { type Executor, serve, type ServeOptions } from "./src/server/serve.ts";
 export {
   connectExecutor,
   type ConnectExecutorOptions,
+  type ConnectionState,
+  type ConnectionStateChange,
+  DEFAULT_PING_INTERVAL_MS,
+  DEFAULT_RESUME_WINDOW_MS,
   type ExecutorClient,
+  type ReconnectOptions,
 } from "./src/client/executor_client.ts";
 export { LocalExecBackend, type LocalExecBackendOptions } from "./src/exec/local_backend.ts";
 export type {

@@ -30,7 +30,7 @@ Deno.test("cli serve: --help lists every limit with its default", async () => {
   assert.equal(output.code, 0);
   for (
     const line of [
-      /--session-ttl-ms N\s+keep a detached session this long \(default 30000\)/,
+      /--session-ttl-ms N\s+keep a detached session this long \(default 60000\)/,
       /--max-idle-workers N\s+.*\(default 256\)/,
       /--max-frame-bytes N\s+.*\(default 67108864\)/,
     ]

@@ -566,3 +566,91 @@ Deno.test("binaryWrites: without the opt-in a binary frame is JSON text, as befo
     await client.close();
   });
 });
+
+Deno.test("resumableCalls: a repeated call is answered once, a running one when it ends, a forgotten one with an error", async () => {
+  await withExecutor([], async ({ url }) => {
+    const client = await RawClient.connect(url);
+    const init = await client.sendRaw(
+      JSON.stringify({
+        id: 1,
+        method: "initialize",
+        params: { clientName: "test", resumableCalls: "numbering-1" },
+      }),
+      1,
+    );
+    assert.equal(init.result.resumableCalls, true);
+    client.notify("initialized", {});
+    const call = (id: number, method: string, params: unknown) =>
+      client.sendRaw(JSON.stringify({ id, method, params }), id);
+    const startParams = { processId: "once", argv: ["cat"], env: ENV, tty: false, pipeStdin: true };
+    const first = await call(2, "process/start", startParams);
+    assert.equal(first.result.processId, "once");
+    // The same id again: the same answer, no second start (which would be "already exists").
+    assert.deepEqual(await call(2, "process/start", startParams), first);
+    // A new id does run: the executor really refuses a second start.
+    assert.match((await call(3, "process/start", startParams)).error.message, /already exists/);
+
+    // A long-poll still running when the connection drops: the resumed client's repeat gets it.
+    void call(4, "process/read", { processId: "once", afterSeq: 0, waitMs: 10_000 });
+    await client.close();
+    const resumed = await RawClient.connect(url);
+    // Until the executor has seen the close, the session is still attached (-32010): ask again.
+    let again;
+    for (let id = 1000;; id++) {
+      again = await resumed.sendRaw(
+        JSON.stringify({
+          id,
+          method: "initialize",
+          params: {
+            clientName: "test",
+            resumeSessionId: init.result.sessionId,
+            resumableCalls: "numbering-1",
+          },
+        }),
+        id,
+      );
+      if (again.error?.code !== -32010) break;
+    }
+    assert.equal(again.result.sessionId, init.result.sessionId);
+    resumed.notify("initialized", {});
+    const call2 = (id: number, method: string, params: unknown) =>
+      resumed.sendRaw(JSON.stringify({ id, method, params }), id);
+    const read = call2(4, "process/read", { processId: "once", afterSeq: 0, waitMs: 10_000 });
+    const written = await call2(6, "process/write", {
+      processId: "once",
+      chunk: btoa("hi\n"),
+      writeId: "w1",
+    });
+    assert.equal(written.result.status, "accepted");
+    const chunks = (await read).result.chunks;
+    assert.equal(atob(chunks[0].chunk), "hi\n");
+
+    // Past the log's bounds an answer is forgotten: its repeat is refused, not run again.
+    for (let id = 100; id < 100 + 1030; id++) {
+      await call2(id, "environment/status", {});
+    }
+    const forgotten = await call2(100, "environment/status", {});
+    assert.equal(forgotten.error.code, -32600);
+    assert.match(forgotten.error.message, /answer to request 100 .* was lost/);
+    await call2(7, "process/terminate", { processId: "once" });
+    await resumed.close();
+  });
+});
+
+Deno.test("without resumableCalls a repeated id runs again, as the reference does", async () => {
+  await withExecutor([], async ({ url }) => {
+    const client = await RawClient.initialized(url);
+    const call = (id: number) =>
+      client.sendRaw(
+        JSON.stringify({
+          id,
+          method: "process/start",
+          params: { processId: "twice", argv: ["true"], env: ENV, tty: false },
+        }),
+        id,
+      );
+    assert.ok((await call(50)).result);
+    assert.match((await call(50)).error.message, /already exists/);
+    await client.close();
+  });
+});

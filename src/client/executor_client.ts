@@ -7,7 +7,7 @@
 
 import { resolveClientToken } from "../auth/token.ts";
 import type { ExecFileSystem } from "../fs/file_system.ts";
-import { INVALID_REQUEST, RpcError } from "../protocol/errors.ts";
+import { INVALID_REQUEST, RpcError, SESSION_ATTACHED } from "../protocol/errors.ts";
 import { decodeOutputFrame } from "../protocol/binary_output.ts";
 import { Method } from "../protocol/methods.ts";
 import { toFileUri } from "../protocol/paths.ts";
@@ -23,7 +23,7 @@ import type { StartParams } from "../protocol/types.ts";
 import type { TextChannel } from "../transport/channel.ts";
 import { clientWebSocketChannel } from "../transport/websocket_channel.ts";
 import { DisconnectedError, RpcClient } from "../rpc/rpc_client.ts";
-import { connectWebSocket } from "../transport/websocket_client.ts";
+import { connectWebSocket, WebSocketHandshakeError } from "../transport/websocket_client.ts";
 import { withTimeout } from "../util/deadline.ts";
 import { readEnv } from "../util/env.ts";
 import { expandHome } from "../util/home.ts";
@@ -66,7 +66,56 @@ export interface ConnectExecutorOptions {
    * takes them (default true; an execbridge extension).
    */
   binaryWrites?: boolean;
+  /**
+   * Survive network loss (default on, `{ windowMs: 30_000 }`): when the
+   * connection drops or goes silent, reconnect with backoff and jitter,
+   * resume the session, fill each process's missed events with
+   * `process/read`, and send again the calls not answered yet (the executor
+   * answers each once, writes included). Calls made meanwhile wait. If the
+   * executor refuses connections (it is gone), no longer knows the session
+   * (it restarted), or the window passes, the connection fails as without
+   * reconnect. `false`: fail at the first disconnect. Not with `channel`.
+   */
+  reconnect?: false | ReconnectOptions;
+  /**
+   * Dead-peer detection (WebSocket): ping a silent executor after this many
+   * ms and give the link up after three silent intervals (default 5000: a
+   * dead link is noticed within 15 s). 0: never.
+   */
+  pingIntervalMs?: number;
+  /** Called on every change of the connection state (connected, reconnecting, closed). */
+  onStateChange?: (change: ConnectionStateChange) => void;
 }
+
+/** How {@link connectExecutor} reconnects. */
+export interface ReconnectOptions {
+  /**
+   * How long after a loss to keep trying (default 30 s). The executor keeps
+   * a detached session for `--session-ttl-ms` (60 s by default): keep this
+   * below it minus the dead-peer detection time.
+   */
+  windowMs?: number;
+}
+
+/** The state of an executor connection. */
+export type ConnectionState = "connected" | "reconnecting" | "closed";
+
+/** A change of the connection state. */
+export interface ConnectionStateChange {
+  /** The new state. */
+  state: ConnectionState;
+  /** Why: what was lost (`reconnecting`), or the final message (`closed`). */
+  reason?: string;
+  /** For `connected` after `reconnecting`: how long the connection was down, in ms. */
+  downMs?: number;
+  /** For `connected` after `reconnecting`: connection attempts it took. */
+  attempts?: number;
+}
+
+/** Default resume window of {@link ReconnectOptions}. */
+export const DEFAULT_RESUME_WINDOW_MS = 30_000;
+/** Default dead-peer ping interval. */
+export const DEFAULT_PING_INTERVAL_MS = 5_000;
 
 /** A connected, initialized executor session. */
 export interface ExecutorClient extends ExecBackend, AsyncDisposable {
@@ -85,8 +134,10 @@ export interface ExecutorClient extends ExecBackend, AsyncDisposable {
    * executor's network reaches. The body streams in as it arrives.
    */
   readonly fetch: RemoteFetch;
-  /** The latched disconnect message, or null while connected. */
+  /** The latched disconnect message, or null while connected (or reconnecting). */
   readonly disconnected: string | null;
+  /** Connected, reconnecting after a loss, or closed. */
+  readonly state: ConnectionState;
   /** Resolves with the disconnect message once the connection is lost or closed. */
   readonly done: Promise<string>;
   /** Starts a process on the executor. */
@@ -135,22 +186,32 @@ export async function connectExecutor(
   url: string | URL,
   options: ConnectExecutorOptions = {},
 ): Promise<ExecutorClient> {
+  let dial: Dial | null = null;
   let channel = options.channel;
   if (channel === undefined) {
     const token = await resolveClientToken(options);
     const headers: Record<string, string> = {};
     if (token !== undefined) headers.Authorization = `Bearer ${token}`;
-    const socket = await connectWebSocket(url, {
-      headers,
-      // The largest response: fs/readFile of 512 MiB in base64, plus its envelope.
-      maxMessageBytes: 700 * 1024 * 1024,
-      caCerts: await resolveCaCerts(options),
-      connectTimeoutMs: options.connectTimeoutMs ?? 10_000,
-    });
+    const caCerts = await resolveCaCerts(options);
     const u = new URL(url);
-    channel = clientWebSocketChannel(socket, `${u.protocol}//${u.host}`);
+    dial = async (timeoutMs, signal) => {
+      const socket = await connectWebSocket(url, {
+        headers,
+        // The largest response: fs/readFile of 512 MiB in base64, plus its envelope.
+        maxMessageBytes: 700 * 1024 * 1024,
+        caCerts,
+        connectTimeoutMs: timeoutMs,
+        signal,
+        pingIntervalMs: options.pingIntervalMs ?? DEFAULT_PING_INTERVAL_MS,
+      });
+      return clientWebSocketChannel(socket, `${u.protocol}//${u.host}`);
+    };
+    channel = await dial(options.connectTimeoutMs ?? 10_000);
   }
-  const connection = new ExecutorConnection(channel);
+  const connection = new ExecutorConnection(channel, {
+    ...options,
+    dial: options.reconnect === false ? null : dial,
+  });
   try {
     await connection.initialize(options);
   } catch (error) {
@@ -160,9 +221,16 @@ export async function connectExecutor(
   return connection;
 }
 
+/** Opens a new channel to the executor (for a reconnect). */
+type Dial = (timeoutMs: number, signal?: AbortSignal) => Promise<TextChannel>;
+
 class ExecutorConnection implements ExecutorClient {
   readonly fs: ExecFileSystem;
   readonly done: Promise<string>;
+  readonly #options: ConnectExecutorOptions & { dial: Dial | null };
+  #state: ConnectionState = "connected";
+  /** Aborted by close(): stops a reconnect in progress. */
+  readonly #closing = new AbortController();
   #sessionId = "";
   #environmentInfo: EnvironmentInfo | null = null;
   /** Paths go as `file://` URIs: the executor speaks the current protocol (it sent environmentInfo). */
@@ -170,15 +238,25 @@ class ExecutorConnection implements ExecutorClient {
   #http: RemoteHttp | null = null;
   #writeNotifications = false;
   #binaryWrites = false;
+  /** The executor answers repeated calls once: reconnecting is possible. */
+  #resumable = false;
+  /** Reconnects so far. */
+  #epoch = 0;
+  /** The name of this connection's request numbering, for the executor's call log. */
+  readonly #callSpace = crypto.randomUUID();
+  /** Processes whose `process/start` is not answered yet. */
+  readonly #starting = new Set<RemoteProcess>();
   readonly #binaryChannel: boolean;
   readonly #rpc: RpcClient;
   readonly #routes = new Map<string, RemoteProcess>();
 
-  constructor(channel: TextChannel) {
+  constructor(channel: TextChannel, options: ConnectExecutorOptions & { dial: Dial | null }) {
+    this.#options = options;
     this.#binaryChannel = channel.binary;
     let resolveDone: (message: string) => void = () => {};
     this.done = new Promise((resolve) => resolveDone = resolve);
     this.#rpc = new RpcClient(channel, {
+      onLost: (reason) => this.#onLost(reason),
       onNotification: (method, params) => this.#route(method, params),
       onBinary: (data) => {
         const frame = decodeOutputFrame(data);
@@ -194,6 +272,7 @@ class ExecutorConnection implements ExecutorClient {
         for (const process of [...this.#routes.values()]) process.fail(message);
         this.#routes.clear();
         this.#http?.fail(message);
+        this.#setState({ state: "closed", reason: message });
         resolveDone(message);
       },
     });
@@ -217,20 +296,24 @@ class ExecutorConnection implements ExecutorClient {
     return this.#rpc.disconnected;
   }
 
+  get state(): ConnectionState {
+    return this.#state;
+  }
+
   async initialize(options: ConnectExecutorOptions): Promise<void> {
     const timeoutMs = options.initializeTimeoutMs ?? 10_000;
     const message = `timed out waiting for exec-server initialize handshake after ${timeoutMs} ms`;
-    const params: InitializeParams = {
-      clientName: options.clientName ?? "execbridge-client",
-      resumeSessionId: options.resumeSessionId ?? null,
-      binaryOutput: options.binaryOutput ?? true,
-      binaryWrites: options.binaryWrites ?? true,
-    };
-    const raw = await withTimeout(this.#rpc.call(Method.initialize, params), timeoutMs, {
-      error: () => new Error(message),
-      onTimeout: () => this.#rpc.disconnect(message),
-    });
+    const raw = await withTimeout(
+      this.#rpc.call(Method.initialize, this.#initializeParams(options.resumeSessionId ?? null)),
+      timeoutMs,
+      {
+        error: () => new Error(message),
+        onTimeout: () => this.#rpc.disconnect(message),
+      },
+    );
     const result = results.initialize.parse(raw);
+    // Reconnecting needs calls answered once: without it, fail at the first loss.
+    this.#resumable = this.#options.dial !== null && result.resumableCalls === true;
     this.#sessionId = result.sessionId;
     this.#environmentInfo = result.environmentInfo ?? null;
     this.#uris = this.#environmentInfo !== null;
@@ -254,14 +337,20 @@ class ExecutorConnection implements ExecutorClient {
     }
     // Register before starting so that early notifications are captured.
     const process = this.#addRoute(checked);
+    this.#starting.add(process);
+    const epoch = this.#epoch;
     try {
       // The current protocol wants paths as URIs, April's native ones (execbridge takes both).
       const cwd = checked.cwd == null || !this.#uris ? checked.cwd : toFileUri(checked.cwd);
       const raw = await this.#rpc.call(Method.processStart, { ...checked, cwd });
       results.start.parse(raw);
+      // Reconnected meanwhile: its first events may have been lost with the old link.
+      if (this.#epoch !== epoch) await process.resync({ now: false });
     } catch (error) {
       this.#removeRoute(process);
       throw error;
+    } finally {
+      this.#starting.delete(process);
     }
     return process;
   }
@@ -283,14 +372,115 @@ class ExecutorConnection implements ExecutorClient {
   }
 
   close(): Promise<void> {
+    this.#closing.abort();
     return this.#rpc.disconnect("closed by the client");
+  }
+
+  #initializeParams(resumeSessionId: string | null): InitializeParams {
+    const options = this.#options;
+    return {
+      clientName: options.clientName ?? "execbridge-client",
+      resumeSessionId,
+      binaryOutput: options.binaryOutput ?? true,
+      binaryWrites: options.binaryWrites ?? true,
+      ...(this.#options.dial !== null ? { resumableCalls: this.#callSpace } : {}),
+    };
+  }
+
+  #setState(change: ConnectionStateChange): void {
+    if (this.#state === change.state || this.#state === "closed") return;
+    this.#state = change.state;
+    try {
+      this.#options.onStateChange?.(change);
+    } catch (error) {
+      reportError(error);
+    }
+  }
+
+  /** The channel ended: reconnect when possible (true), else latch the disconnect (false). */
+  #onLost(reason: string): boolean {
+    if (!this.#resumable || this.#closing.signal.aborted) return false;
+    if (this.#state !== "reconnecting") void this.#reconnect(reason);
+    return true;
+  }
+
+  /**
+   * Reconnects with backoff and jitter until the resume window ends: a new
+   * channel, `initialize` with this session's id, the held calls sent again,
+   * each process's missed events read. Gives up at once when the executor
+   * is gone (connection refused), does not know the session any more, or
+   * refuses the token.
+   */
+  async #reconnect(reason: string): Promise<void> {
+    const dial = this.#options.dial!;
+    const windowMs = (this.#options.reconnect || {}).windowMs ?? DEFAULT_RESUME_WINDOW_MS;
+    const lostAt = performance.now();
+    const deadline = lostAt + windowMs;
+    const signal = this.#closing.signal;
+    this.#setState({ state: "reconnecting", reason });
+    // Streamed HTTP bodies came as notifications: what was lost cannot be asked for again.
+    this.#http?.fail(`${reason}: the connection to the executor was lost`);
+    let attempts = 0;
+    let last = reason;
+    while (!signal.aborted && this.#rpc.disconnected === null) {
+      const remaining = deadline - performance.now();
+      if (remaining <= 0) break;
+      if (attempts > 0 && !await pause(backoffMs(attempts), { remaining, signal })) break;
+      attempts++;
+      let channel: TextChannel | null = null;
+      try {
+        const left = Math.max(1, deadline - performance.now());
+        channel = await dial(Math.min(this.#options.connectTimeoutMs ?? 10_000, left), signal);
+        if (signal.aborted) break;
+        this.#rpc.replaceChannel(channel);
+        const raw = await withTimeout(
+          this.#rpc.call(Method.initialize, this.#initializeParams(this.#sessionId), {
+            now: true,
+          }),
+          Math.min(this.#options.initializeTimeoutMs ?? 10_000, left),
+          { error: () => new Error("the executor did not answer initialize in time") },
+        );
+        const result = results.initialize.parse(raw);
+        if (result.sessionId !== this.#sessionId || result.resumableCalls !== true) {
+          throw new Fatal("the executor answered the resume with another session");
+        }
+        this.#rpc.notify(Method.initialized, {}, { now: true });
+        this.#rpc.release();
+        this.#epoch++;
+        // A process still starting catches up once its start is answered.
+        const live = [...this.#routes.values()].filter((process) => !this.#starting.has(process));
+        await Promise.all(live.map((process) => process.resync({ now: true })));
+        this.#setState({
+          state: "connected",
+          downMs: Math.round(performance.now() - lostAt),
+          attempts,
+        });
+        return;
+      } catch (error) {
+        if (channel !== null && this.#rpc.holding) void channel.close();
+        last = (error as Error).message;
+        const fatal = fatalCause(error);
+        if (fatal !== null) {
+          last = fatal;
+          break;
+        }
+      }
+    }
+    if (signal.aborted || this.#rpc.disconnected !== null) return;
+    const seconds = ((performance.now() - lostAt) / 1000).toFixed(1);
+    await this.#rpc.disconnect(
+      `${reason}; could not resume the session (${attempts} attempt${
+        attempts === 1 ? "" : "s"
+      } in ${seconds} s): ${last}`,
+    );
   }
 
   /** A process handle, routed (its events reach it) until it closes. */
   #addRoute(params: StartParams): RemoteProcess {
     const process: RemoteProcess = new RemoteProcess(params, this.#rpc, {
       onClosed: () => this.#removeRoute(process),
-      notifyWrites: this.#writeNotifications,
+      // A write notification has no answer: one lost with the connection could not be sent again.
+      notifyWrites: this.#writeNotifications && !this.#resumable,
       binaryWrites: this.#binaryWrites,
     });
     this.#routes.set(params.processId, process);
@@ -316,4 +506,53 @@ class ExecutorConnection implements ExecutorClient {
     const parsed = schema?.safeParse(params);
     if (parsed?.success) this.#routes.get(parsed.data.processId)?.accept(parsed.data.event);
   }
+}
+
+/** A reconnect failure that no retry can fix. */
+class Fatal extends Error {}
+
+/**
+ * Why a reconnect attempt can never succeed, or null when it may: the
+ * executor refuses connections (it is gone), refuses the handshake (token),
+ * or no longer knows the session (it restarted, or the session expired).
+ */
+function fatalCause(error: unknown): string | null {
+  if (error instanceof Fatal) return error.message;
+  if (error instanceof WebSocketHandshakeError) {
+    if (error.cause instanceof Deno.errors.ConnectionRefused) {
+      return `the executor is gone (connection refused): ${error.message}`;
+    }
+    if (error.status !== null) return error.message;
+    return null;
+  }
+  if (error instanceof RpcError) {
+    if (error.code === SESSION_ATTACHED) return null; // the executor has not noticed the loss yet
+    return `the executor no longer has the session (it restarted, or the session expired): ${error.message}`;
+  }
+  return null;
+}
+
+/** Backoff before attempt `n` (1-based after the first): 100 ms doubling to 2 s, ±25% jitter. */
+function backoffMs(n: number): number {
+  const base = Math.min(2_000, 100 * 2 ** (n - 1));
+  return base * (0.75 + Math.random() * 0.5);
+}
+
+/** Waits `ms` (at most `remaining`); false when `signal` aborted first. */
+function pause(
+  ms: number,
+  options: { remaining: number; signal: AbortSignal },
+): Promise<boolean> {
+  const { signal } = options;
+  if (signal.aborted) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    const done = (value: boolean) => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", onAbort);
+      resolve(value);
+    };
+    const onAbort = () => done(false);
+    const timer = setTimeout(() => done(true), Math.min(ms, options.remaining));
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
 }

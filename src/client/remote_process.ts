@@ -12,6 +12,7 @@ import { encodeWriteFrame } from "../protocol/binary_write.ts";
 import { results } from "../protocol/schemas.ts";
 import type { StartParams } from "../protocol/types.ts";
 import { DisconnectedError, type RpcClient } from "../rpc/rpc_client.ts";
+import { RpcError } from "../protocol/errors.ts";
 import { ProcessEvents } from "../exec/process_events.ts";
 import type { ExecProcess, ExecProcessEvent, ExitStatus, ReadOptions } from "../exec/types.ts";
 import type {
@@ -69,6 +70,30 @@ export class RemoteProcess implements ExecProcess {
   /** Publishes what a read found (attaching to a process started by an earlier connection). */
   catchUp(response: ReadResponse): void {
     this.#events.catchUp(response);
+  }
+
+  /**
+   * After a reconnect: reads what the executor retained since the last
+   * event seen and publishes it (events pushed meanwhile are merged in seq
+   * order). With `now`, sent at once, ahead of held calls (during the
+   * reconnect; it rejects when the new channel fails too). A process the
+   * executor no longer has fails.
+   */
+  async resync(options: { now: boolean }): Promise<void> {
+    if (this.#events.failure !== null) return;
+    let raw: unknown;
+    try {
+      raw = await this.#rpc.call(Method.processRead, {
+        processId: this.processId,
+        afterSeq: this.#events.lastSeq,
+        waitMs: 0,
+      }, { now: options.now });
+    } catch (error) {
+      if (!(error instanceof RpcError)) throw error;
+      this.fail(`process ${this.processId} was lost while reconnecting: ${error.message}`);
+      return;
+    }
+    this.#events.catchUp(results.read.parse(raw));
   }
 
   /** Marks the process failed (connection lost): a `failed` event ends every subscription. */

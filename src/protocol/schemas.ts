@@ -126,6 +126,13 @@ export const initializeParams = z.object({
   binaryOutput: z.boolean().nullish(),
   /** Offer binary `process/write` frames (an execbridge extension; WebSocket only). */
   binaryWrites: z.boolean().nullish(),
+  /**
+   * The client numbers its requests across the session, under this name it
+   * chose (a random id), and repeats after a resume the calls it has no
+   * answer for: answer each once (an execbridge extension; see
+   * `src/server/call_log.ts`). Another name starts a new numbering.
+   */
+  resumableCalls: z.string().min(1).max(128).nullish(),
 });
 
 /** Params of `initialize`. */
@@ -382,6 +389,8 @@ export const results = {
     binaryWrites: z.boolean().optional(),
     /** True when `process/write` may be sent as a notification (no status answered). */
     writeNotifications: z.boolean().optional(),
+    /** True when repeated calls are answered once (the client asked for `resumableCalls`). */
+    resumableCalls: z.boolean().optional(),
     /** The executor's environment (executors of the reference's current protocol). */
     environmentInfo: environmentInfo.optional(),
   }),

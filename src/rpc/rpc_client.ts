@@ -4,6 +4,12 @@
  * latch — once the channel ends, every pending call fails at once and every
  * later call fails fast with the same message.
  *
+ * A client that can reconnect suspends instead (`onLost` says so): calls
+ * stay pending (new ones wait), the owner puts a new channel in
+ * ({@link RpcClient.replaceChannel}), runs its handshake with
+ * `{ now: true }` calls, then {@link RpcClient.release}s the held calls,
+ * which go out again in id order under their original ids.
+ *
  * @module
  */
 
@@ -32,29 +38,47 @@ export interface RpcClientOptions {
   onBinary?: (data: Uint8Array) => void;
   /** Called once, with the latched message, when the connection is lost. */
   onDisconnect?: (message: string) => void;
+  /**
+   * The channel ended (not by {@link RpcClient.disconnect}): return true to
+   * suspend (the owner will put a new channel in, or disconnect), false to
+   * latch the disconnect as usual. Default: latch.
+   */
+  onLost?: (reason: string) => boolean;
 }
 
 interface Pending {
   resolve(result: unknown): void;
   reject(error: Error): void;
+  /** The request as sent, to send again on a new channel. */
+  frame: string | Uint8Array;
+  /** The channel it went out on; null while held. */
+  sentOn: TextChannel | null;
+  /** A handshake call (sent while others are held): it fails with its channel. */
+  now: boolean;
+}
+
+/** Options of a call. */
+export interface CallOptions {
+  /** Send now, even while calls are held (a handshake on a new channel). */
+  now?: boolean;
 }
 
 /** A JSON-RPC client over a text channel. */
 export class RpcClient {
-  readonly #channel: TextChannel;
+  #channel: TextChannel;
   readonly #options: RpcClientOptions;
   #nextId = 1;
   #pending = new Map<number, Pending>();
   #disconnected: string | null = null;
+  /** Calls wait for {@link release}: the channel was lost, or a new one is not handshaken yet. */
+  #holding = false;
   #closing: Promise<void> = Promise.resolve();
 
   /** Wraps a channel; the channel's handlers are taken over. */
   constructor(channel: TextChannel, options: RpcClientOptions = {}) {
-    this.#channel = channel;
     this.#options = options;
-    channel.onmessage = (text) => this.#onMessage(text);
-    if (options.onBinary !== undefined) channel.onbinary = options.onBinary;
-    channel.onclose = (reason) => this.disconnect(reason);
+    this.#channel = channel;
+    this.#adopt(channel);
   }
 
   /** The latched disconnect message, or null while connected. */
@@ -62,22 +86,29 @@ export class RpcClient {
     return this.#disconnected;
   }
 
-  /** Sends a request and resolves with its raw result; rejects with `RpcError` or `DisconnectedError`. */
-  call(method: string, params?: unknown): Promise<unknown> {
+  /** True while calls are held (between a suspended channel and {@link release}). */
+  get holding(): boolean {
+    return this.#holding;
+  }
+
+  /**
+   * Sends a request and resolves with its raw result; rejects with
+   * `RpcError` or `DisconnectedError`. While calls are held it waits, unless
+   * `now`.
+   */
+  call(method: string, params?: unknown, options: CallOptions = {}): Promise<unknown> {
     if (this.#disconnected !== null) {
       return Promise.reject(new DisconnectedError(this.#disconnected));
     }
     const id = this.#nextId++;
     const text = requestText(id, method, params === undefined ? undefined : JSON.stringify(params));
-    return new Promise((resolve, reject) => {
-      this.#pending.set(id, { resolve, reject });
-      this.#channel.send(text);
-    });
+    return this.#send(id, text, options.now === true);
   }
 
-  /** Sends a notification. */
-  notify(method: string, params?: unknown): void {
+  /** Sends a notification; dropped while calls are held (there is no channel to carry it). */
+  notify(method: string, params?: unknown, options: CallOptions = {}): void {
     if (this.#disconnected !== null) throw new DisconnectedError(this.#disconnected);
+    if (this.#holding && !options.now) return;
     this.#channel.send(
       notificationText(method, params === undefined ? undefined : JSON.stringify(params)),
     );
@@ -92,11 +123,77 @@ export class RpcClient {
       return Promise.reject(new DisconnectedError(this.#disconnected));
     }
     const id = this.#nextId++;
-    const frame = build(id);
+    return this.#send(id, build(id), false);
+  }
+
+  /** Sends a binary notification (no response); dropped while calls are held. */
+  notifyBinary(frame: Uint8Array): void {
+    if (this.#disconnected !== null) throw new DisconnectedError(this.#disconnected);
+    if (!this.#holding) this.#channel.sendBinary(frame);
+  }
+
+  /**
+   * Puts a new channel in after a loss. Calls stay held until
+   * {@link release}; meanwhile `{ now: true }` calls (the handshake) go out
+   * on it.
+   */
+  replaceChannel(channel: TextChannel): void {
+    const old = this.#channel;
+    old.onmessage = () => {};
+    old.onbinary = () => {};
+    old.onclose = () => {};
+    this.#holding = true;
+    this.#channel = channel;
+    this.#adopt(channel);
+    this.#orphan(old, "the channel was replaced");
+  }
+
+  /** Sends the held calls again, in id order under their ids, and stops holding. */
+  release(): void {
+    if (this.#disconnected !== null) return;
+    this.#holding = false;
+    const held = [...this.#pending].filter(([, call]) => call.sentOn === null)
+      .sort(([a], [b]) => a - b);
+    for (const [, call] of held) this.#transmit(call);
+  }
+
+  #adopt(channel: TextChannel): void {
+    channel.onmessage = (text) => this.#onMessage(text);
+    if (this.#options.onBinary !== undefined) channel.onbinary = this.#options.onBinary;
+    channel.onclose = (reason) => {
+      if (channel !== this.#channel || this.#disconnected !== null) return;
+      if (this.#options.onLost?.(reason) === true) {
+        this.#holding = true;
+        this.#orphan(channel, reason);
+      } else {
+        this.disconnect(reason);
+      }
+    };
+  }
+
+  /**
+   * The calls sent on a lost channel: handshake calls fail (their channel is
+   * gone), the others are held to go out again.
+   */
+  #orphan(channel: TextChannel, reason: string): void {
+    for (const [id, call] of this.#pending) {
+      if (call.sentOn !== channel) continue;
+      if (call.now) {
+        this.#pending.delete(id);
+        call.reject(new DisconnectedError(`${DISCONNECTED_PREFIX}: ${reason}`));
+      } else {
+        call.sentOn = null;
+      }
+    }
+  }
+
+  #send(id: number, frame: string | Uint8Array, now: boolean): Promise<unknown> {
     return new Promise((resolve, reject) => {
-      this.#pending.set(id, { resolve, reject });
+      const call: Pending = { resolve, reject, frame, sentOn: null, now };
+      this.#pending.set(id, call);
+      if (this.#holding && !now) return;
       try {
-        this.#channel.sendBinary(frame);
+        this.#transmit(call);
       } catch (error) {
         this.#pending.delete(id);
         reject(error);
@@ -104,10 +201,11 @@ export class RpcClient {
     });
   }
 
-  /** Sends a binary notification (no response). */
-  notifyBinary(frame: Uint8Array): void {
-    if (this.#disconnected !== null) throw new DisconnectedError(this.#disconnected);
-    this.#channel.sendBinary(frame);
+  #transmit(call: Pending): void {
+    const { frame } = call;
+    if (typeof frame === "string") this.#channel.send(frame);
+    else this.#channel.sendBinary(frame);
+    call.sentOn = this.#channel;
   }
 
   /**
@@ -118,6 +216,7 @@ export class RpcClient {
     if (this.#disconnected !== null) return this.#closing;
     const message = reason ? `${DISCONNECTED_PREFIX}: ${reason}` : DISCONNECTED_PREFIX;
     this.#disconnected = message;
+    this.#holding = false;
     const error = new DisconnectedError(message);
     const pending = [...this.#pending.values()];
     this.#pending.clear();

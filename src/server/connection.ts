@@ -27,6 +27,7 @@ import {
   ResponseThen,
 } from "./methods.ts";
 import type { Session, SessionRegistry, SessionSink } from "./session_registry.ts";
+import type { CallLog } from "./call_log.ts";
 
 /** Options of {@link ServerConnection}. */
 export interface ServerConnectionOptions {
@@ -59,6 +60,8 @@ export class ServerConnection implements SessionSink, HandshakeContext, Connecti
   #inFlight = 0;
   #binaryOutput = false;
   #binaryWrites = false;
+  /** The client's name for its request numbering (`resumableCalls`), or null. */
+  #callSpace: string | null = null;
 
   /** Serves a channel until it closes. */
   constructor(channel: TextChannel, options: ServerConnectionOptions) {
@@ -133,6 +136,7 @@ export class ServerConnection implements SessionSink, HandshakeContext, Connecti
     }
     this.#binaryOutput = params.binaryOutput === true && this.#channel.binary;
     this.#binaryWrites = params.binaryWrites === true && this.#channel.binary;
+    this.#callSpace = params.resumableCalls ?? null;
     this.#session.processes.setWireFormat(this.#binaryOutput ? "binary" : "json");
     this.#options.log.debug(`${this.#channel.peer} (${params.clientName}) initialized`);
     const result: InitializeResult = {
@@ -142,6 +146,7 @@ export class ServerConnection implements SessionSink, HandshakeContext, Connecti
     };
     if (this.#binaryOutput) result.binaryOutput = true;
     if (this.#binaryWrites) result.binaryWrites = true;
+    if (this.#callSpace !== null) result.resumableCalls = true;
     return result;
   }
 
@@ -212,33 +217,79 @@ export class ServerConnection implements SessionSink, HandshakeContext, Connecti
     }
     this.#inFlight++;
     try {
+      const calls = this.#callLog(call, id);
+      const seen = calls?.lookup(id as number) ?? { kind: "new" as const };
+      let text: string | null;
+      if (seen.kind === "answered") {
+        text = seen.text;
+      } else if (seen.kind === "running") {
+        text = await seen.answer;
+      } else if (seen.kind === "forgotten") {
+        text = errorText(id, {
+          code: INVALID_REQUEST,
+          message: `the answer to request ${id} (${call.method}) was lost with the ` +
+            `connection and is no longer kept: the call ran once; check its effect before repeating it`,
+        });
+      } else {
+        const answer = this.#answer(call, id);
+        calls?.begin(id as number, answer.then((a) => a.text));
+        const { text, after } = await answer;
+        if (text !== null) this.#reply(text);
+        after?.();
+        return;
+      }
+      if (text !== null) this.#reply(text);
+    } finally {
+      this.#inFlight--;
+    }
+  }
+
+  /** Sends a response (it counts against the outgoing queue: pipelined reads of big output). */
+  #reply(text: string): void {
+    if (this.#closed) return;
+    this.#channel.send(text);
+    this.#flow.sent();
+  }
+
+  /** The session's call log when this client repeats calls after a resume (`resumableCalls`). */
+  #callLog(call: Call, id: RequestId): CallLog | null {
+    const space = this.#callSpace;
+    if (space === null || this.#session === null || !Number.isSafeInteger(id)) return null;
+    return methodTable.get(call.method)?.family === "handshake"
+      ? null
+      : this.#session.callLog(space);
+  }
+
+  /**
+   * Runs a request to its response text (null when there is none to send:
+   * the method closed the connection) and what the method wants run once
+   * the response is out.
+   */
+  async #answer(
+    call: Call,
+    id: RequestId,
+  ): Promise<{ text: string | null; after?: () => void }> {
+    try {
       let result = await this.#run(call, false);
-      let after: (() => void) | null = null;
+      let after: (() => void) | undefined;
       if (result instanceof ResponseThen) {
         after = result.after;
         result = result.result;
       }
-      if (!this.#closed) {
-        const json = result instanceof RawJson ? result.text : JSON.stringify(result ?? {});
-        this.#channel.send(resultText(id, json));
-        // Responses count against the outgoing queue too (pipelined reads of big output).
-        this.#flow.sent();
-      }
-      after?.();
+      const json = result instanceof RawJson ? result.text : JSON.stringify(result ?? {});
+      return { text: resultText(id, json), after };
     } catch (error) {
       if (error instanceof RpcError) {
-        this.#sendError(id, { code: error.code, message: error.message, data: error.data });
-      } else if (error instanceof CloseConnection) {
-        this.#failedNotification(call.method, error);
-      } else {
-        this.#options.log.error(`${call.method} failed: ${(error as Error)?.stack ?? error}`);
-        this.#sendError(id, {
-          code: INTERNAL_ERROR,
-          message: `${call.method} failed: ${(error as Error)?.message}`,
-        });
+        const { code, message, data } = error;
+        return { text: errorText(id, { code, message, data }) };
       }
-    } finally {
-      this.#inFlight--;
+      if (error instanceof CloseConnection) {
+        this.#failedNotification(call.method, error);
+        return { text: null };
+      }
+      this.#options.log.error(`${call.method} failed: ${(error as Error)?.stack ?? error}`);
+      const message = `${call.method} failed: ${(error as Error)?.message}`;
+      return { text: errorText(id, { code: INTERNAL_ERROR, message }) };
     }
   }
 

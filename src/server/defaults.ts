@@ -29,8 +29,14 @@ const DENO_MAX_MESSAGE_BYTES = 64 * MiB;
 export const SERVE_LIMITS = {
   sessionTtlMs: {
     flag: "session-ttl-ms",
-    default: 30_000,
+    // Outlasts a client's resume window (30 s by default) plus its dead-peer detection.
+    default: 60_000,
     help: "keep a detached session this long",
+  },
+  pingIntervalMs: {
+    flag: "ping-interval-ms",
+    default: 5_000,
+    help: "ping a silent client after this long, drop it after as long again (0: never)",
   },
   processRetentionMs: {
     flag: "process-retention-ms",

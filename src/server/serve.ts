@@ -46,8 +46,20 @@ export interface ServeOptions {
   maxBufferedBytes?: number;
   /** How long a connection may stay full before it is closed (default 60 s). */
   stallTimeoutMs?: number;
-  /** How long a detached session waits for a resume before its processes are killed (default 30 s). */
+  /**
+   * How long a detached session waits for a resume before its processes are
+   * killed (default 60 s: longer than a client's default resume window of
+   * 30 s plus the time it takes to notice a dead link).
+   */
   sessionTtlMs?: number;
+  /**
+   * Dead-peer detection on WebSocket connections: after this long without a
+   * frame from the client the executor pings it, and a client that answers
+   * nothing for as long again is dropped (its session detaches). Rounded up
+   * to whole seconds (Deno's WebSocket idle timeout); 0 turns it off.
+   * Default 5 s: a dead link is noticed within 10 s.
+   */
+  pingIntervalMs?: number;
   /** How long a closed process stays readable (default 30 s). */
   processRetentionMs?: number;
   /** Pre-started process workers (default 2). */
@@ -226,6 +238,7 @@ export async function serve(options: ServeOptions = {}): Promise<Executor> {
       port: address.port,
       ready: () => closing === null,
     };
+    const idleTimeout = Math.ceil(limits.pingIntervalMs / 1000);
     const serveOptions = {
       hostname: address.hostname,
       port: address.port,
@@ -242,7 +255,7 @@ export async function serve(options: ServeOptions = {}): Promise<Executor> {
           if (decision.log) log.warn(`${peer}: ${decision.log}`);
           return decision.response;
         }
-        const { socket, response } = Deno.upgradeWebSocket(request);
+        const { socket, response } = Deno.upgradeWebSocket(request, { idleTimeout });
         const connection = new ServerConnection(
           serverWebSocketChannel(socket, peer, { maxMessageBytes: limits.maxFrameBytes }),
           { ...connectionOptions, onClose: () => connections.delete(connection) },

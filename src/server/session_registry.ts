@@ -1,7 +1,8 @@
 /**
  * Sessions outlive connections: a session owns a process table; when its
- * connection drops it is detached (processes keep running) and may be
- * resumed by id until its TTL expires, which kills its processes.
+ * connection drops it is detached (processes keep running, their output is
+ * no longer read, so that none is lost) and may be resumed by id until its
+ * TTL expires, which kills its processes.
  *
  * @module
  */
@@ -9,6 +10,7 @@
 import { INVALID_REQUEST, RpcError, SESSION_ATTACHED } from "../protocol/errors.ts";
 import type { Logger } from "../log/logger.ts";
 import { FileHandles } from "../fs/file_handles.ts";
+import { CallLog } from "./call_log.ts";
 import { ProcessTable } from "../process/host/process_table.ts";
 import type { WorkerPool } from "../process/host/worker_pool.ts";
 
@@ -44,6 +46,17 @@ export class Session {
   readonly processes: ProcessTable;
   /** The session's open files (`fs/open`). */
   readonly files: FileHandles = new FileHandles();
+  #calls: { name: string; log: CallLog } | null = null;
+
+  /**
+   * The answers kept for a client that repeats its calls after a reconnect,
+   * under the name it gave its request numbering (`resumableCalls`): a new
+   * name (another client resuming the session) starts an empty log.
+   */
+  callLog(name: string): CallLog {
+    if (this.#calls?.name !== name) this.#calls = { name, log: new CallLog() };
+    return this.#calls.log;
+  }
   /** The attached connection, or null while detached. */
   sink: SessionSink | null = null;
   /** Expiry timer while detached. */
@@ -124,6 +137,7 @@ export class SessionRegistry {
     if (session.expiry !== null) clearTimeout(session.expiry);
     session.expiry = null;
     session.sink = sink;
+    session.processes.resumeAll();
     this.#options.log.info(`session ${id} resumed`);
     return session;
   }
@@ -132,6 +146,9 @@ export class SessionRegistry {
   detach(session: Session, sink: SessionSink): void {
     if (session.sink !== sink) return;
     session.sink = null;
+    // Nobody receives output now: stop reading it (the children block once their pipes
+    // fill), so that what the client has not seen stays within the retained output.
+    session.processes.pauseAll();
     const ttl = this.#options.sessionTtlMs;
     this.#options.log.info(`session ${session.id} detached; it expires in ${ttl} ms`);
     session.expiry = setTimeout(() => {

@@ -33,6 +33,12 @@ export interface WebSocketClientOptions {
   connectTimeoutMs?: number;
   /** AbortSignal to cancel connecting. */
   signal?: AbortSignal;
+  /**
+   * Dead-peer detection once connected: ping a server silent this long, and
+   * give the link up after three silent intervals in a row (onclose, code
+   * 1006). Default 0: never.
+   */
+  pingIntervalMs?: number;
 }
 
 /**
@@ -126,12 +132,12 @@ export async function connectWebSocket(
     await writeAll(conn, encoder.encode(request));
     const { head, rest } = await readHead(conn);
     const protocol = await checkResponse(head, key, options.protocols ?? [], where);
-    const client = new WebSocketConnection(
-      conn,
+    const client = new WebSocketConnection(conn, {
       protocol,
       rest,
-      options.maxMessageBytes ?? 64 * 1024 * 1024,
-    );
+      maxMessageBytes: options.maxMessageBytes ?? 64 * 1024 * 1024,
+      pingIntervalMs: options.pingIntervalMs,
+    });
     conn = tcp = undefined; // owned by the client now
     return client;
   } catch (err) {

@@ -53,6 +53,26 @@ export interface WebSocketClient {
   readonly protocol: string;
 }
 
+/** How a {@link WebSocketConnection} runs. */
+export interface WebSocketConnectionOptions {
+  /** The negotiated subprotocol ("" if none). */
+  protocol: string;
+  /** Bytes that came with the 101 answer. */
+  rest: Uint8Array;
+  /** Largest inbound message (after reassembly). */
+  maxMessageBytes: number;
+  /**
+   * Dead-peer detection: every this many ms, a connection that received
+   * nothing since the last tick pings the server; after three such ticks in
+   * a row (silence of 10-15 s at 5 s) it gives the link up: onclose with
+   * code 1006 and a reason saying so. 0 or absent: never.
+   */
+  pingIntervalMs?: number;
+}
+
+/** Silent ticks after which the peer is taken for gone (the first one sends a ping). */
+const DEAD_AFTER_TICKS = 3;
+
 /** Frame header size for a payload of `n` bytes, including the 4-byte mask key. */
 function headerSize(n: number): number {
   return (n < 126 ? 2 : n < 65536 ? 4 : 10) + 4;
@@ -138,16 +158,46 @@ export class WebSocketConnection implements WebSocketClient {
   #closeInfo: WebSocketCloseEvent | null = null;
   #closeTimer: ReturnType<typeof setTimeout> | undefined;
   #done = Promise.withResolvers<void>();
+  // Dead-peer detection: reads so far, the count at the last tick, silent ticks in a row.
+  #reads = 0;
+  #readsAtTick = 0;
+  #silentTicks = 0;
+  #pingTimer: ReturnType<typeof setInterval> | undefined;
 
-  /** Takes over a connected socket; `rest` holds the bytes that came with the 101 answer. */
-  constructor(conn: Deno.Conn, protocol: string, rest: Uint8Array, maxMessage: number) {
+  /** Takes over a connected socket. */
+  constructor(conn: Deno.Conn, options: WebSocketConnectionOptions) {
+    const { rest } = options;
     this.#conn = conn;
-    this.protocol = protocol;
-    this.#maxMessage = maxMessage;
+    this.protocol = options.protocol;
+    this.#maxMessage = options.maxMessageBytes;
     this.#rbuf = new Uint8Array(Math.max(INITIAL_BUF, rest.length));
     this.#rbuf.set(rest);
     this.#rend = rest.length;
+    const interval = options.pingIntervalMs ?? 0;
+    if (interval > 0) this.#pingTimer = setInterval(() => this.#tick(interval), interval);
     this.#run(rest.length > 0);
+  }
+
+  /** One dead-peer detection tick: ping a silent server, give up on one silent too long. */
+  #tick(interval: number): void {
+    if (this.#reads !== this.#readsAtTick) {
+      this.#readsAtTick = this.#reads;
+      this.#silentTicks = 0;
+      return;
+    }
+    this.#silentTicks++;
+    if (this.#silentTicks >= DEAD_AFTER_TICKS) {
+      clearInterval(this.#pingTimer);
+      this.#closeInfo ??= {
+        code: 1006,
+        reason: `the server answered nothing for ${(this.#silentTicks * interval) / 1000} s ` +
+          `(not even pings): the link is dead`,
+        wasClean: false,
+      };
+      this.#closeConn();
+    } else if (this.#silentTicks === 1 && !this.#closeSent) {
+      this.#frame(9, EMPTY);
+    }
   }
 
   get bufferedAmount(): number {
@@ -193,6 +243,7 @@ export class WebSocketConnection implements WebSocketClient {
     } catch {
       // The read failed: reset by the peer, or the socket was closed by #abort.
     }
+    clearInterval(this.#pingTimer);
     const info = this.#closeInfo ??= { code: 1006, reason: "", wasClean: false };
     if (this.#writing !== null && !this.#connClosed) {
       let timer: ReturnType<typeof setTimeout> | undefined;
@@ -236,6 +287,7 @@ export class WebSocketConnection implements WebSocketClient {
       }
       const n = await this.#conn.read(this.#rbuf.subarray(this.#rend));
       if (n === null) return;
+      this.#reads++;
       this.#rend += n;
     }
   }
