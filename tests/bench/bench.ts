@@ -279,6 +279,7 @@ async function main(args: readonly string[]): Promise<number> {
       for (const backend of backends) {
         if (interrupted) break runs;
         if (backend === "direct" && scenario.direct === undefined) continue;
+        if (scenario.only !== undefined && !scenario.only.includes(backend)) continue;
         const t0 = performance.now();
         console.error(`${backend.padEnd(6)} ${scenario.name} …`);
         try {

@@ -1,6 +1,6 @@
 /** What a benchmark scenario is: a measurement run once per backend. */
 
-import type { MetricSpec } from "./report.ts";
+import type { BackendName, MetricSpec } from "./report.ts";
 import type { ExecTarget, RunContext } from "./targets.ts";
 
 /** Values of a scenario's metrics, by metric id. */
@@ -12,6 +12,8 @@ export interface Scenario {
   name: string;
   /** The numbers it reports. */
   metrics: MetricSpec[];
+  /** The backends it applies to (default: all). */
+  only?: readonly BackendName[];
   /** The `Deno.Command` baseline, when there is one. */
   direct?: (ctx: RunContext) => Promise<MetricValues>;
   /** The measurement on an execbridge backend. */

@@ -13,9 +13,10 @@ import { CHILD_ENV, delay, type RunContext, uniqueId } from "./targets.ts";
 import type { MetricValues, Scenario } from "./scenario.ts";
 import { scaleScenarios, type ScaleSettings } from "./scale_scenarios.ts";
 import { mcpEcho, type McpSettings } from "./mcp_scenarios.ts";
+import { resilienceScenarios, type ResilienceSettings } from "./resilience_scenarios.ts";
 
 /** Sizes and counts of one run (see {@link FULL_SETTINGS} and {@link QUICK_SETTINGS}). */
-export interface BenchSettings extends ScaleSettings, McpSettings {
+export interface BenchSettings extends ScaleSettings, McpSettings, ResilienceSettings {
   /** Measured sequential `true` runs. */
   trueRuns: number;
   /** Unmeasured `true` runs first. */
@@ -62,6 +63,7 @@ export const FULL_SETTINGS: BenchSettings = {
   lifecycles: 10_000,
   mcpEchoes: 1000,
   mcpBigEchoes: 20,
+  resumeRuns: 20,
   timeoutMs: 180_000,
 };
 
@@ -80,6 +82,7 @@ export const QUICK_SETTINGS: BenchSettings = {
   lifecycles: 500,
   mcpEchoes: 200,
   mcpBigEchoes: 5,
+  resumeRuns: 5,
 };
 
 export type { MetricValues, Scenario } from "./scenario.ts";
@@ -102,6 +105,7 @@ export function scenarios(settings: BenchSettings): Scenario[] {
     // busy reclaiming memory for a while: that noise swamped sub-millisecond MCP latencies.
     mcpEcho(settings),
     ...scaleScenarios(settings),
+    ...resilienceScenarios(settings),
   ];
 }
 

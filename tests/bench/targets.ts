@@ -81,14 +81,16 @@ export type BenchExecutor = Awaited<ReturnType<typeof startExecutor>>;
 /**
  * Starts `deno run -A mod.ts serve` on 127.0.0.1:0 as every remote backend
  * runs it: short retention, idle workers kept for the whole run, and
- * `--v8-flags=--no-short-builtin-calls` when this process has it.
+ * `--v8-flags=--no-short-builtin-calls` when this process has it; then
+ * `extraArgs`.
  */
-export function startBenchExecutor(): Promise<BenchExecutor> {
+export function startBenchExecutor(extraArgs: readonly string[] = []): Promise<BenchExecutor> {
   return startExecutor([
     "--process-retention-ms",
     String(RETENTION_MS),
     "--idle-worker-ttl-ms",
     String(IDLE_TTL_MS),
+    ...extraArgs,
   ], {
     // Run like this process: with the V8 option for lean workers when it has it.
     denoFlags: leanWorkersFlagSet() ? [`--v8-flags=${LEAN_WORKERS_V8_FLAG}`] : [],
