@@ -279,3 +279,28 @@ Deno.test("an executor restarted without the session: the client fails, naming w
     await second.stop();
   }
 });
+
+Deno.test("a fetch in flight during a reset fails saying why instead of hanging", async () => {
+  const release = Promise.withResolvers<void>();
+  const requested = Promise.withResolvers<void>();
+  const http = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async () => {
+    requested.resolve();
+    await release.promise;
+    return new Response("late body");
+  });
+  try {
+    await withLink({}, async ({ proxy, client, next }) => {
+      const fetching = client.fetch(`http://127.0.0.1:${http.addr.port}/`);
+      await requested.promise;
+      const back = next("connected");
+      proxy.reset();
+      await back;
+      release.resolve();
+      // The executor stops a request whose connection ended (its body would have gone with it).
+      await assert.rejects(fetching, /connection to the client ended|lost with the connection/);
+    });
+  } finally {
+    release.resolve();
+    await http.shutdown();
+  }
+});

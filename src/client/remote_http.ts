@@ -22,6 +22,8 @@ interface BodyStream {
   controller: ReadableStreamDefaultController<Uint8Array> | null;
   /** Deltas that arrived before the stream was made (right after the response). */
   early: { bytes: Uint8Array; done: boolean; error: string | null }[];
+  /** Why the body can no longer arrive (the connection was lost), once it cannot. */
+  failure: string | null;
 }
 
 /** The HTTP side of one executor connection: streams by `requestId`. */
@@ -57,6 +59,7 @@ export class RemoteHttp {
   fail(message: string): void {
     for (const [id, stream] of this.#streams) {
       this.#streams.delete(id);
+      stream.failure = message;
       try {
         stream.controller?.error(new Error(message));
       } catch {
@@ -70,7 +73,7 @@ export class RemoteHttp {
     const request = new Request(input, init);
     const body = request.body === null ? null : new Uint8Array(await request.arrayBuffer());
     const requestId = `http-${crypto.randomUUID()}`;
-    const stream: BodyStream = { controller: null, early: [] };
+    const stream: BodyStream = { controller: null, early: [], failure: null };
     this.#streams.set(requestId, stream);
     const headers: { name: string; value: string }[] = [];
     request.headers.forEach((value, name) => headers.push({ name, value }));
@@ -92,6 +95,12 @@ export class RemoteHttp {
         {
           cause: error,
         },
+      );
+    }
+    if (stream.failure !== null) {
+      // The head came (after a reconnect) but the body's notifications went with the old link.
+      throw new TypeError(
+        `fetch ${request.url} through the executor failed: its body was lost with the connection: ${stream.failure}`,
       );
     }
     const response = results.httpResponse.parse(raw);
