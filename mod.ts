@@ -107,9 +107,22 @@ export type {
   JsonRpcMessage,
   McpCallToolResult,
   McpContent,
+  McpServerExit,
+  McpServerTool,
   McpToolInputSchema,
   McpTransport,
 } from "./src/mcp/types.ts";
+export {
+  DEFAULT_RESPAWN_POLICY,
+  type RespawnPolicy,
+  SERVER_EXITED_ERROR_CODE,
+  type ServerExitEvent,
+  type ServerRestartedEvent,
+  ServerSupervisor,
+  type ServerSupervisorEnd,
+  type ServerSupervisorOptions,
+  type SupervisedTransport,
+} from "./src/mcp/server_supervisor.ts";
 export {
   McpConnectionManager,
   type McpConnectionManagerOptions,

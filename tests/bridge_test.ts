@@ -7,94 +7,13 @@
 import assert from "node:assert/strict";
 import { startExecutor } from "./support/executor_process.ts";
 import { waitGone } from "./support/processes.ts";
-import { cliArgs, fixtureServer, runCli } from "./support/cli.ts";
-
-interface Bridge {
-  send(message: unknown): Promise<void>;
-  next(): Promise<Record<string, unknown>>;
-  closeStdin(): Promise<void>;
-  /** Reads to the end; with `keepStdin` the bridge must end on its own. */
-  finish(keepStdin?: boolean): Promise<{ code: number; stdout: string; stderr: string }>;
-}
-
-function startBridge(url: string, serverFlags: string[] = []): Bridge {
-  const fixture = fixtureServer(...serverFlags);
-  const child = new Deno.Command(Deno.execPath(), {
-    args: cliArgs("bridge", "--executor", url, "--", Deno.execPath(), ...fixture.args),
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const writer = child.stdin.getWriter();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let stdout = "";
-  let consumed = 0;
-  let stderr = "";
-  const stderrDone = (async () => {
-    for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) stderr += chunk;
-  })();
-  let stdinOpen = true;
-  return {
-    send: (message) => writer.write(new TextEncoder().encode(JSON.stringify(message) + "\n")),
-    async next() {
-      while (!stdout.slice(consumed).includes("\n")) {
-        const { value, done } = await reader.read();
-        if (done) throw new Error(`bridge stdout ended; stderr:\n${stderr}`);
-        stdout += value;
-      }
-      const end = stdout.indexOf("\n", consumed);
-      const line = stdout.slice(consumed, end);
-      consumed = end + 1;
-      return JSON.parse(line);
-    },
-    async closeStdin() {
-      stdinOpen = false;
-      await writer.close();
-    },
-    async finish(keepStdin = false) {
-      if (stdinOpen && !keepStdin) await writer.close().catch(() => {});
-      while (true) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        stdout += value;
-      }
-      await stderrDone;
-      const status = await child.status;
-      if (stdinOpen && keepStdin) await writer.close().catch(() => {});
-      return { code: status.code, stdout, stderr };
-    },
-  };
-}
-
-const INITIALIZE = {
-  jsonrpc: "2.0",
-  id: 1,
-  method: "initialize",
-  params: {
-    protocolVersion: "2025-06-18",
-    capabilities: {},
-    clientInfo: { name: "t", version: "1" },
-  },
-};
-
-async function handshake(bridge: Bridge) {
-  await bridge.send(INITIALIZE);
-  const init = await bridge.next();
-  assert.equal(
-    (init.result as { serverInfo: { name: string } }).serverInfo.name,
-    "test-mcp-server",
-  );
-  await bridge.send({ jsonrpc: "2.0", method: "notifications/initialized" });
-}
-
-function call(id: number, name: string, args: Record<string, unknown>) {
-  return { jsonrpc: "2.0", id, method: "tools/call", params: { name, arguments: args } };
-}
+import { runCli } from "./support/cli.ts";
+import { call, handshake, startBridge } from "./support/bridge_process.ts";
 
 Deno.test("bridge: only protocol bytes on stdout; exits 0 and the server is gone when stdin closes", async () => {
   const executor = await startExecutor([]);
   try {
-    const bridge = startBridge(executor.url, ["--noise"]);
+    const bridge = startBridge(executor.url, { serverFlags: ["--noise"] });
     await handshake(bridge);
     await bridge.send(call(2, "pid", {}));
     const pidResponse = await bridge.next();
@@ -112,10 +31,13 @@ Deno.test("bridge: only protocol bytes on stdout; exits 0 and the server is gone
   }
 });
 
-Deno.test("bridge: the remote server dying ends the bridge non-zero with a message", async () => {
+Deno.test("bridge --no-respawn: the remote server dying ends the bridge with its code and a message", async () => {
   const executor = await startExecutor([]);
   try {
-    const bridge = startBridge(executor.url, ["--exit-after-ms", "1500"]);
+    const bridge = startBridge(executor.url, {
+      serverFlags: ["--exit-after-ms", "1500"],
+      bridgeFlags: ["--no-respawn"],
+    });
     await handshake(bridge);
     const { code, stderr } = await bridge.finish(true);
     assert.equal(code, 3);

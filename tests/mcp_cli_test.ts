@@ -95,3 +95,27 @@ Deno.test("mcp status exits 1 and names the server that failed", async () => {
     await Deno.remove(path);
   }
 });
+
+Deno.test("mcp status shows the restarts and the last exit of a server that crashed at startup", async () => {
+  const path = await Deno.makeTempFile({ suffix: ".json" });
+  try {
+    // It exits when asked for its tools: during startup, after the handshake. The list request
+    // fails with it, and so does its startup: it is not restarted.
+    const crashing = fixtureServer("--crash-on", "tools/list");
+    await Deno.writeTextFile(
+      path,
+      JSON.stringify({ mcpServers: { crashing, steady: fixtureServer() } }),
+    );
+    const table = await mcp(["status", "--config", path]);
+    assert.equal(table.code, 1);
+    assert.match(table.stdout, /^SERVER\s+WHERE\s+STATUS\s+TOOLS\s+STARTUP\s+RESTARTS\s+LAST EXIT/);
+    assert.match(table.stdout, /\ncrashing\s+local\s+failed\s+\d+ ms\s+0\s+exited \(code 3\)\s/);
+    assert.match(table.stdout, /\nsteady\s+local\s+ready\s+\d+\s+\d+ ms\s+0\s+test-mcp-server/);
+    const json = await mcp(["status", "--config", path, "--json"]);
+    const [crashed, steady] = JSON.parse(json.stdout).servers;
+    assert.deepEqual([crashed.restarts, crashed.lastExit], [0, "exited (code 3)"]);
+    assert.deepEqual([steady.restarts, steady.lastExit], [0, undefined]);
+  } finally {
+    await Deno.remove(path);
+  }
+});

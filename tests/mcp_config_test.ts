@@ -11,6 +11,7 @@ import {
   resolveExecutor,
   validatePlacement,
 } from "../src/mcp/config.ts";
+import { DEFAULT_RESPAWN_POLICY } from "../src/mcp/server_supervisor.ts";
 
 /** Writes `text` to a fresh temp file ending in `suffix`, runs `body`, then removes the file. */
 async function withConfigFile<T>(
@@ -47,6 +48,8 @@ function stdio(
     enabled: true,
     required: false,
     supportsParallelToolCalls: false,
+    respawn: true,
+    maxRestarts: DEFAULT_RESPAWN_POLICY.maxRestarts,
     ...fields,
   };
 }
@@ -159,6 +162,8 @@ Deno.test("loads a VS Code mcp.json with `servers`, comments, trailing commas an
         enabled: true,
         required: false,
         supportsParallelToolCalls: false,
+        respawn: false,
+        maxRestarts: DEFAULT_RESPAWN_POLICY.maxRestarts,
       },
     ]);
   });
@@ -199,6 +204,8 @@ required = true
 enabled_tools = ["search", "fetch"]
 disabled_tools = ["delete"]
 supports_parallel_tool_calls = true
+respawn = true
+max_restarts = 3
 default_tools_approval_mode = "prompt"
 name = "legacy, ignored"
 
@@ -237,6 +244,7 @@ enabled = false
         enabledTools: ["search", "fetch"],
         disabledTools: ["delete"],
         supportsParallelToolCalls: true,
+        maxRestarts: 3,
       }),
       {
         name: "web",
@@ -252,6 +260,8 @@ enabled = false
         enabled: false,
         required: false,
         supportsParallelToolCalls: false,
+        respawn: false,
+        maxRestarts: DEFAULT_RESPAWN_POLICY.maxRestarts,
       },
     ]);
   });
@@ -333,6 +343,7 @@ Deno.test("camelCase spellings are accepted in JSON", () => {
         enabledTools: ["x"],
         disabledTools: ["y"],
         supportsParallelToolCalls: true,
+        maxRestarts: 2,
       },
     },
   });
@@ -345,10 +356,26 @@ Deno.test("camelCase spellings are accepted in JSON", () => {
       enabledTools: ["x"],
       disabledTools: ["y"],
       supportsParallelToolCalls: true,
+      maxRestarts: 2,
     }),
   );
   const executor = json({ executor: { url: "wss://box/x", tokenFile: "/t" } }).executor;
   assert.deepStrictEqual(executor, { url: "wss://box/x", tokenFile: "/t" });
+});
+
+Deno.test("respawn: on by default with 5 restarts; off with respawn = false; max_restarts", () => {
+  const [on, off, limited] = toml(
+    '[mcp_servers.on]\ncommand = "a"\n' +
+      '[mcp_servers.off]\ncommand = "a"\nrespawn = false\n' +
+      '[mcp_servers.limited]\ncommand = "a"\nmax_restarts = 2\n',
+  ).servers;
+  assert.deepStrictEqual([on.respawn, on.maxRestarts], [true, 5]);
+  assert.deepStrictEqual([off.respawn, off.maxRestarts], [false, 5]);
+  assert.deepStrictEqual([limited.respawn, limited.maxRestarts], [true, 2]);
+  const fromJson = json({ mcpServers: { a: { command: "a", respawn: false } } });
+  assert.equal(fromJson.servers[0].respawn, false);
+  const http = json({ mcpServers: { h: { url: "https://h/mcp" } } });
+  assert.equal(http.servers[0].respawn, false);
 });
 
 Deno.test("a remote-source env var is accepted on a remote server", () => {
@@ -457,7 +484,14 @@ const INVALID_CONFIGS: [name: string, parse: () => McpConfig, ...fragments: stri
     "env_vars entry `TOKEN` uses source `remote`, which requires remote MCP stdio",
   ],
   ...(
-    [["env", { A: "1" }], ["cwd", "/tmp"], ["args", ["x"]], ["env_vars", ["A"]]] as const
+    [
+      ["env", { A: "1" }],
+      ["cwd", "/tmp"],
+      ["args", ["x"]],
+      ["env_vars", ["A"]],
+      ["respawn", false],
+      ["max_restarts", 3],
+    ] as const
   ).map(([field, value]): [string, () => McpConfig, ...string[]] => [
     `${field} on an http server`,
     () => json({ mcpServers: { h: { url: "https://h/mcp", [field]: value } } }),
@@ -504,6 +538,29 @@ const INVALID_CONFIGS: [name: string, parse: () => McpConfig, ...fragments: stri
     "a string where a boolean goes",
     () => json({ mcpServers: { t: { command: "x", enabled: "yes" } } }),
     "enabled:",
+  ],
+  [
+    "max_restarts of 0",
+    () => toml('[mcp_servers.t]\ncommand = "x"\nmax_restarts = 0\n'),
+    "MCP server `t`",
+    "max_restarts:",
+  ],
+  [
+    "a fractional maxRestarts keeps the spelling",
+    () => json({ mcpServers: { t: { command: "x", maxRestarts: 1.5 } } }),
+    "maxRestarts:",
+  ],
+  [
+    "a string where respawn's boolean goes",
+    () => json({ mcpServers: { t: { command: "x", respawn: "yes" } } }),
+    "respawn:",
+  ],
+  [
+    "max_restarts with respawn = false",
+    () => toml('[mcp_servers.t]\ncommand = "x"\nrespawn = false\nmax_restarts = 2\n'),
+    "codex.toml",
+    "MCP server `t`",
+    "max_restarts has no effect with `respawn = false`",
   ],
   [
     "a number in env_vars",

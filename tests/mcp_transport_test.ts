@@ -17,6 +17,7 @@ import type { StdioServerCommand } from "../src/mcp/stdio_command.ts";
 import type {
   JsonRpcMessage,
   McpCallToolResult,
+  McpServerTool,
   McpToolInputSchema,
   McpTransport,
 } from "../src/mcp/types.ts";
@@ -125,7 +126,19 @@ each("echo round trip and tool list", async ({ launcher }) => {
   const transport = await launcher.launch(fixtureCommand());
   const client = await connect(transport);
   const tools = (await client.listTools()).tools.map((t) => t.name).sort();
-  assert.deepEqual(tools, ["big", "cwd", "echo", "env", "image", "pid", "slow", "stats"]);
+  assert.deepEqual(tools, [
+    "big",
+    "counter",
+    "crash",
+    "cwd",
+    "echo",
+    "env",
+    "image",
+    "pid",
+    "session",
+    "slow",
+    "stats",
+  ]);
   const result = await client.callTool({ name: "echo", arguments: { message: "ping" } });
   assert.equal(textOf(result), "ECHOING: ping");
   await client.close();
@@ -291,5 +304,6 @@ Deno.test("mcp types: execbridge's documented MCP types fit the SDK's (compile t
   const message: JsonRpcMessage = null as unknown as SdkMessage;
   const result: McpCallToolResult = null as unknown as SdkResult;
   const schema: McpToolInputSchema = null as unknown as SdkTool["inputSchema"];
-  assert.deepEqual([asSdkTransport, message, result, schema], [null, null, null, null]);
+  const tool: McpServerTool = null as unknown as SdkTool;
+  assert.deepEqual([asSdkTransport, message, result, schema, tool], [null, null, null, null, null]);
 });

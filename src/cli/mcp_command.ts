@@ -19,7 +19,8 @@ import { parseArgs } from "./args.ts";
 export const MCP_USAGE = `usage: execbridge mcp COMMAND --config FILE [options]
 
   list                      the configured servers and where they run
-  status                    start every enabled server and show its status
+  status                    start every enabled server and show its status (restarts,
+                            last exit)
   tools [SERVER]            start the servers and list their tools (server__tool)
   call SERVER TOOL [JSON]   call a tool with JSON arguments (default {})
 
@@ -143,13 +144,15 @@ function status(statuses: McpServerStatus[], json: boolean): number {
     print(JSON.stringify({ servers: statuses }, null, 2));
   } else {
     print(table(
-      ["SERVER", "WHERE", "STATUS", "TOOLS", "STARTUP", "DETAIL"],
+      ["SERVER", "WHERE", "STATUS", "TOOLS", "STARTUP", "RESTARTS", "LAST EXIT", "DETAIL"],
       statuses.map((s) => [
         s.name,
         s.environment,
         s.state,
         s.tools === undefined ? "" : String(s.tools),
         s.startupMs === undefined ? "" : `${s.startupMs} ms`,
+        String(s.restarts),
+        s.lastExit ?? "",
         s.state === "failed"
           ? s.error ?? ""
           : s.serverInfo

@@ -24,7 +24,7 @@ import type { TextChannel } from "../transport/channel.ts";
 import { clientWebSocketChannel } from "../transport/websocket_channel.ts";
 import { DisconnectedError, RpcClient } from "../rpc/rpc_client.ts";
 import { connectWebSocket, WebSocketHandshakeError } from "../transport/websocket_client.ts";
-import { withTimeout } from "../util/deadline.ts";
+import { delay, withTimeout } from "../util/deadline.ts";
 import { readEnv } from "../util/env.ts";
 import { expandHome } from "../util/home.ts";
 import { RemoteFileSystem } from "./remote_file_system.ts";
@@ -425,7 +425,9 @@ class ExecutorConnection implements ExecutorClient {
     while (!signal.aborted && this.#rpc.disconnected === null) {
       const remaining = deadline - performance.now();
       if (remaining <= 0) break;
-      if (attempts > 0 && !await pause(backoffMs(attempts), { remaining, signal })) break;
+      if (attempts > 0 && !await delay(Math.min(backoffMs(attempts), remaining), { signal })) {
+        break;
+      }
       attempts++;
       let channel: TextChannel | null = null;
       try {
@@ -532,27 +534,12 @@ function fatalCause(error: unknown): string | null {
   return null;
 }
 
-/** Backoff before attempt `n` (1-based after the first): 100 ms doubling to 2 s, ±25% jitter. */
-function backoffMs(n: number): number {
+/**
+ * The wait before reconnect attempt `n + 1` (`n` ≥ 1 attempts made): 100 ms
+ * doubling to 2 s, each ±25% (jitter, so that many clients do not come back
+ * in step).
+ */
+export function backoffMs(n: number): number {
   const base = Math.min(2_000, 100 * 2 ** (n - 1));
   return base * (0.75 + Math.random() * 0.5);
-}
-
-/** Waits `ms` (at most `remaining`); false when `signal` aborted first. */
-function pause(
-  ms: number,
-  options: { remaining: number; signal: AbortSignal },
-): Promise<boolean> {
-  const { signal } = options;
-  if (signal.aborted) return Promise.resolve(false);
-  return new Promise((resolve) => {
-    const done = (value: boolean) => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", onAbort);
-      resolve(value);
-    };
-    const onAbort = () => done(false);
-    const timer = setTimeout(() => done(true), Math.min(ms, options.remaining));
-    signal.addEventListener("abort", onAbort, { once: true });
-  });
 }

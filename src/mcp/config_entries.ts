@@ -9,6 +9,7 @@
  */
 
 import { z } from "zod";
+import { DEFAULT_RESPAWN_POLICY } from "./server_supervisor.ts";
 import {
   DEFAULT_STARTUP_TIMEOUT_MS,
   DEFAULT_TOOL_TIMEOUT_MS,
@@ -48,6 +49,8 @@ const serverSchema = z.object({
   enabled_tools: stringList.optional(),
   disabled_tools: stringList.optional(),
   supports_parallel_tool_calls: z.boolean().optional(),
+  respawn: z.boolean().optional(),
+  max_restarts: z.number().int().positive().optional(),
 });
 
 const executorSchema = z.object({
@@ -66,6 +69,7 @@ const SERVER_ALIASES: Record<string, readonly string[]> = {
   enabled_tools: ["enabledTools"],
   disabled_tools: ["disabledTools"],
   supports_parallel_tool_calls: ["supportsParallelToolCalls"],
+  max_restarts: ["maxRestarts"],
 };
 
 const EXECUTOR_ALIASES: Record<string, readonly string[]> = {
@@ -119,7 +123,7 @@ export function parseServer(name: string, raw: unknown, source: string): McpServ
   }
 
   if (transport === "http") {
-    for (const field of ["args", "env", "env_vars", "cwd"] as const) {
+    for (const field of ["args", "env", "env_vars", "cwd", "respawn", "max_restarts"] as const) {
       if (s[field] !== undefined) {
         fail(`${key(field)} is not supported for streamable_http; remove it or use \`command\``);
       }
@@ -166,7 +170,14 @@ export function parseServer(name: string, raw: unknown, source: string): McpServ
     enabled: (s.enabled ?? true) && !(s.disabled ?? false),
     required: s.required ?? false,
     supportsParallelToolCalls: s.supports_parallel_tool_calls ?? false,
+    respawn: transport === "stdio" && (s.respawn ?? true),
+    maxRestarts: s.max_restarts ?? DEFAULT_RESPAWN_POLICY.maxRestarts,
   };
+  if (s.respawn === false && s.max_restarts !== undefined) {
+    fail(
+      `${key("max_restarts")} has no effect with \`respawn = false\`; remove one of them`,
+    );
+  }
   if (s.command !== undefined) server.command = s.command;
   if (s.cwd !== undefined) server.cwd = s.cwd;
   if (s.url !== undefined) server.url = s.url;

@@ -47,6 +47,14 @@ export interface McpServerConfig {
   disabledTools?: string[];
   /** Whether this server's tools may run concurrently (they are serialized by default). */
   supportsParallelToolCalls: boolean;
+  /**
+   * Whether a stdio server that exits unexpectedly is started again, keeping
+   * the client's session (`respawn`, default true; false for http, where it
+   * does not apply).
+   */
+  respawn: boolean;
+  /** Restarts within 60 s before giving up on the server (`max_restarts`, default 5). */
+  maxRestarts: number;
 }
 
 /** A whole config file, normalized. */

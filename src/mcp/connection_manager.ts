@@ -2,7 +2,9 @@
  * {@link McpConnectionManager}: starts every enabled server of a config with
  * its placement (local child or executor process), tracks per-server status,
  * exposes their tools as `server__tool`, and routes tool calls with the
- * configured timeouts and concurrency.
+ * configured timeouts and concurrency. A stdio server that exits
+ * unexpectedly is started again behind the same client session
+ * ({@link ServerSupervisor}), unless its config says `respawn = false`.
  *
  * @module
  */
@@ -13,7 +15,8 @@ import type { Transport } from "@modelcontextprotocol/sdk/shared/transport";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 // @ts-types="@modelcontextprotocol/sdk/types"
 import type { Tool } from "@modelcontextprotocol/sdk/types.js";
-import { connectExecutor, type ExecutorClient } from "../client/executor_client.ts";
+import type { ExecutorClient } from "../client/executor_client.ts";
+import { ExecutorLink } from "../client/executor_link.ts";
 import { createLogger, type Logger } from "../log/logger.ts";
 import {
   type McpConfig,
@@ -24,13 +27,17 @@ import {
 import { withTimeout } from "../util/deadline.ts";
 import { ExecutorStdioServerLauncher } from "./executor_stdio.ts";
 import { LocalStdioServerLauncher } from "./local_stdio.ts";
-import type { McpCallToolResult, McpToolInputSchema } from "./types.ts";
+import { ServerSupervisor } from "./server_supervisor.ts";
+import type { McpCallToolResult, McpServerTool, McpToolInputSchema } from "./types.ts";
 
 /** Separator between server and tool in qualified tool names. */
 export const TOOL_NAME_SEPARATOR = "__";
 
-/** Where a server is in its lifecycle. */
-export type McpServerState = "disabled" | "starting" | "ready" | "failed";
+/**
+ * Where a server is in its lifecycle: `restarting` after it exited
+ * unexpectedly, until a new process took over (calls wait meanwhile).
+ */
+export type McpServerState = "disabled" | "starting" | "ready" | "restarting" | "failed";
 
 /** What `mcp status` shows for one server. */
 export interface McpServerStatus {
@@ -52,6 +59,10 @@ export interface McpServerStatus {
   serverInfo?: { name: string; version: string };
   /** Whether a failure of this server fails startup. */
   required: boolean;
+  /** How many times a new process was started after it exited unexpectedly. */
+  restarts: number;
+  /** How it last ended unexpectedly: `exited (code 3)`, `exited (signal SIGKILL)`, … */
+  lastExit?: string;
 }
 
 /** A tool of a managed server. */
@@ -112,7 +123,7 @@ interface Managed {
   status: McpServerStatus;
   client: Client | null;
   transport: Transport | null;
-  tools: Tool[];
+  tools: McpServerTool[];
   queue: Promise<unknown>;
 }
 
@@ -138,8 +149,10 @@ export class McpConnectionManager implements AsyncDisposable {
   readonly #servers: Managed[];
   readonly #options: McpConnectionManagerOptions;
   readonly #log: Logger;
-  #executor: ExecutorClient | null = null;
-  #ownsExecutor = false;
+  /** A connected client the caller gave (not closed here, not renewed). */
+  #givenExecutor: ExecutorClient | null = null;
+  /** The executor connection the manager opened: renewed when lost for good. */
+  #link: ExecutorLink | null = null;
   #closing: Promise<void> | null = null;
 
   private constructor(config: McpConfig, options: McpConnectionManagerOptions) {
@@ -153,6 +166,7 @@ export class McpConnectionManager implements AsyncDisposable {
         transport: server.transport,
         state: server.enabled ? "starting" : "disabled",
         required: server.required,
+        restarts: 0,
       },
       client: null,
       transport: null,
@@ -192,14 +206,15 @@ export class McpConnectionManager implements AsyncDisposable {
   }
 
   /**
-   * Tools of the ready servers as `server__tool`, after each server's
-   * `enabled_tools` then `disabled_tools`. Throws when two names collide.
+   * Tools of the ready servers (and of those restarting, as they were) as
+   * `server__tool`, after each server's `enabled_tools` then
+   * `disabled_tools`. Throws when two names collide.
    */
   listTools(): McpTool[] {
     const tools: McpTool[] = [];
     const seen = new Map<string, McpTool>();
     for (const m of this.#servers) {
-      if (m.status.state !== "ready") continue;
+      if (m.status.state !== "ready" && m.status.state !== "restarting") continue;
       for (const tool of m.tools) {
         const qualified: McpTool = {
           name: `${m.config.name}${TOOL_NAME_SEPARATOR}${tool.name}`,
@@ -225,7 +240,9 @@ export class McpConnectionManager implements AsyncDisposable {
   /**
    * Calls a tool by its qualified name with the server's `tool_timeout_sec`.
    * Calls to one server run one at a time unless it
-   * `supports_parallel_tool_calls`.
+   * `supports_parallel_tool_calls`. A call in flight when its server exits
+   * unexpectedly rejects with an error naming the exit (it is not retried);
+   * one made while the server restarts waits for the new process.
    */
   callTool(
     name: string,
@@ -263,7 +280,7 @@ export class McpConnectionManager implements AsyncDisposable {
         await client?.close().catch(() => {});
         await transport?.close().catch(() => {});
       }));
-      if (this.#ownsExecutor) await this.#executor?.close();
+      await this.#link?.close();
     })();
     return this.#closing;
   }
@@ -280,7 +297,7 @@ export class McpConnectionManager implements AsyncDisposable {
   async #connectExecutor(config: McpConfig): Promise<void> {
     const given = this.#options.executor;
     if (isExecutorClient(given)) {
-      this.#executor = given;
+      this.#givenExecutor = given;
       validatePlacement(config, { url: "connected" });
       return;
     }
@@ -289,13 +306,22 @@ export class McpConnectionManager implements AsyncDisposable {
     validatePlacement(config, target);
     const needed = config.servers.some((s) => s.enabled && s.environment === "remote");
     if (!needed || target === null) return;
-    this.#executor = await connectExecutor(target.url, {
+    this.#link = await ExecutorLink.open(target.url, {
       token: target.token,
       tokenFile: target.tokenFile,
       caFile: target.caFile,
       clientName: "execbridge-mcp",
+      log: this.#log,
     });
-    this.#ownsExecutor = true;
+  }
+
+  /**
+   * The executor connection for a remote server: the given one, or the
+   * manager's own, renewed (a fresh session) when it was lost for good.
+   */
+  #executor(): Promise<ExecutorClient> {
+    if (this.#givenExecutor !== null) return Promise.resolve(this.#givenExecutor);
+    return this.#link!.renew();
   }
 
   #setStatus(m: Managed, change: Partial<McpServerStatus>): void {
@@ -332,7 +358,8 @@ export class McpConnectionManager implements AsyncDisposable {
         serverInfo: client.getServerVersion(),
       });
       transport.onclose = chain(transport.onclose, () => {
-        if (m.status.state === "ready" && this.#closing === null) {
+        const state = m.status.state;
+        if ((state === "ready" || state === "restarting") && this.#closing === null) {
           this.#log.warn(`MCP server ${m.config.name} closed`);
           this.#setStatus(m, { state: "failed", error: "the server exited" });
         }
@@ -359,7 +386,9 @@ export class McpConnectionManager implements AsyncDisposable {
   #launch(config: McpServerConfig): Promise<Transport> {
     if (config.transport === "http") {
       // A remote one is reached from the executor's network: its requests are `http/request`s.
-      const fetch = config.environment === "remote" ? this.#executor!.fetch : undefined;
+      const fetch: typeof globalThis.fetch | undefined = config.environment === "remote"
+        ? async (input, init) => (await this.#executor()).fetch(input, init)
+        : undefined;
       return Promise.resolve(
         new StreamableHTTPClientTransport(new URL(config.url!), {
           requestInit: { headers: config.headers },
@@ -377,10 +406,39 @@ export class McpConnectionManager implements AsyncDisposable {
     };
     const log = this.#log;
     const graceMs = this.#options.graceMs;
-    if (config.environment === "remote") {
-      return new ExecutorStdioServerLauncher(this.#executor!, { log, graceMs }).launch(command);
-    }
-    return new LocalStdioServerLauncher({ log, graceMs }).launch(command);
+    const remote = config.environment === "remote";
+    const local = new LocalStdioServerLauncher({ log, graceMs });
+    // A remote server starts on a live session: a new one if the executor was lost meanwhile.
+    const launch = async () =>
+      remote
+        ? new ExecutorStdioServerLauncher(await this.#executor(), { log, graceMs }).launch(command)
+        : local.launch(command);
+    if (!config.respawn) return launch();
+    const m = this.#find(config.name)!;
+    return ServerSupervisor.launch(launch, {
+      name: config.name,
+      log,
+      policy: { maxRestarts: config.maxRestarts },
+      startupTimeoutMs: config.startupTimeoutMs,
+      // The manager's own executor connection comes back as a new session within its window.
+      ...(remote && this.#link !== null
+        ? { whenLost: async () => void await this.#link!.renew() }
+        : {}),
+      onServerExit: (event) => {
+        if (this.#closing !== null) return;
+        this.#setStatus(m, {
+          state: event.restart === null ? "failed" : "restarting",
+          restarts: event.restarts,
+          lastExit: event.reason,
+          ...(event.restart === null ? { error: event.message } : {}),
+        });
+      },
+      onServerRestarted: (event) => {
+        if (this.#closing !== null) return;
+        if (event.tools !== null) m.tools = filterTools(event.tools, config);
+        this.#setStatus(m, { state: "ready", tools: m.tools.length, restarts: event.restarts });
+      },
+    });
   }
 }
 
@@ -402,7 +460,7 @@ async function listAllTools(client: Client, timeout: number): Promise<Tool[]> {
   return tools;
 }
 
-function filterTools(tools: Tool[], config: McpServerConfig): Tool[] {
+function filterTools(tools: McpServerTool[], config: McpServerConfig): McpServerTool[] {
   let result = tools;
   if (config.enabledTools !== undefined) {
     const allowed = new Set(config.enabledTools);

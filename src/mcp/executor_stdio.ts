@@ -14,7 +14,7 @@ import { createLogger, type Logger } from "../log/logger.ts";
 import { settlesWithin } from "../util/deadline.ts";
 import { LineTooLongError } from "../util/lines.ts";
 import type { StdioServerLauncher } from "./local_stdio.ts";
-import type { JsonRpcMessage, McpTransport } from "./types.ts";
+import type { JsonRpcMessage, McpServerExit, McpTransport } from "./types.ts";
 import { decodeMessage, encodeMessage } from "./messages.ts";
 import {
   type ProcessLinesEnd,
@@ -126,7 +126,7 @@ export class ExecutorProcessTransport implements McpTransport {
   #closed = false;
   #closing: Promise<void> | null = null;
   readonly #gone = Promise.withResolvers<void>();
-  #exitCode: number | null = null;
+  #exit: McpServerExit | null = null;
 
   /** Wraps a started process; events are consumed from `start()` (history replayed first). */
   constructor(process: ExecProcess, options: ExecutorProcessTransportOptions) {
@@ -137,7 +137,12 @@ export class ExecutorProcessTransport implements McpTransport {
 
   /** The server's exit code once it exited. */
   get exitCode(): number | null {
-    return this.#exitCode;
+    return this.#exit?.exitCode ?? null;
+  }
+
+  /** How the server ended (exit code and signal, or the failure), once the transport closed. */
+  get exit(): McpServerExit | null {
+    return this.#exit;
   }
 
   /** Starts reading the server's output. */
@@ -189,8 +194,9 @@ export class ExecutorProcessTransport implements McpTransport {
     });
     try {
       const end = await this.#events;
-      this.#exitCode = end.exitCode;
+      this.#exit = { exitCode: end.exitCode, signal: end.signal };
       if (end.failure !== null) {
+        this.#exit.failure = end.failure;
         this.onerror?.(new Error(`MCP server ${name} failed: ${end.failure}`));
       }
     } catch (error) {

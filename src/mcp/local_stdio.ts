@@ -12,7 +12,7 @@ import { spawnSession } from "../process/spawn.ts";
 import { settlesWithin } from "../util/deadline.ts";
 import { stopGracefully } from "../util/graceful_stop.ts";
 import { LineSplitter, LineTooLongError, readLines } from "../util/lines.ts";
-import type { JsonRpcMessage, McpTransport } from "./types.ts";
+import type { JsonRpcMessage, McpServerExit, McpTransport } from "./types.ts";
 import { decodeMessage, encodeMessage, logStderrLine } from "./messages.ts";
 import { localServerEnv, type StdioServerCommand } from "./stdio_command.ts";
 
@@ -93,6 +93,7 @@ class LocalStdioTransport implements McpTransport {
   #started = false;
   #closing: Promise<void> | null = null;
   #exited = false;
+  #exit: McpServerExit | null = null;
 
   constructor(child: Deno.ChildProcess, options: { name: string; log: Logger; graceMs: number }) {
     this.#child = child;
@@ -100,8 +101,9 @@ class LocalStdioTransport implements McpTransport {
     this.#log = options.log;
     this.#graceMs = options.graceMs;
     this.#stdin = child.stdin.getWriter();
-    child.status.then(() => {
+    child.status.then((status) => {
       this.#exited = true;
+      this.#exit = { exitCode: status.code, signal: status.signal };
       this.#killGroup("SIGKILL"); // Whatever it left behind in its group.
     });
   }
@@ -109,6 +111,11 @@ class LocalStdioTransport implements McpTransport {
   /** The server's pid (also its process group id). */
   get pid(): number {
     return this.#child.pid;
+  }
+
+  /** How the server exited, once it did. */
+  get exit(): McpServerExit | null {
+    return this.#exit;
   }
 
   start(): Promise<void> {

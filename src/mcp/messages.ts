@@ -19,28 +19,28 @@ export function encodeMessage(message: JsonRpcMessage): Uint8Array {
 }
 
 /**
- * Parses one stdout line. A line that is not a JSON-RPC message is logged
+ * Parses one line of a stdio peer: a server's stdout, or (with `writer`) what
+ * an MCP client wrote. A line that is not a JSON-RPC message is logged
  * (servers print banners and warnings there) and skipped: returns null.
  */
 export function decodeMessage(
   line: Uint8Array,
-  options: { name: string; log: Logger },
+  options: { name: string; log: Logger; writer?: string },
 ): JsonRpcMessage | null {
   const { name, log } = options;
   if (line.byteLength === 0) return null;
+  const writer = options.writer ?? `MCP server ${name}`;
   const text = decoder.decode(line);
   let value: unknown;
   try {
     value = JSON.parse(text);
   } catch {
-    log.warn(`MCP server ${name} wrote a line that is not JSON; skipped: ${preview(text)}`);
+    log.warn(`${writer} wrote a line that is not JSON; skipped: ${preview(text)}`);
     return null;
   }
   const parsed = JSONRPCMessageSchema.safeParse(value);
   if (!parsed.success) {
-    log.warn(
-      `MCP server ${name} wrote JSON that is not a JSON-RPC message; skipped: ${preview(text)}`,
-    );
+    log.warn(`${writer} wrote JSON that is not a JSON-RPC message; skipped: ${preview(text)}`);
     return null;
   }
   return parsed.data;

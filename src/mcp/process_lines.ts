@@ -30,6 +30,8 @@ export interface ProcessLinesOptions {
 export interface ProcessLinesEnd {
   /** Exit code, when the exit was seen. */
   exitCode: number | null;
+  /** The signal that ended the process, when the exit was seen and a signal did it. */
+  signal: string | null;
   /** Why the process can no longer be observed (executor lost), if so. */
   failure: string | null;
 }
@@ -47,7 +49,7 @@ export function readProcessLines(
   const stdout = new LineSplitter();
   const stderr = new LineSplitter(64 * 1024, { split: true });
   const onStderr = (line: Uint8Array) => logStderrLine(line, { name: name, log: log });
-  const end: ProcessLinesEnd = { exitCode: null, failure: null };
+  const end: ProcessLinesEnd = { exitCode: null, signal: null, failure: null };
   return new Promise((resolve, reject) => {
     let done = false;
     let stop: (() => void) | null = null;
@@ -77,6 +79,7 @@ export function readProcessLines(
             break;
           case "exited":
             end.exitCode = event.exitCode;
+            end.signal = event.signal;
             break;
           case "failed":
             end.failure = event.message;

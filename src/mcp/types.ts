@@ -43,6 +43,20 @@ export interface McpTransport {
   onmessage?: (message: JsonRpcMessage) => void;
 }
 
+/**
+ * How a stdio server's transport ended, as far as it saw: the process's exit
+ * code and signal, or why the process can no longer be observed (an
+ * executor connection lost).
+ */
+export interface McpServerExit {
+  /** Exit code, when the exit was seen (128 + the signal's number after a signal). */
+  exitCode: number | null;
+  /** The signal that ended it, if any (`SIGKILL`, …). */
+  signal: string | null;
+  /** Set when the process could no longer be observed, instead of an exit: what happened. */
+  failure?: string;
+}
+
 /** The JSON Schema of a tool's arguments (an object schema). */
 export interface McpToolInputSchema {
   /** Always `"object"`. */
@@ -53,6 +67,18 @@ export interface McpToolInputSchema {
   required?: string[];
   /** Any other JSON Schema keyword. */
   [keyword: string]: unknown;
+}
+
+/** A tool as its server lists it in `tools/list` (structurally the SDK's `Tool`). */
+export interface McpServerTool {
+  /** The tool's name on its server. */
+  name: string;
+  /** What it does. */
+  description?: string;
+  /** Its arguments. */
+  inputSchema: McpToolInputSchema;
+  /** Any other field (`title`, `annotations`, `outputSchema`, `_meta`, …). */
+  [field: string]: unknown;
 }
 
 /** One item of a tool call's content: `text`, `image`, `audio`, `resource` or `resource_link`. */

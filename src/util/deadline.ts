@@ -41,3 +41,23 @@ export async function settlesWithin(promise: Promise<unknown>, ms: number): Prom
     clearTimeout(timer);
   }
 }
+
+/**
+ * Waits `ms`; resolves true then, or false as soon as `signal` aborts (the
+ * timer is cleared either way, so an aborted wait leaves nothing pending).
+ */
+export function delay(ms: number, options: { signal?: AbortSignal } = {}): Promise<boolean> {
+  const { signal } = options;
+  if (signal?.aborted) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    const onAbort = () => {
+      clearTimeout(timer);
+      resolve(false);
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener("abort", onAbort);
+      resolve(true);
+    }, ms);
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
+}

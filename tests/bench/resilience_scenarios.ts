@@ -1,27 +1,51 @@
 /**
- * Resilience: how long a session takes to come back after the link does.
- * An executor behind a fault-injecting proxy (tests/support/fault_proxy.ts),
- * a process printing a line every 10 ms, and `connectExecutor` with fast
- * dead-peer detection: the link is blackholed until the client notices,
- * then restored; the time from the restore to the first event pushed after
- * the resume is measured. Remote only (a local backend has no link).
+ * Resilience:
+ *
+ * - how long a session takes to come back after the link does: an executor
+ *   behind a fault-injecting proxy (tests/support/fault_proxy.ts), a process
+ *   printing a line every 10 ms, and `connectExecutor` with fast dead-peer
+ *   detection; the link is blackholed until the client notices, then
+ *   restored; the time from the restore to the first event pushed after the
+ *   resume is measured (remote only: a local backend has no link);
+ * - how long an MCP server takes to be back after a crash: the test MCP
+ *   server (tests/fixtures) behind a `ServerSupervisor`, its `crash` tool
+ *   called, and the time from the crash to the answer of the next call (held
+ *   meanwhile, then run on the new server after the handshake replay).
  */
 
-import { connectExecutor, type ConnectionStateChange } from "../../mod.ts";
+import { Client } from "@modelcontextprotocol/sdk/client";
+import {
+  connectExecutor,
+  type ConnectionStateChange,
+  ExecutorStdioServerLauncher,
+  LocalStdioServerLauncher,
+  ServerSupervisor,
+} from "../../mod.ts";
+import { silentLogger } from "../../src/log/logger.ts";
+import type { StdioServerLauncher } from "../../src/mcp/local_stdio.ts";
+import { fixtureServer } from "../support/cli.ts";
 import { startFaultProxy } from "../support/fault_proxy.ts";
 import { percentile } from "./report.ts";
 import type { MetricValues, Scenario } from "./scenario.ts";
-import { CHILD_ENV, startBenchExecutor, stopExecutor, withDeadline } from "./targets.ts";
+import {
+  CHILD_ENV,
+  type RunContext,
+  startBenchExecutor,
+  stopExecutor,
+  withDeadline,
+} from "./targets.ts";
 
 /** Sizes of the resilience scenarios. */
 export interface ResilienceSettings {
   /** Link losses measured. */
   resumeRuns: number;
+  /** Server crashes measured. */
+  respawnRuns: number;
 }
 
 /** The resilience scenarios. */
 export function resilienceScenarios(settings: ResilienceSettings): Scenario[] {
-  return [resumeLatency(settings)];
+  return [resumeLatency(settings), respawnTime(settings)];
 }
 
 /** The line printer: one line every 10 ms until killed. */
@@ -98,5 +122,58 @@ function resumeLatency({ resumeRuns: runs }: ResilienceSettings): Scenario {
         await stopExecutor(executor);
       }
     },
+  };
+}
+
+/**
+ * `runs` times: a supervised server (defaults: the first restart waits 100
+ * ms), crashed; the time from the crash to the answer of the next call.
+ */
+async function measureRespawn(
+  launcher: StdioServerLauncher,
+  runs: number,
+  ctx: RunContext,
+): Promise<MetricValues> {
+  const command = { name: "respawn", ...fixtureServer() };
+  const samples: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    ctx.checkAborted();
+    const supervisor = await ServerSupervisor.launch(() => launcher.launch(command), {
+      name: "respawn",
+      log: silentLogger,
+    });
+    const client = new Client({ name: "execbridge-bench", version: "1.0.0" });
+    try {
+      await client.connect(supervisor);
+      const t0 = performance.now();
+      await client.callTool({ name: "crash", arguments: { code: 3 } }).then(
+        () => {
+          throw new Error("the crash tool answered");
+        },
+        () => {},
+      );
+      const answer = await client.callTool({ name: "counter", arguments: {} });
+      samples.push(performance.now() - t0);
+      const text = (answer.content as { text?: string }[])[0]?.text;
+      if (text !== "1") throw new Error(`the next call did not run on a new server: ${text}`);
+    } finally {
+      await client.close().catch(() => {});
+      await supervisor.close().catch(() => {});
+    }
+  }
+  return { respawn_p50: percentile(samples, 0.5), respawn_max: Math.max(...samples) };
+}
+
+function respawnTime({ respawnRuns: runs }: ResilienceSettings): Scenario {
+  return {
+    name: "MCP server respawn",
+    only: ["direct", "local", "remote"],
+    metrics: [
+      { id: "respawn_p50", label: "MCP server crash → next answer p50", unit: "ms", direct: true },
+      { id: "respawn_max", label: "MCP server crash → next answer max", unit: "ms", direct: true },
+    ],
+    direct: (ctx) => measureRespawn(new LocalStdioServerLauncher({ log: silentLogger }), runs, ctx),
+    exec: ({ backend }, ctx) =>
+      measureRespawn(new ExecutorStdioServerLauncher(backend, { log: silentLogger }), runs, ctx),
   };
 }

@@ -64,6 +64,7 @@ export const FULL_SETTINGS: BenchSettings = {
   mcpEchoes: 1000,
   mcpBigEchoes: 20,
   resumeRuns: 20,
+  respawnRuns: 10,
   timeoutMs: 180_000,
 };
 
@@ -83,6 +84,7 @@ export const QUICK_SETTINGS: BenchSettings = {
   mcpEchoes: 200,
   mcpBigEchoes: 5,
   resumeRuns: 5,
+  respawnRuns: 3,
 };
 
 export type { MetricValues, Scenario } from "./scenario.ts";
