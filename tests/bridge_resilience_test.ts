@@ -12,6 +12,7 @@ import assert from "node:assert/strict";
 import { startExecutor } from "./support/executor_process.ts";
 import { type FaultProxy, startFaultProxy } from "./support/fault_proxy.ts";
 import { call, handshake, resultText, startBridge } from "./support/bridge_process.ts";
+import { cliArgs, denoRun, fixtureServer } from "./support/cli.ts";
 
 /** A generous bound for "at once" (the goal is under a second; the machine is shared). */
 const AT_ONCE_MS = 5_000;
@@ -34,56 +35,123 @@ async function withProxiedExecutor(
   }
 }
 
-Deno.test("bridge through a 20 s blackhole: a call made during it completes once the link is back, on the same server", async () => {
+const DRIVER = new URL("./fixtures/sdk_client_driver.ts", import.meta.url).pathname;
+
+/** The MCP SDK client in another process, running `bridge --executor URL -- <test server>`. */
+function startSdkClient(url: string) {
+  const server = fixtureServer();
+  const child = new Deno.Command(Deno.execPath(), {
+    args: denoRun(
+      DRIVER,
+      "--",
+      Deno.execPath(),
+      ...cliArgs("bridge", "--executor", url, "--", server.command, ...server.args),
+    ),
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let pending = "";
+  let stderr = "";
+  const waiters = new Set<{ pattern: RegExp; resolve: () => void }>();
+  const stderrDone = (async () => {
+    for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) {
+      stderr += chunk;
+      for (const waiter of waiters) {
+        if (waiter.pattern.test(stderr)) {
+          waiters.delete(waiter);
+          waiter.resolve();
+        }
+      }
+    }
+  })();
+  const readLine = async (): Promise<Record<string, unknown>> => {
+    while (!pending.includes("\n")) {
+      const { value, done } = await lines.read();
+      if (done) throw new Error(`the SDK client ended; stderr:\n${stderr}`);
+      pending += value;
+    }
+    const end = pending.indexOf("\n");
+    const line = pending.slice(0, end);
+    pending = pending.slice(end + 1);
+    return JSON.parse(line);
+  };
+  return {
+    /** Asks for a tool call; `result` reads its answer (the client's `text` or `error`). */
+    async call(name: string): Promise<void> {
+      await writer.write(new TextEncoder().encode(JSON.stringify({ call: name }) + "\n"));
+    },
+    result: readLine,
+    async text(name: string): Promise<string> {
+      await this.call(name);
+      const answer = await readLine();
+      if (typeof answer.text !== "string") throw new Error(JSON.stringify(answer));
+      return answer.text;
+    },
+    async connects(): Promise<number> {
+      await writer.write(new TextEncoder().encode(JSON.stringify({ connects: true }) + "\n"));
+      return (await readLine()).connects as number;
+    },
+    waitForStderr(pattern: RegExp): Promise<void> {
+      if (pattern.test(stderr)) return Promise.resolve();
+      return new Promise((resolve) => waiters.add({ pattern, resolve }));
+    },
+    async finish(): Promise<{ code: number; stderr: string }> {
+      await writer.close();
+      while (!(await lines.read()).done) { /* drain */ }
+      await stderrDone;
+      return { code: (await child.status).code, stderr };
+    },
+  };
+}
+
+Deno.test("bridge, driven by the MCP SDK client, through a 20 s blackhole: a call made during it completes once the link is back, on the same server", async () => {
   await withProxiedExecutor(async (proxy) => {
-    const bridge = startBridge(proxy.url());
-    await handshake(bridge);
-    await bridge.send(call(2, "session"));
-    const before = JSON.parse(resultText(await bridge.response(2)));
-    await bridge.send(call(3, "counter"));
-    assert.equal(resultText(await bridge.response(3)), "1");
+    const client = startSdkClient(proxy.url());
+    const before = JSON.parse(await client.text("session"));
+    assert.equal(await client.text("counter"), "1");
 
     proxy.blackhole();
     const began = performance.now();
-    await bridge.send(call(4, "counter"));
+    await client.call("counter");
     // The bridge notices the dead link (pings) within the blackhole…
-    await bridge.waitForStderr(/connection to \S+ lost .*resuming/);
+    await client.waitForStderr(/connection to \S+ lost .*resuming/);
     // …which is the scenario: it lasts 20 s.
     const left = 20_000 - (performance.now() - began);
     await new Promise((resolve) => setTimeout(resolve, Math.max(0, left)));
     await proxy.restore();
-    assert.equal(resultText(await bridge.response(4)), "2", "the call ran once");
-    await bridge.waitForStderr(/resumed the session on \S+ after \d+\.\d s/);
-    await bridge.send(call(5, "session"));
-    const after = JSON.parse(resultText(await bridge.response(5)));
+    assert.deepEqual(await client.result(), { text: "2" }, "the call ran once");
+    await client.waitForStderr(/resumed the session on \S+ after \d+\.\d s/);
+    const after = JSON.parse(await client.text("session"));
     assert.equal(after.pid, before.pid, "the same server process");
     assert.equal(after.initializeRequests, 1);
-    const { code, stderr } = await bridge.finish();
+    assert.equal(await client.connects(), 1);
+    const { code, stderr } = await client.finish();
     assert.equal(code, 0, stderr);
   });
 });
 
-Deno.test("bridge: 1,000 calls of a stateful tool with 5 resets between them: each runs exactly once", async () => {
+Deno.test("bridge, driven by the MCP SDK client: 1,000 calls of a stateful tool with 5 resets between them: each runs exactly once", async () => {
   await withProxiedExecutor(async (proxy) => {
-    const bridge = startBridge(proxy.url());
-    await handshake(bridge);
-    await bridge.send(call(2, "session"));
-    const before = JSON.parse(resultText(await bridge.response(2)));
+    const client = startSdkClient(proxy.url());
+    const before = JSON.parse(await client.text("session"));
     let resets = 0;
     for (let i = 1; i <= 1000; i++) {
-      await bridge.send(call(100 + i, "counter"));
+      await client.call("counter");
       if (i % 200 === 100) {
         // Reset while the call is in flight.
         proxy.reset();
         resets++;
       }
-      assert.equal(resultText(await bridge.response(100 + i)), String(i), `call ${i}`);
+      assert.deepEqual(await client.result(), { text: String(i) }, `call ${i}`);
     }
     assert.equal(resets, 5);
-    await bridge.send(call(2000, "session"));
-    const after = JSON.parse(resultText(await bridge.response(2000)));
+    const after = JSON.parse(await client.text("session"));
     assert.equal(after.pid, before.pid, "the same server process");
-    const { code, stderr } = await bridge.finish();
+    assert.equal(await client.connects(), 1);
+    const { code, stderr } = await client.finish();
     assert.equal(code, 0, stderr);
     assert.equal(stderr.match(/resumed the session/g)?.length, 5, stderr);
   });
