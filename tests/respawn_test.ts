@@ -443,3 +443,36 @@ Deno.test("manager: respawn = false leaves a crashed server failed, as before", 
     await manager.close();
   }
 });
+
+Deno.test("manager remote: an executor killed fails calls in flight at once; restarted on its address, the server runs again in a new session", async () => {
+  const first = await startExecutor([]);
+  const port = new URL(first.url).port;
+  let second: Awaited<ReturnType<typeof startExecutor>> | null = null;
+  const statuses = statusLog();
+  const manager = await McpConnectionManager.start(
+    config({ srv: { ...fixtureServer(), environment: "remote" } }),
+    { executor: { url: first.url }, log: silentLogger, onStatus: statuses.onStatus, graceMs: 300 },
+  );
+  try {
+    const before = JSON.parse(textOf(await manager.callTool("srv__session")));
+    const slow = manager.callTool("srv__slow", { ms: 60_000, label: "never" });
+    const killed = performance.now();
+    await first.stop("SIGKILL");
+    await assert.rejects(slow, /MCP server srv can no longer be reached: .*started again once/);
+    assert.ok(performance.now() - killed < CRASH_ERROR_BOUND_MS);
+
+    const ready = statuses.until("ready");
+    second = await startExecutor(["--listen", `ws://127.0.0.1:${port}`]);
+    await ready;
+    const after = JSON.parse(textOf(await manager.callTool("srv__session")));
+    assert.notEqual(after.pid, before.pid);
+    assert.equal(textOf(await manager.callTool("srv__counter")), "1");
+    // Waiting for its executor, the server was restarting, never failed.
+    assert.ok(statuses.seen.some((s) => s.state === "restarting"));
+    assert.ok(!statuses.seen.some((s) => s.state === "failed"), JSON.stringify(statuses.seen));
+  } finally {
+    await manager.close();
+    await first.stop();
+    await second?.stop();
+  }
+});

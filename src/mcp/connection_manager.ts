@@ -426,11 +426,12 @@ export class McpConnectionManager implements AsyncDisposable {
         : {}),
       onServerExit: (event) => {
         if (this.#closing !== null) return;
+        const final = event.restart === null && event.renewing !== true;
         this.#setStatus(m, {
-          state: event.restart === null ? "failed" : "restarting",
+          state: final ? "failed" : "restarting",
           restarts: event.restarts,
           lastExit: event.reason,
-          ...(event.restart === null ? { error: event.message } : {}),
+          ...(final ? { error: event.message } : {}),
         });
       },
       onServerRestarted: (event) => {

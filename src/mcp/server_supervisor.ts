@@ -67,8 +67,13 @@ export interface SupervisedTransport extends McpTransport {
 export interface ServerExitEvent {
   /** What happened: `exited (code 3)`, `exited (signal SIGKILL)`, `could not be started: …`. */
   reason: string;
-  /** The restart this starts within the window (`k` of `k of N`); null when giving up. */
+  /**
+   * The restart this starts within the window (`k` of `k of N`); null when
+   * giving up, or when the server waits for its executor (`renewing`).
+   */
   restart: number | null;
+  /** The server was lost with its executor: it starts again once the executor is back (`whenLost`). */
+  renewing?: boolean;
   /** The policy's limit (`N`). */
   maxRestarts: number;
   /** Restarts made since the supervisor started (not counting the one this starts). */
@@ -448,6 +453,7 @@ export class ServerSupervisor implements McpTransport {
       this.#options.onServerExit?.({
         reason: this.#lastExit,
         restart: null,
+        ...(renew !== undefined ? { renewing: true } : {}),
         maxRestarts: this.#policy.maxRestarts,
         restarts: this.#restarts,
         message,
