@@ -112,6 +112,67 @@ Deno.test("rpc client: responses arriving out of order are matched by id", async
   await assert.rejects(rpc.call("echo"), (e: Error) => e.message.startsWith(DISCONNECTED_PREFIX));
 });
 
+/** A channel in memory: what the client sends is recorded; `lose()` ends it as a dropped link would. */
+function memoryChannel() {
+  const sent: Json[] = [];
+  const channel: TextChannel = {
+    onmessage: null,
+    onbinary: null,
+    onclose: null,
+    bufferedAmount: 0,
+    peer: "memory",
+    binary: false,
+    sendBinary() {},
+    send(text) {
+      sent.push(JSON.parse(text));
+    },
+    close() {
+      return Promise.resolve();
+    },
+  };
+  return { channel, sent, lose: () => channel.onclose!("link lost") };
+}
+
+Deno.test("rpc client: after a lost link, held requests and unconfirmed replayable notifications go out again in their first order; an answer confirms what went before it", async () => {
+  const first = memoryChannel();
+  let lost = 0;
+  const rpc = new RpcClient(first.channel, { onLost: () => ++lost > 0 });
+  rpc.notify("w", { n: 1 }, { replayable: true });
+  const answered = rpc.call("r", { n: 2 });
+  rpc.notify("w", { n: 3 }, { replayable: true });
+  const unanswered = rpc.call("r", { n: 4 });
+  rpc.notify("plain", { n: 5 });
+  assert.equal(rpc.unconfirmed, 2);
+  // The answer to n=2 proves the server had n=1.
+  first.channel.onmessage!(JSON.stringify({ id: first.sent[1].id, result: "ok" }));
+  assert.equal(await answered, "ok");
+  assert.equal(rpc.unconfirmed, 1);
+
+  first.lose();
+  assert.equal(lost, 1);
+  assert.ok(rpc.holding);
+  rpc.notify("w", { n: 6 }, { replayable: true });
+  rpc.notify("plain", { n: 7 }); // dropped: no link to carry it
+  const later = rpc.call("r", { n: 8 });
+
+  const second = memoryChannel();
+  rpc.replaceChannel(second.channel);
+  const handshake = rpc.call("hello", {}, { now: true });
+  assert.deepEqual(second.sent.map((m) => m.method), ["hello"]);
+  second.channel.onmessage!(JSON.stringify({ id: second.sent[0].id, result: "hi" }));
+  assert.equal(await handshake, "hi");
+  rpc.release();
+  // Unconfirmed n=3, unanswered n=4 (same id as before), then what waited: n=6, n=8.
+  assert.deepEqual(second.sent.slice(1).map((m) => m.params.n), [3, 4, 6, 8]);
+  assert.equal(second.sent[2].id, first.sent[3].id);
+  for (const request of second.sent.filter((m) => m.id !== undefined).slice(1)) {
+    second.channel.onmessage!(JSON.stringify({ id: request.id, result: request.params.n }));
+  }
+  assert.deepEqual(await Promise.all([unanswered, later]), [4, 8]);
+  assert.equal(rpc.unconfirmed, 0);
+  await rpc.disconnect();
+});
+
 Deno.test("client: a flood for one process does not hold up another", async () => {
   const fake = await fakeExecutor((message, socket) => {
     if (message.method !== "process/start") return;

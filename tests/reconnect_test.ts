@@ -204,6 +204,35 @@ Deno.test("1 MB stdin writes in flight during resets arrive exactly once (sha256
   });
 });
 
+Deno.test("small writes sent without waiting (notifications) across resets arrive exactly once and in order (sha256)", async () => {
+  await withLink({}, async ({ proxy, client, next }) => {
+    const proc = await client.start({
+      processId: "hash",
+      argv: ["sha256sum"],
+      env: ENV,
+      pipeStdin: true,
+    });
+    const output = outputOf(proc);
+    const encoder = new TextEncoder();
+    let text = "";
+    for (let round = 0; round < 4; round++) {
+      for (let i = 0; i < 300; i++) {
+        const line = `${round}:${i}\n`;
+        text += line;
+        proc.send(encoder.encode(line));
+      }
+      const back = next("connected");
+      proxy.reset();
+      await back;
+    }
+    assert.equal(await proc.closeStdin(), "accepted");
+    const digest = new Uint8Array(
+      await crypto.subtle.digest("SHA-256", encoder.encode(text)),
+    ).toHex();
+    assert.equal((await output).split(" ")[0], digest);
+  });
+});
+
 Deno.test("a call in flight during a reset completes once: process/start is not run twice", async () => {
   await withLink({}, async ({ proxy, client, next }) => {
     for (let i = 0; i < 5; i++) {

@@ -481,8 +481,9 @@ class ExecutorConnection implements ExecutorClient {
   #addRoute(params: StartParams): RemoteProcess {
     const process: RemoteProcess = new RemoteProcess(params, this.#rpc, {
       onClosed: () => this.#removeRoute(process),
-      // A write notification has no answer: one lost with the connection could not be sent again.
-      notifyWrites: this.#writeNotifications && !this.#resumable,
+      notifyWrites: this.#writeNotifications,
+      // Kept until confirmed, and sent again after a reconnect (the writeId makes it once).
+      replayWrites: this.#resumable,
       binaryWrites: this.#binaryWrites,
     });
     this.#routes.set(params.processId, process);

@@ -25,6 +25,13 @@ import { waitForExit } from "../exec/wait.ts";
 
 const encoder = new TextEncoder();
 
+/**
+ * Write notifications a reconnecting client keeps unconfirmed at most (all
+ * processes together): well within the executor's memory of 1,024 write
+ * ids per process, so that one sent again is recognized.
+ */
+export const MAX_UNCONFIRMED_WRITES = 512;
+
 /** A process on an executor. */
 export class RemoteProcess implements ExecProcess {
   readonly processId: string;
@@ -32,6 +39,8 @@ export class RemoteProcess implements ExecProcess {
   readonly #events: ProcessEvents;
 
   readonly #notifyWrites: boolean;
+  /** Write notifications are kept to be sent again after a reconnect. */
+  readonly #replayWrites: boolean;
   readonly #writePrefix = crypto.randomUUID().slice(0, 8) + ".";
   #writeCount = 1;
   /** The process id as UTF-8 when writes go as binary frames; null for base64 JSON. */
@@ -45,10 +54,16 @@ export class RemoteProcess implements ExecProcess {
   constructor(
     params: StartParams,
     rpc: RpcClient,
-    options: { onClosed: () => void; notifyWrites: boolean; binaryWrites?: boolean },
+    options: {
+      onClosed: () => void;
+      notifyWrites: boolean;
+      binaryWrites?: boolean;
+      replayWrites?: boolean;
+    },
   ) {
     const onClosed = options.onClosed;
     this.#notifyWrites = options.notifyWrites;
+    this.#replayWrites = options.replayWrites ?? false;
     // Binary frames carry the id as UTF-8: only for ids that survive that (no lone surrogates) and fit.
     const idBytes = options.binaryWrites && params.processId.isWellFormed()
       ? encoder.encode(params.processId)
@@ -135,21 +150,29 @@ export class RemoteProcess implements ExecProcess {
 
   send(data: Uint8Array | string): void {
     const bytes = typeof data === "string" ? encoder.encode(data) : data;
-    if (!this.#notifyWrites || this.#rpc.disconnected !== null) {
+    const rpc = this.#rpc;
+    // A write that may be sent again after a reconnect is kept until confirmed: past
+    // MAX_UNCONFIRMED_WRITES, one waits for an answer (which confirms those before it).
+    if (
+      !this.#notifyWrites || rpc.disconnected !== null ||
+      (this.#replayWrites && rpc.unconfirmed >= MAX_UNCONFIRMED_WRITES)
+    ) {
       this.#write(bytes, false).catch(() => {});
       return;
     }
     const writeId = this.#nextWriteId();
+    const options = { replayable: this.#replayWrites };
     if (this.#idBytes !== null) {
-      this.#rpc.notifyBinary(
+      rpc.notifyBinary(
         encodeWriteFrame(this.#idBytes, bytes, { writeId: encoder.encode(writeId) }),
+        options,
       );
     } else {
-      this.#rpc.notify(Method.processWrite, {
+      rpc.notify(Method.processWrite, {
         processId: this.processId,
         chunk: bytes.toBase64(),
         writeId,
-      });
+      }, options);
     }
   }
 

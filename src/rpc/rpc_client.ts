@@ -8,7 +8,11 @@
  * stay pending (new ones wait), the owner puts a new channel in
  * ({@link RpcClient.replaceChannel}), runs its handshake with
  * `{ now: true }` calls, then {@link RpcClient.release}s the held calls,
- * which go out again in id order under their original ids.
+ * which go out again in the order they were first sent, under their ids.
+ * A notification sent `replayable` is kept until a request sent after it on
+ * the same channel is answered (the server handles a connection's messages
+ * in order, so it had the notification by then), and goes out again with
+ * the held calls when it was not.
  *
  * @module
  */
@@ -46,13 +50,19 @@ export interface RpcClientOptions {
   onLost?: (reason: string) => boolean;
 }
 
-interface Pending {
-  resolve(result: unknown): void;
-  reject(error: Error): void;
-  /** The request as sent, to send again on a new channel. */
+/** A message kept to be sent again on a new channel. */
+interface Outgoing {
+  /** Its place in the order messages were first sent. */
+  seq: number;
+  /** The message as sent. */
   frame: string | Uint8Array;
   /** The channel it went out on; null while held. */
   sentOn: TextChannel | null;
+}
+
+interface Pending extends Outgoing {
+  resolve(result: unknown): void;
+  reject(error: Error): void;
   /** A handshake call (sent while others are held): it fails with its channel. */
   now: boolean;
 }
@@ -63,12 +73,21 @@ export interface CallOptions {
   now?: boolean;
 }
 
+/** Options of a notification. */
+export interface NotifyOptions extends CallOptions {
+  /** Keep it until the server surely has it, and send it again after a reconnect if need be. */
+  replayable?: boolean;
+}
+
 /** A JSON-RPC client over a text channel. */
 export class RpcClient {
   #channel: TextChannel;
   readonly #options: RpcClientOptions;
   #nextId = 1;
   #pending = new Map<number, Pending>();
+  /** Replayable notifications the server may not have yet, in the order sent. */
+  #unconfirmed = new Map<number, Outgoing>();
+  #seq = 0;
   #disconnected: string | null = null;
   /** Calls wait for {@link release}: the channel was lost, or a new one is not handshaken yet. */
   #holding = false;
@@ -91,6 +110,11 @@ export class RpcClient {
     return this.#holding;
   }
 
+  /** Replayable notifications not yet known to have reached the server. */
+  get unconfirmed(): number {
+    return this.#unconfirmed.size;
+  }
+
   /**
    * Sends a request and resolves with its raw result; rejects with
    * `RpcError` or `DisconnectedError`. While calls are held it waits, unless
@@ -105,13 +129,17 @@ export class RpcClient {
     return this.#send(id, text, options.now === true);
   }
 
-  /** Sends a notification; dropped while calls are held (there is no channel to carry it). */
-  notify(method: string, params?: unknown, options: CallOptions = {}): void {
+  /**
+   * Sends a notification. While calls are held it is dropped (there is no
+   * channel to carry it), unless `replayable` (then it waits with the calls).
+   */
+  notify(method: string, params?: unknown, options: NotifyOptions = {}): void {
     if (this.#disconnected !== null) throw new DisconnectedError(this.#disconnected);
-    if (this.#holding && !options.now) return;
-    this.#channel.send(
-      notificationText(method, params === undefined ? undefined : JSON.stringify(params)),
+    const text = notificationText(
+      method,
+      params === undefined ? undefined : JSON.stringify(params),
     );
+    this.#notify(text, options);
   }
 
   /**
@@ -126,10 +154,22 @@ export class RpcClient {
     return this.#send(id, build(id), false);
   }
 
-  /** Sends a binary notification (no response); dropped while calls are held. */
-  notifyBinary(frame: Uint8Array): void {
+  /** Sends a binary notification (no response), as {@link notify} does. */
+  notifyBinary(frame: Uint8Array, options: NotifyOptions = {}): void {
     if (this.#disconnected !== null) throw new DisconnectedError(this.#disconnected);
-    if (!this.#holding) this.#channel.sendBinary(frame);
+    this.#notify(frame, options);
+  }
+
+  #notify(frame: string | Uint8Array, options: NotifyOptions): void {
+    if (options.replayable) {
+      const kept: Outgoing = { seq: ++this.#seq, frame, sentOn: null };
+      this.#unconfirmed.set(kept.seq, kept);
+      if (!this.#holding || options.now) this.#transmit(kept);
+      return;
+    }
+    if (this.#holding && !options.now) return;
+    if (typeof frame === "string") this.#channel.send(frame);
+    else this.#channel.sendBinary(frame);
   }
 
   /**
@@ -148,13 +188,14 @@ export class RpcClient {
     this.#orphan(old, "the channel was replaced");
   }
 
-  /** Sends the held calls again, in id order under their ids, and stops holding. */
+  /** Sends the held calls and notifications again, in their first order, and stops holding. */
   release(): void {
     if (this.#disconnected !== null) return;
     this.#holding = false;
-    const held = [...this.#pending].filter(([, call]) => call.sentOn === null)
-      .sort(([a], [b]) => a - b);
-    for (const [, call] of held) this.#transmit(call);
+    const held = [...this.#pending.values(), ...this.#unconfirmed.values()]
+      .filter((message) => message.sentOn === null)
+      .sort((a, b) => a.seq - b.seq);
+    for (const message of held) this.#transmit(message);
   }
 
   #adopt(channel: TextChannel): void {
@@ -176,6 +217,9 @@ export class RpcClient {
    * gone), the others are held to go out again.
    */
   #orphan(channel: TextChannel, reason: string): void {
+    for (const kept of this.#unconfirmed.values()) {
+      if (kept.sentOn === channel) kept.sentOn = null;
+    }
     for (const [id, call] of this.#pending) {
       if (call.sentOn !== channel) continue;
       if (call.now) {
@@ -189,7 +233,7 @@ export class RpcClient {
 
   #send(id: number, frame: string | Uint8Array, now: boolean): Promise<unknown> {
     return new Promise((resolve, reject) => {
-      const call: Pending = { resolve, reject, frame, sentOn: null, now };
+      const call: Pending = { resolve, reject, frame, sentOn: null, now, seq: ++this.#seq };
       this.#pending.set(id, call);
       if (this.#holding && !now) return;
       try {
@@ -201,11 +245,19 @@ export class RpcClient {
     });
   }
 
-  #transmit(call: Pending): void {
-    const { frame } = call;
+  #transmit(message: Outgoing): void {
+    const { frame } = message;
     if (typeof frame === "string") this.#channel.send(frame);
     else this.#channel.sendBinary(frame);
-    call.sentOn = this.#channel;
+    message.sentOn = this.#channel;
+  }
+
+  /** An answer to `call` proves the server had what went before it on the same channel. */
+  #confirm(call: Pending): void {
+    for (const kept of this.#unconfirmed.values()) {
+      if (kept.seq > call.seq) break;
+      if (kept.sentOn === call.sentOn) this.#unconfirmed.delete(kept.seq);
+    }
   }
 
   /**
@@ -217,6 +269,7 @@ export class RpcClient {
     const message = reason ? `${DISCONNECTED_PREFIX}: ${reason}` : DISCONNECTED_PREFIX;
     this.#disconnected = message;
     this.#holding = false;
+    this.#unconfirmed.clear();
     const error = new DisconnectedError(message);
     const pending = [...this.#pending.values()];
     this.#pending.clear();
@@ -256,6 +309,7 @@ export class RpcClient {
     const call = this.#pending.get(envelope.id);
     if (call === undefined) return;
     this.#pending.delete(envelope.id);
+    if (this.#unconfirmed.size > 0) this.#confirm(call);
     if (envelope.error !== undefined) {
       const { code, message, data } = envelope.error;
       call.reject(new RpcError(code, message, data));
