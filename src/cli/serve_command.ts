@@ -81,8 +81,15 @@ export async function serveCommand(args: readonly string[]): Promise<number> {
   const stop = () => {
     executor.close();
   };
+  // SIGTERM drains (with --drain-timeout-ms); a second one, or SIGINT, stops at once.
+  let terminated = false;
+  const terminate = () => {
+    if (terminated) stop();
+    terminated = true;
+    executor.drain();
+  };
   Deno.addSignalListener("SIGINT", stop);
-  Deno.addSignalListener("SIGTERM", stop);
+  Deno.addSignalListener("SIGTERM", terminate);
   if (parsed.flags.has("exit-on-stdin-close") && executor.url !== "stdio") {
     (async () => {
       for await (const _ of Deno.stdin.readable) { /* discard */ }
@@ -91,7 +98,7 @@ export async function serveCommand(args: readonly string[]): Promise<number> {
   }
   await executor.finished;
   Deno.removeSignalListener("SIGINT", stop);
-  Deno.removeSignalListener("SIGTERM", stop);
+  Deno.removeSignalListener("SIGTERM", terminate);
   return 0;
 }
 

@@ -148,4 +148,6 @@ export type FromWorker =
    */
   | { type: "finished"; snapshot: OutputLogSnapshot }
   /** Bytes of earlier writes that reached the child (or were dropped). */
-  | { type: "written"; bytes: number };
+  | { type: "written"; bytes: number }
+  /** Output bytes produced since the last report (at most one a second, and before `finished`). */
+  | { type: "outputBytes"; bytes: number };

@@ -33,6 +33,11 @@ export const SERVE_LIMITS = {
     default: 60_000,
     help: "keep a detached session this long",
   },
+  drainTimeoutMs: {
+    flag: "drain-timeout-ms",
+    default: 0,
+    help: "on SIGTERM, refuse new work and let running processes finish this long",
+  },
   pingIntervalMs: {
     flag: "ping-interval-ms",
     default: 5_000,

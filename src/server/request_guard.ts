@@ -25,8 +25,10 @@ export interface RequestPolicy {
   ready(): boolean;
 }
 
-/** The outcome: a response to send, or `upgrade`. */
+/** The outcome: a response to send, the metrics to serve (the token checked), or `upgrade`. */
 export type GuardDecision = { kind: "respond"; response: Response; log?: string } | {
+  kind: "metrics";
+} | {
   kind: "upgrade";
 };
 
@@ -113,6 +115,9 @@ export function guardRequest(request: Request, policy: RequestPolicy): GuardDeci
       log: "refused a request without the right bearer token",
     };
   }
-  if (!upgrade) return { kind: "respond", response: text(404, "not found") };
+  if (!upgrade) {
+    if (request.method === "GET" && url.pathname === "/metrics") return { kind: "metrics" };
+    return { kind: "respond", response: text(404, "not found") };
+  }
   return { kind: "upgrade" };
 }

@@ -9,6 +9,7 @@
 import { createLogger, type Logger, type LogLevel } from "../log/logger.ts";
 import { LEAN_WORKERS_V8_FLAG, leanWorkersFlagSet } from "../process/host/v8_flags.ts";
 import { WorkerPool } from "../process/host/worker_pool.ts";
+import { ExecutorMetrics, type GaugeSources } from "./metrics.ts";
 import { detectBwrap } from "../sandbox/bwrap.ts";
 import { lineChannel } from "../transport/line_channel.ts";
 import { serverWebSocketChannel } from "../transport/websocket_channel.ts";
@@ -53,6 +54,14 @@ export interface ServeOptions {
    */
   sessionTtlMs?: number;
   /**
+   * Graceful drain, on SIGTERM (`serve`) or {@link Executor.drain}: `/readyz`
+   * answers 503 at once, new sessions and new processes are refused (resumes
+   * are not), and running processes get up to this long to finish, their
+   * output still delivered; then every process group is killed. Default 0:
+   * stop at once.
+   */
+  drainTimeoutMs?: number;
+  /**
    * Dead-peer detection on WebSocket connections: after this long without a
    * frame from the client the executor pings it, and a client that answers
    * nothing for as long again is dropped (its session detaches). Rounded up
@@ -94,6 +103,12 @@ export interface Executor extends AsyncDisposable {
   readonly finished: Promise<void>;
   /** Stops accepting, closes connections, kills every process group, stops workers. */
   close(): Promise<void>;
+  /**
+   * Stops taking new work (`/readyz` 503, no new sessions or processes; resumes
+   * still accepted), waits up to `drainTimeoutMs` for the running processes
+   * to finish, then {@link close}s. With `drainTimeoutMs` 0, the same as close.
+   */
+  drain(): Promise<void>;
 }
 
 /** A parsed `--listen` value. */
@@ -185,12 +200,14 @@ export async function serve(options: ServeOptions = {}): Promise<Executor> {
     idleWorkerTtlMs: limits.idleWorkerTtlMs,
   });
   await pool.ready();
-  const registry = new SessionRegistry({ ...limits, pool, log });
+  const metrics = new ExecutorMetrics();
+  const registry = new SessionRegistry({ ...limits, pool, log, metrics });
   const connections = new Set<ServerConnection>();
   const connectionOptions = { ...limits, registry, log };
   let resolveFinished: () => void = () => {};
   const finished = new Promise<void>((resolve) => resolveFinished = resolve);
   let closing: Promise<void> | null = null;
+  let draining: Promise<void> | null = null;
   let stopListening: () => Promise<void> = () => Promise.resolve();
   let url: string;
 
@@ -212,6 +229,34 @@ export async function serve(options: ServeOptions = {}): Promise<Executor> {
     return closing;
   };
 
+  const drain = (): Promise<void> => {
+    if (closing !== null) return closing;
+    draining ??= (async () => {
+      registry.drain();
+      const ms = limits.drainTimeoutMs;
+      if (ms > 0) {
+        log.info(
+          `draining: no new sessions or processes; waiting up to ${ms} ms for ` +
+            `${registry.liveProcesses} running process(es)`,
+        );
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const timeout = new Promise<void>((resolve) => timer = setTimeout(resolve, ms));
+        await Promise.race([registry.whenAllClosed(), timeout]);
+        clearTimeout(timer);
+      }
+      await close();
+    })();
+    return draining;
+  };
+  const gauges: GaugeSources = {
+    processesLive: () => registry.liveProcesses,
+    sessionsLive: () => registry.size,
+    sessionsDetached: () => registry.detached,
+    connectionsLive: () => connections.size,
+    workersIdle: () => pool.idle,
+    draining: () => draining !== null ? 1 : 0,
+  };
+
   if (address.kind === "stdio") {
     const stdio = options.stdio ??
       { readable: Deno.stdin.readable, writable: Deno.stdout.writable };
@@ -227,6 +272,7 @@ export async function serve(options: ServeOptions = {}): Promise<Executor> {
       },
     });
     connections.add(connection);
+    metrics.connected();
     url = "stdio";
     log.info("serving JSON-RPC on stdin/stdout");
   } else {
@@ -236,7 +282,7 @@ export async function serve(options: ServeOptions = {}): Promise<Executor> {
       allowHosts: options.allowHosts ?? [],
       listenHostname: address.hostname,
       port: address.port,
-      ready: () => closing === null,
+      ready: () => closing === null && draining === null,
     };
     const idleTimeout = Math.ceil(limits.pingIntervalMs / 1000);
     const serveOptions = {
@@ -255,12 +301,18 @@ export async function serve(options: ServeOptions = {}): Promise<Executor> {
           if (decision.log) log.warn(`${peer}: ${decision.log}`);
           return decision.response;
         }
+        if (decision.kind === "metrics") {
+          return new Response(metrics.render(gauges), {
+            headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
+          });
+        }
         const { socket, response } = Deno.upgradeWebSocket(request, { idleTimeout });
         const connection = new ServerConnection(
           serverWebSocketChannel(socket, peer, { maxMessageBytes: limits.maxFrameBytes }),
           { ...connectionOptions, onClose: () => connections.delete(connection) },
         );
         connections.add(connection);
+        metrics.connected();
         return response;
       },
     );
@@ -284,6 +336,7 @@ export async function serve(options: ServeOptions = {}): Promise<Executor> {
     tokenPath,
     finished,
     close,
+    drain,
     [Symbol.asyncDispose]: close,
   };
 }

@@ -11,6 +11,11 @@ import { INVALID_REQUEST, RpcError, SESSION_ATTACHED } from "../protocol/errors.
 import type { Logger } from "../log/logger.ts";
 import { FileHandles } from "../fs/file_handles.ts";
 import { CallLog } from "./call_log.ts";
+import type { ExecutorMetrics } from "./metrics.ts";
+
+/** Why a new session or process is refused while the executor drains. */
+const DRAINING = "the executor is shutting down (draining): no new sessions or processes; " +
+  "connect to another executor";
 import { ProcessTable } from "../process/host/process_table.ts";
 import type { WorkerPool } from "../process/host/worker_pool.ts";
 
@@ -36,6 +41,8 @@ export interface SessionRegistryOptions {
   maxProcesses: number;
   /** Lifecycle logs. */
   log: Logger;
+  /** Where starts, bytes, resumes and expiries are counted. */
+  metrics?: ExecutorMetrics;
 }
 
 /** One session: a process table and, while attached, a connection. */
@@ -73,6 +80,7 @@ export class Session {
       maxProcessesHint:
         `too many processes in this session: the limit is ${max} (--max-processes-per-session)`,
       admit: () => registry.admitProcess(),
+      metrics: options.metrics,
     });
   }
 }
@@ -81,6 +89,7 @@ export class Session {
 export class SessionRegistry {
   readonly #options: SessionRegistryOptions;
   readonly #sessions = new Map<string, Session>();
+  #draining = false;
 
   /** Creates an empty registry. */
   constructor(options: SessionRegistryOptions) {
@@ -92,12 +101,39 @@ export class SessionRegistry {
     return this.#sessions.size;
   }
 
-  /** Throws when the executor-wide process limit is reached. */
-  admitProcess(): void {
-    const max = this.#options.maxProcesses;
+  /** Sessions waiting for a resume. */
+  get detached(): number {
+    let count = 0;
+    for (const session of this.#sessions.values()) if (session.sink === null) count++;
+    return count;
+  }
+
+  /** Processes not yet closed, in every session. */
+  get liveProcesses(): number {
     let live = 0;
     for (const session of this.#sessions.values()) live += session.processes.live;
-    if (live >= max) {
+    return live;
+  }
+
+  /**
+   * Refuses new sessions and new processes from now on (the executor
+   * drains); resumes are still accepted.
+   */
+  drain(): void {
+    this.#draining = true;
+  }
+
+  /** Resolves once every session's processes have closed. */
+  whenAllClosed(): Promise<void> {
+    return Promise.all([...this.#sessions.values()].map((s) => s.processes.whenAllClosed()))
+      .then(() => {});
+  }
+
+  /** Throws when the executor-wide process limit is reached, or the executor drains. */
+  admitProcess(): void {
+    if (this.#draining) throw new RpcError(INVALID_REQUEST, DRAINING);
+    const max = this.#options.maxProcesses;
+    if (this.liveProcesses >= max) {
       throw new RpcError(
         INVALID_REQUEST,
         `too many processes on this executor: the limit is ${max} (--max-processes)`,
@@ -107,6 +143,7 @@ export class SessionRegistry {
 
   /** Creates a session attached to `sink`. */
   create(sink: SessionSink): Session {
+    if (this.#draining) throw new RpcError(INVALID_REQUEST, DRAINING);
     const max = this.#options.maxSessions;
     if (this.#sessions.size >= max) {
       throw new RpcError(
@@ -138,6 +175,7 @@ export class SessionRegistry {
     session.expiry = null;
     session.sink = sink;
     session.processes.resumeAll();
+    this.#options.metrics?.resumed();
     this.#options.log.info(`session ${id} resumed`);
     return session;
   }
@@ -157,6 +195,7 @@ export class SessionRegistry {
       this.#sessions.delete(session.id);
       const live = session.processes.live;
       session.processes.killAll();
+      this.#options.metrics?.expired();
       session.files.closeAll().then(() =>
         this.#options.log.info(
           `session ${session.id} expired; killed ${live} running process${live === 1 ? "" : "es"}`,

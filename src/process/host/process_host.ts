@@ -50,6 +50,18 @@ export interface EventSink {
 }
 
 /** Options of {@link ProcessHost.start}. */
+/** What processes report for an executor's metrics (`GET /metrics`). */
+export interface ProcessMetrics {
+  /** A process started, `seconds` after its start was asked for. */
+  started(seconds: number): void;
+  /** A process could not be started (the program, its cwd, or its sandbox). */
+  startFailed(): void;
+  /** Bytes of output (stdout, stderr, pty) a process produced. */
+  output(bytes: number): void;
+  /** Bytes written to a process's stdin. */
+  stdin(bytes: number): void;
+}
+
 export interface ProcessHostOptions {
   /** Where workers come from. */
   pool: WorkerPool;
@@ -60,6 +72,8 @@ export interface ProcessHostOptions {
   onWire?: (message: string | Uint8Array) => void;
   /** Called once the process closed and its log was archived. */
   onArchived?: (host: ProcessHost) => void;
+  /** Where output and stdin bytes are counted. */
+  metrics?: ProcessMetrics;
 }
 
 /** Read options, already defaulted. */
@@ -283,6 +297,7 @@ export class ProcessHost {
     if (writeId != null) this.#rememberWrite(writeId);
     if (closeStdin && !this.#spec.tty) this.#stdinOpen = false;
     this.#stdinBacklog += data.byteLength;
+    this.#options.metrics?.stdin(data.byteLength);
     const ack = this.#stdinBacklog > WRITTEN_REPORT_BYTES;
     const transfer = data.byteLength >= TRANSFER_THRESHOLD && data.byteOffset === 0 &&
         data.byteLength === data.buffer.byteLength
@@ -392,6 +407,9 @@ export class ProcessHost {
       }
       case "stdinClosed":
         this.#stdinOpen = false;
+        break;
+      case "outputBytes":
+        this.#options.metrics?.output(message.bytes);
         break;
       case "written": {
         this.#stdinBacklog -= message.bytes;

@@ -9,7 +9,7 @@
 import { INVALID_REQUEST, RpcError } from "../../protocol/errors.ts";
 import type { StartParams } from "../../protocol/types.ts";
 import { buildChildEnv } from "./env_policy.ts";
-import { type EventSink, ProcessHost } from "./process_host.ts";
+import { type EventSink, ProcessHost, type ProcessMetrics } from "./process_host.ts";
 import type { WorkerPool } from "./worker_pool.ts";
 import type { SpawnSpec, WireFormat } from "../worker_protocol.ts";
 import { type SandboxWrapper, sandboxWrapper } from "../../sandbox/bwrap.ts";
@@ -44,6 +44,8 @@ export interface ProcessTableOptions {
   maxProcessesHint?: string;
   /** Called before each start; throws to refuse it (a limit shared with other tables). */
   admit?: () => void;
+  /** Where starts, failures and bytes are counted. */
+  metrics?: ProcessMetrics;
 }
 
 /** A table entry: a running or retained process, or a reservation. */
@@ -119,6 +121,7 @@ export class ProcessTable {
     }
     this.#options.admit?.();
     const options = this.#options;
+    const began = performance.now();
     const cwd = params.cwd ?? Deno.cwd();
     const env = buildChildEnv(params.env ?? undefined, { policy: params.envPolicy });
     this.#entries.set(id, "starting");
@@ -131,6 +134,7 @@ export class ProcessTable {
         enforceManagedNetwork: params.enforceManagedNetwork,
       });
     } catch (error) {
+      options.metrics?.startFailed();
       this.#entries.delete(id);
       throw error;
     }
@@ -155,11 +159,14 @@ export class ProcessTable {
       // The host itself: a short process can be archived before `starting` resolves (before
       // `host` below is set), and its entry must still be forgotten after the window.
       onArchived: (archived) => this.#retain(id, archived),
+      metrics: options.metrics,
     }, sink);
     this.#starting.set(id, starting);
     try {
       host = await starting;
+      options.metrics?.started((performance.now() - began) / 1000);
     } catch (error) {
+      options.metrics?.startFailed();
       this.#entries.delete(id);
       throw error;
     } finally {

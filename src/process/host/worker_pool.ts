@@ -118,6 +118,11 @@ export class WorkerPool {
     return this.#all.size;
   }
 
+  /** Workers started and waiting for a process. */
+  get idle(): number {
+    return this.#idle.length;
+  }
+
   /**
    * Starts workers until `warmWorkers` are idle or warming (plus one per waiting
    * start), and until the pool holds as many workers as were in use at the

@@ -56,6 +56,8 @@ const carriers: ArrayBuffer[] = [];
 const MAX_CARRIERS = 4;
 /** After a terminate, how long output may keep draining once the exit was seen. */
 const TERMINATE_DRAIN_MS = 200;
+/** Output byte counts go to the main thread (metrics) at most this often. */
+const OUTPUT_REPORT_MS = 1000;
 
 /** Runs the process worker protocol on a worker scope. */
 export function runProcessWorker(scope: WorkerScope): void {
@@ -136,6 +138,9 @@ class ProcessRunner {
   #unreported = 0;
   #paused: Promise<void> | null = null;
   #resume: () => void = () => {};
+  /** Output bytes not yet reported to the main thread, and the timer that will. */
+  #outputBytes = 0;
+  #outputReport: ReturnType<typeof setTimeout> | undefined;
 
   constructor(
     scope: WorkerScope,
@@ -205,6 +210,8 @@ class ProcessRunner {
 
   #onOutput(stream: ProcessStream, data: Uint8Array): void {
     const seq = this.#log.appendOutput(stream, data);
+    this.#outputBytes += data.byteLength;
+    this.#outputReport ??= setTimeout(() => this.#reportOutput(), OUTPUT_REPORT_MS);
     if (this.#wire === "binary") {
       const carrier = data.byteLength >= TRANSFER_THRESHOLD
         ? carriers.pop() ?? new ArrayBuffer(CARRIER_BYTES)
@@ -276,6 +283,7 @@ class ProcessRunner {
       }
       this.#publish({ type: "closed", seq, g: this.#generation });
       this.#wake();
+      this.#reportOutput();
       const snapshot = this.#log.snapshot();
       const transfer = [...new Set(snapshot.chunks.map((c) => c.chunk.buffer as ArrayBuffer))];
       this.#post({ type: "finished", snapshot } satisfies FromWorker, transfer);
@@ -331,6 +339,15 @@ class ProcessRunner {
     if (this.#events === null) return;
     if (this.#outbox !== null) this.#outbox.events.push(event);
     else this.#events.postMessage(event);
+  }
+
+  /** Tells the main thread how much output there was since the last report. */
+  #reportOutput(): void {
+    clearTimeout(this.#outputReport);
+    this.#outputReport = undefined;
+    if (this.#outputBytes === 0) return;
+    this.#post({ type: "outputBytes", bytes: this.#outputBytes } satisfies FromWorker);
+    this.#outputBytes = 0;
   }
 
   #wake(): void {
