@@ -34,8 +34,10 @@ export {
   DEFAULT_PING_INTERVAL_MS,
   DEFAULT_RESUME_WINDOW_MS,
   type ExecutorClient,
+  type ExecutorTarget,
   type ReconnectOptions,
 } from "./src/client/executor_client.ts";
+export type { ProgramTarget } from "./src/transport/program_channel.ts";
 export { LocalExecBackend, type LocalExecBackendOptions } from "./src/exec/local_backend.ts";
 export type {
   ExecBackend,

@@ -24,6 +24,7 @@ import type { TextChannel } from "../transport/channel.ts";
 import { clientWebSocketChannel } from "../transport/websocket_channel.ts";
 import { DisconnectedError, RpcClient } from "../rpc/rpc_client.ts";
 import { connectWebSocket, WebSocketHandshakeError } from "../transport/websocket_client.ts";
+import { programChannel, type ProgramTarget } from "../transport/program_channel.ts";
 import { delay, withTimeout } from "../util/deadline.ts";
 import { readEnv } from "../util/env.ts";
 import { expandHome } from "../util/home.ts";
@@ -31,6 +32,24 @@ import { RemoteFileSystem } from "./remote_file_system.ts";
 import { type RemoteFetch, RemoteHttp } from "./remote_http.ts";
 import { RemoteProcess } from "./remote_process.ts";
 import type { ExecBackend, ExecProcess } from "../exec/types.ts";
+
+/**
+ * Where an executor is: a `ws://` or `wss://` URL, or a program to start
+ * that speaks the protocol on its stdio (`serve --listen stdio`, locally or
+ * through `ssh`).
+ */
+export type ExecutorTarget = string | URL | ProgramTarget;
+
+/** Whether `target` is a program to start (not a URL). */
+export function isProgramTarget(target: ExecutorTarget): target is ProgramTarget {
+  return typeof target === "object" && !(target instanceof URL);
+}
+
+/** A short name for an executor target in messages: its URL, or its command line. */
+export function describeTarget(target: ExecutorTarget): string {
+  if (!isProgramTarget(target)) return String(target);
+  return [target.program, ...target.args ?? []].join(" ");
+}
 
 /** Options of {@link connectExecutor}. */
 export interface ConnectExecutorOptions {
@@ -168,7 +187,11 @@ async function resolveCaCerts(options: ConnectExecutorOptions): Promise<string[]
 }
 
 /**
- * Connects to an executor and initializes a session.
+ * Connects to an executor and initializes a session. `target` is the
+ * executor's `ws://`/`wss://` URL, or a program to start that speaks the
+ * protocol on its stdio: `{ program: "ssh", args: ["devbox", "deno", "run",
+ * "-A", "/path/mod.ts", "serve", "--listen", "stdio"] }` (closing the
+ * connection ends its stdin: the executor stops and kills its processes).
  *
  * @example
  * ```ts
@@ -183,12 +206,16 @@ async function resolveCaCerts(options: ConnectExecutorOptions): Promise<string[]
  * ```
  */
 export async function connectExecutor(
-  url: string | URL,
+  target: ExecutorTarget,
   options: ConnectExecutorOptions = {},
 ): Promise<ExecutorClient> {
   let dial: Dial | null = null;
   let channel = options.channel;
-  if (channel === undefined) {
+  if (channel === undefined && isProgramTarget(target)) {
+    // The program holds the session: when it is gone, so is the session (no reconnect).
+    channel = programChannel(target);
+  } else if (channel === undefined) {
+    const url = target as string | URL;
     const token = await resolveClientToken(options);
     const headers: Record<string, string> = {};
     if (token !== undefined) headers.Authorization = `Bearer ${token}`;

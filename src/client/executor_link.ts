@@ -1,5 +1,6 @@
 /**
- * {@link ExecutorLink}: the connection to an executor at a URL, for those
+ * {@link ExecutorLink}: the connection to an executor (at a URL, or a
+ * program it starts), for those
  * that must outlive it (`bridge`, `McpConnectionManager`). A network loss is
  * the connection's own business (it reconnects and resumes the session);
  * when the connection is lost for good — the executor is gone, or
@@ -19,7 +20,9 @@ import {
   type ConnectExecutorOptions,
   type ConnectionStateChange,
   DEFAULT_RESUME_WINDOW_MS,
+  describeTarget,
   type ExecutorClient,
+  type ExecutorTarget,
 } from "./executor_client.ts";
 
 /** Options of {@link ExecutorLink.open}. */
@@ -30,6 +33,8 @@ export interface ExecutorLinkOptions extends Omit<ConnectExecutorOptions, "chann
 
 /** A connection to an executor that is replaced by a fresh session when lost for good. */
 export class ExecutorLink {
+  readonly #target: ExecutorTarget;
+  /** The target in messages. */
   readonly #url: string;
   readonly #options: ExecutorLinkOptions;
   readonly #windowMs: number;
@@ -40,16 +45,20 @@ export class ExecutorLink {
   #closed = false;
   readonly #stop = new AbortController();
 
-  private constructor(url: string, options: ExecutorLinkOptions) {
-    this.#url = url;
+  private constructor(target: ExecutorTarget, options: ExecutorLinkOptions) {
+    this.#target = target;
+    this.#url = describeTarget(target);
     this.#options = options;
     this.#windowMs = (options.reconnect || {}).windowMs ?? DEFAULT_RESUME_WINDOW_MS;
     this.#current = null as unknown as ExecutorClient;
   }
 
-  /** Connects (a failure rejects: nothing is retried before the first connection). */
-  static async open(url: string, options: ExecutorLinkOptions): Promise<ExecutorLink> {
-    const link = new ExecutorLink(url, options);
+  /**
+   * Connects to a URL or starts a program (a failure rejects: nothing is
+   * retried before the first connection).
+   */
+  static async open(target: ExecutorTarget, options: ExecutorLinkOptions): Promise<ExecutorLink> {
+    const link = new ExecutorLink(target, options);
     link.#current = await link.#connect();
     return link;
   }
@@ -82,7 +91,7 @@ export class ExecutorLink {
   #connect(): Promise<ExecutorClient> {
     const { log, onStateChange, ...options } = this.#options;
     const url = this.#url;
-    return connectExecutor(url, {
+    return connectExecutor(this.#target, {
       ...options,
       onStateChange: (change: ConnectionStateChange) => {
         if (change.state === "reconnecting") {
