@@ -28,6 +28,7 @@ import {
 } from "./methods.ts";
 import type { Session, SessionRegistry, SessionSink } from "./session_registry.ts";
 import type { CallLog } from "./call_log.ts";
+import { inSpan, TRACING } from "../util/telemetry.ts";
 
 /** Options of {@link ServerConnection}. */
 export interface ServerConnectionOptions {
@@ -270,7 +271,12 @@ export class ServerConnection implements SessionSink, HandshakeContext, Connecti
     id: RequestId,
   ): Promise<{ text: string | null; after?: () => void }> {
     try {
-      let result = await this.#run(call, false);
+      let result = TRACING
+        ? await inSpan(call.method, {
+          kind: "server",
+          attributes: { "rpc.system": "jsonrpc", "rpc.method": call.method },
+        }, async () => await this.#run(call, false))
+        : await this.#run(call, false);
       let after: (() => void) | undefined;
       if (result instanceof ResponseThen) {
         after = result.after;

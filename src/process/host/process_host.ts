@@ -249,6 +249,11 @@ export class ProcessHost {
     return this.#state === "running";
   }
 
+  /** How it exited, once its log was archived (null before, or when its worker failed). */
+  get exit(): { code: number; signal: string | null } | null {
+    return this.#archive?.exit ?? null;
+  }
+
   /** True once the process closed (and its worker went back to the pool) or failed. */
   get closed(): boolean {
     return this.#state === "archived" || this.#state === "failed";

@@ -13,6 +13,7 @@ import { type EventSink, ProcessHost, type ProcessMetrics } from "./process_host
 import type { WorkerPool } from "./worker_pool.ts";
 import type { SpawnSpec, WireFormat } from "../worker_protocol.ts";
 import { type SandboxWrapper, sandboxWrapper } from "../../sandbox/bwrap.ts";
+import { endSpan, startSpan } from "../../util/telemetry.ts";
 
 /** Retained output per process: 1 MiB. */
 export const DEFAULT_RETAINED_BYTES = 1024 * 1024;
@@ -122,6 +123,10 @@ export class ProcessTable {
     this.#options.admit?.();
     const options = this.#options;
     const began = performance.now();
+    const span = startSpan("process", {
+      "execbridge.process.id": id,
+      "execbridge.process.tty": params.tty ?? false,
+    });
     const cwd = params.cwd ?? Deno.cwd();
     const env = buildChildEnv(params.env ?? undefined, { policy: params.envPolicy });
     this.#entries.set(id, "starting");
@@ -135,6 +140,7 @@ export class ProcessTable {
       });
     } catch (error) {
       options.metrics?.startFailed();
+      endSpan(span, { error: (error as Error).message });
       this.#entries.delete(id);
       throw error;
     }
@@ -158,7 +164,16 @@ export class ProcessTable {
       onWire: options.onWire,
       // The host itself: a short process can be archived before `starting` resolves (before
       // `host` below is set), and its entry must still be forgotten after the window.
-      onArchived: (archived) => this.#retain(id, archived),
+      onArchived: (archived) => {
+        const exit = archived.exit;
+        endSpan(span, {
+          attributes: exit === null ? {} : {
+            "process.exit.code": exit.code,
+            ...(exit.signal === null ? {} : { "execbridge.process.signal": exit.signal }),
+          },
+        });
+        this.#retain(id, archived);
+      },
       metrics: options.metrics,
     }, sink);
     this.#starting.set(id, starting);
@@ -167,6 +182,7 @@ export class ProcessTable {
       options.metrics?.started((performance.now() - began) / 1000);
     } catch (error) {
       options.metrics?.startFailed();
+      endSpan(span, { error: (error as Error).message });
       this.#entries.delete(id);
       throw error;
     } finally {
