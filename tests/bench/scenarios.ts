@@ -14,9 +14,12 @@ import type { MetricValues, Scenario } from "./scenario.ts";
 import { scaleScenarios, type ScaleSettings } from "./scale_scenarios.ts";
 import { mcpEcho, type McpSettings } from "./mcp_scenarios.ts";
 import { resilienceScenarios, type ResilienceSettings } from "./resilience_scenarios.ts";
+import { fleetScenarios, type FleetSettings } from "./fleet_scenarios.ts";
+import { startupScenarios, type StartupSettings } from "./startup_scenarios.ts";
 
 /** Sizes and counts of one run (see {@link FULL_SETTINGS} and {@link QUICK_SETTINGS}). */
-export interface BenchSettings extends ScaleSettings, McpSettings, ResilienceSettings {
+export interface BenchSettings
+  extends ScaleSettings, McpSettings, ResilienceSettings, FleetSettings, StartupSettings {
   /** Measured sequential `true` runs. */
   trueRuns: number;
   /** Unmeasured `true` runs first. */
@@ -65,6 +68,10 @@ export const FULL_SETTINGS: BenchSettings = {
   mcpBigEchoes: 20,
   resumeRuns: 20,
   respawnRuns: 10,
+  fleetExecutors: 20,
+  fleetServersPerExecutor: 50,
+  startupRuns: 10,
+  startupIdleMs: 1000,
   timeoutMs: 180_000,
 };
 
@@ -85,6 +92,9 @@ export const QUICK_SETTINGS: BenchSettings = {
   mcpBigEchoes: 5,
   resumeRuns: 5,
   respawnRuns: 3,
+  fleetExecutors: 4,
+  fleetServersPerExecutor: 10,
+  startupRuns: 3,
 };
 
 export type { MetricValues, Scenario } from "./scenario.ts";
@@ -96,6 +106,8 @@ const decoder = new TextDecoder();
 /** Builds the scenarios for the given settings, in run order. */
 export function scenarios(settings: BenchSettings): Scenario[] {
   return [
+    // First, while the machine is quiet: nothing the other scenarios leave behind is reclaimed yet.
+    ...startupScenarios(settings),
     trueLatency(settings),
     stdoutThroughput(settings),
     echoRoundTrip(settings),
@@ -108,6 +120,7 @@ export function scenarios(settings: BenchSettings): Scenario[] {
     mcpEcho(settings),
     ...scaleScenarios(settings),
     ...resilienceScenarios(settings),
+    ...fleetScenarios(settings),
   ];
 }
 
