@@ -102,6 +102,7 @@ export {
   type McpConfig,
   McpConfigError,
   type McpEnvironment,
+  type McpEnvironmentConfig,
   type McpServerConfig,
   parseMcpConfig,
 } from "./src/mcp/config.ts";
@@ -128,6 +129,7 @@ export {
 export {
   McpConnectionManager,
   type McpConnectionManagerOptions,
+  type McpEnvironmentStatus,
   type McpServerState,
   type McpServerStatus,
   type McpTool,

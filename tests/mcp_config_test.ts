@@ -110,6 +110,7 @@ Deno.test("loads a Claude Desktop JSON config, mapping disabled and ignoring ext
     const config = await loadMcpConfig(path);
     assert.deepStrictEqual(config, {
       source: path,
+      environments: [],
       servers: [
         stdio("filesystem", "npx", {
           args: ["-y", "@modelcontextprotocol/server-filesystem", "/Users/me/Desktop"],
@@ -310,11 +311,15 @@ Deno.test("experimental_environment is an alias of environment", () => {
 
 Deno.test("defaults for a minimal server, and an empty config", () => {
   const config = toml('[mcp_servers.min]\ncommand = "mcp-min"\n');
-  assert.deepStrictEqual(config, { source: "codex.toml", servers: [stdio("min", "mcp-min")] });
+  assert.deepStrictEqual(config, {
+    source: "codex.toml",
+    servers: [stdio("min", "mcp-min")],
+    environments: [],
+  });
   assert.equal(config.servers[0].startupTimeoutMs, 30_000);
   assert.equal(config.servers[0].toolTimeoutMs, 120_000);
-  assert.deepStrictEqual(toml(""), { source: "codex.toml", servers: [] });
-  assert.deepStrictEqual(json({}), { source: "mcp.json", servers: [] });
+  assert.deepStrictEqual(toml(""), { source: "codex.toml", servers: [], environments: [] });
+  assert.deepStrictEqual(json({}), { source: "mcp.json", servers: [], environments: [] });
   assert.equal(
     parseMcpConfig("{}", { format: "json" }).source,
     "<inline MCP config>",

@@ -6,6 +6,7 @@
 
 import assert from "node:assert/strict";
 import { connectExecutor } from "../mod.ts";
+import { bearerMatches } from "../src/auth/bearer.ts";
 import { startExecutor } from "./support/executor_process.ts";
 import { isRunning, waitGone } from "./support/processes.ts";
 import { RawClient } from "./support/raw_client.ts";
@@ -339,4 +340,25 @@ Deno.test("security: --exit-on-stdin-close stops the executor and its processes"
   assert.ok(last.includes("failed"));
   await client.close();
   while (!(await reader.read()).done) { /* drain */ }
+});
+
+Deno.test("bearerMatches: only the exact token, whatever its length or prefix", () => {
+  const token = "s3cret-token";
+  assert.ok(bearerMatches(`Bearer ${token}`, token));
+  assert.ok(bearerMatches(`bearer   ${token}`, token));
+  for (
+    const header of [
+      null,
+      "",
+      "Bearer",
+      `Basic ${token}`,
+      `Bearer ${token}x`,
+      `Bearer ${token.slice(0, -1)}`,
+      "Bearer s3cret-tokem",
+      `Bearer ${token}${token}`,
+      "Bearer s",
+    ]
+  ) {
+    assert.equal(bearerMatches(header, token), false, String(header));
+  }
 });

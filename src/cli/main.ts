@@ -1,12 +1,10 @@
 /**
  * The `execbridge` command line: dispatches to `serve`, `bridge` and `mcp`.
+ * Each command's module is imported when it runs, so that `serve` loads
+ * neither the client nor the MCP layer (docs/performance.md, "Start-up").
  *
  * @module
  */
-
-import { bridgeCommand } from "./bridge_command.ts";
-import { mcpCommand } from "./mcp_command.ts";
-import { serveCommand } from "./serve_command.ts";
 
 /** Top-level usage text. */
 export const USAGE = `execbridge — run MCP servers where the code lives
@@ -25,11 +23,11 @@ export async function runCli(args: readonly string[]): Promise<number> {
   try {
     switch (command) {
       case "serve":
-        return await serveCommand(rest);
+        return await (await import("./serve_command.ts")).serveCommand(rest);
       case "bridge":
-        return await bridgeCommand(rest);
+        return await (await import("./bridge_command.ts")).bridgeCommand(rest);
       case "mcp":
-        return await mcpCommand(rest);
+        return await (await import("./mcp_command.ts")).mcpCommand(rest);
       case undefined:
       case "help":
       case "--help":

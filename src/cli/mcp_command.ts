@@ -6,6 +6,7 @@
  * @module
  */
 
+import type { McpEnvironmentStatus } from "../mcp/connection_manager.ts";
 import { createLogger, parseLogLevel } from "../log/logger.ts";
 import { loadMcpConfig, type McpConfig, resolveExecutor } from "../mcp/config.ts";
 import {
@@ -20,12 +21,13 @@ export const MCP_USAGE = `usage: execbridge mcp COMMAND --config FILE [options]
 
   list                      the configured servers and where they run
   status                    start every enabled server and show its status (restarts,
-                            last exit)
+                            last exit), and each named environment (state, version, latency)
   tools [SERVER]            start the servers and list their tools (server__tool)
   call SERVER TOOL [JSON]   call a tool with JSON arguments (default {})
 
-  --config FILE             .json (mcpServers) or .toml ([mcp_servers.NAME])
-  --executor URL            executor for remote servers (else EXECBRIDGE_EXECUTOR_URL,
+  --config FILE             .json (mcpServers) or .toml ([mcp_servers.NAME]); named
+                            executors from its environments, or environments.toml beside it
+  --executor URL            default executor for remote servers (else EXECBRIDGE_EXECUTOR_URL,
                             else the config's executor.url)
   --token-file FILE         executor token (else EXECBRIDGE_TOKEN, else the default token file)
   --tls-ca FILE             trust this PEM CA for a wss:// executor (else EXECBRIDGE_TLS_CA)
@@ -86,7 +88,7 @@ export async function mcpCommand(args: readonly string[]): Promise<number> {
       });
       progress.done();
       try {
-        if (sub === "status") return status(manager.status(), json);
+        if (sub === "status") return status(manager.status(), await manager.environments(), json);
         if (sub === "tools") return tools(manager.status(), manager.listTools(), json);
         return await call(manager, positional[0], positional[1], callArgs, json);
       } finally {
@@ -139,15 +141,19 @@ function failedExit(statuses: McpServerStatus[]): number {
   return failed.length > 0 ? 1 : 0;
 }
 
-function status(statuses: McpServerStatus[], json: boolean): number {
+function status(
+  statuses: McpServerStatus[],
+  environments: McpEnvironmentStatus[],
+  json: boolean,
+): number {
   if (json) {
-    print(JSON.stringify({ servers: statuses }, null, 2));
+    print(JSON.stringify({ servers: statuses, environments }, null, 2));
   } else {
     print(table(
       ["SERVER", "WHERE", "STATUS", "TOOLS", "STARTUP", "RESTARTS", "LAST EXIT", "DETAIL"],
       statuses.map((s) => [
         s.name,
-        s.environment,
+        s.environmentId ?? s.environment,
         s.state,
         s.tools === undefined ? "" : String(s.tools),
         s.startupMs === undefined ? "" : `${s.startupMs} ms`,
@@ -160,6 +166,21 @@ function status(statuses: McpServerStatus[], json: boolean): number {
           : "",
       ]),
     ));
+    if (environments.length > 0) {
+      print("");
+      print(table(
+        ["ENVIRONMENT", "TRANSPORT", "STATE", "VERSION", "LATENCY", "SERVERS", "DETAIL"],
+        environments.map((e) => [
+          e.id,
+          e.transport,
+          e.state,
+          e.executorVersion ?? "",
+          e.latencyMs === undefined ? "" : `${e.latencyMs.toFixed(1)} ms`,
+          e.servers.join(","),
+          e.error ?? "",
+        ]),
+      ));
+    }
   }
   return failedExit(statuses);
 }

@@ -157,6 +157,11 @@ export interface ExecutorClient extends ExecBackend, AsyncDisposable {
   readonly disconnected: string | null;
   /** Connected, reconnecting after a loss, or closed. */
   readonly state: ConnectionState;
+  /**
+   * One round trip to the executor (`environment/status`), in ms. Rejects
+   * when the connection is closed.
+   */
+  ping(): Promise<number>;
   /** Resolves with the disconnect message once the connection is lost or closed. */
   readonly done: Promise<string>;
   /** Starts a process on the executor. */
@@ -325,6 +330,17 @@ class ExecutorConnection implements ExecutorClient {
 
   get state(): ConnectionState {
     return this.#state;
+  }
+
+  async ping(): Promise<number> {
+    const began = performance.now();
+    try {
+      await this.#rpc.call(Method.environmentStatus, {});
+    } catch (error) {
+      // An executor without the method still answered: the round trip is what counts.
+      if (!(error instanceof RpcError)) throw error;
+    }
+    return performance.now() - began;
   }
 
   async initialize(options: ConnectExecutorOptions): Promise<void> {

@@ -8,7 +8,10 @@
  *   so are `//` and `/* *\/` comments and trailing commas, which VS Code
  *   allows in `mcp.json`), plus an optional `executor` object.
  * - `.toml`: Codex's `[mcp_servers.NAME]` tables, plus an optional
- *   `[executor]` table.
+ *   `[executor]` table; named executors (`[[environments]]`) come from the
+ *   `environments.toml` beside it (Codex's layout) or the file itself, and
+ *   a server is placed on one with `environment_id`. JSON has a top-level
+ *   `environments` array for the same.
  *
  * Both are validated with zod here, at the boundary, and normalized into the
  * plain {@link McpConfig} form; code past this module never sees raw config.
@@ -26,6 +29,7 @@ import {
   checkExecutorUrl,
   describe,
   isRecord,
+  parseEnvironments,
   parseExecutor,
   parseServer,
 } from "./config_entries.ts";
@@ -34,6 +38,7 @@ import {
   EXECUTOR_URL_ENV,
   type McpConfig,
   McpConfigError,
+  type McpEnvironmentConfig,
   type McpServerConfig,
 } from "./config_types.ts";
 
@@ -96,10 +101,24 @@ export async function loadMcpConfig(
       { cause: error },
     );
   }
-  const config = parseMcpConfig(text, { format, source: path });
+  // Codex keeps its named executors in environments.toml, beside config.toml.
+  const beside = format === "toml" ? await readSiblingEnvironments(path) : [];
+  const config = parseMcpConfig(text, { format, source: path, environments: beside });
   const tokenFile = config.executor?.tokenFile;
   if (config.executor && tokenFile !== undefined) {
     config.executor.tokenFile = resolveTokenFile(tokenFile, path, options?.env);
+  }
+  for (const environment of config.environments) {
+    if (environment.tokenFile !== undefined) {
+      environment.tokenFile = resolveTokenFile(
+        environment.tokenFile,
+        environment.source,
+        options?.env,
+      );
+    }
+    if (environment.tlsCa !== undefined) {
+      environment.tlsCa = resolveTokenFile(environment.tlsCa, environment.source, options?.env);
+    }
   }
   return config;
 }
@@ -120,7 +139,7 @@ export async function loadMcpConfig(
  */
 export function parseMcpConfig(
   text: string,
-  options: { format: "json" | "toml"; source?: string },
+  options: { format: "json" | "toml"; source?: string; environments?: McpEnvironmentConfig[] },
 ): McpConfig {
   const source = options.source ?? DEFAULT_SOURCE;
   const root = options.format === "json"
@@ -159,12 +178,70 @@ export function parseMcpConfig(
     }
   }
 
-  const config: McpConfig = { servers, source };
+  const own = root.environments === undefined || root.environments === null
+    ? []
+    : parseEnvironments(root.environments, source);
+  const config: McpConfig = {
+    servers,
+    source,
+    environments: [...own, ...options.environments ?? []],
+  };
   const executor = root.executor;
   if (executor !== undefined && executor !== null) {
     config.executor = parseExecutor(executor, source);
   }
+  checkEnvironments(config);
   return config;
+}
+
+/** The name of Codex's environments file, read beside a TOML config. */
+export const ENVIRONMENTS_FILE = "environments.toml";
+
+/** `[[environments]]` of the `environments.toml` beside `configPath`, if there is one. */
+async function readSiblingEnvironments(configPath: string): Promise<McpEnvironmentConfig[]> {
+  const path = resolve(dirname(configPath), ENVIRONMENTS_FILE);
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return [];
+    throw new McpConfigError(
+      `cannot read ${path}: ${errorMessage(error)}; check its permissions`,
+      { cause: error },
+    );
+  }
+  const root = parseTomlText(text, path);
+  if (!isRecord(root) || root.environments === undefined) return [];
+  return parseEnvironments(root.environments, path);
+}
+
+/**
+ * Environment ids are unique, and every server's `environment_id` names
+ * one of them.
+ */
+function checkEnvironments(config: McpConfig): void {
+  const byId = new Map<string, McpEnvironmentConfig>();
+  for (const environment of config.environments) {
+    const earlier = byId.get(environment.id);
+    if (earlier !== undefined) {
+      throw new McpConfigError(
+        `environment \`${environment.id}\` is defined twice (in ${earlier.source} and ` +
+          `${environment.source}); give each environment its own id`,
+      );
+    }
+    byId.set(environment.id, environment);
+  }
+  for (const server of config.servers) {
+    const id = server.environmentId;
+    if (id === undefined || byId.has(id)) continue;
+    const known = [...byId.keys()];
+    throw new McpConfigError(
+      `${config.source}: MCP server \`${server.name}\` has environment_id \`${id}\`, but no ` +
+        `environment has that id (${
+          known.length === 0 ? "none are defined" : `known: ${known.join(", ")}`
+        }); add it to ${ENVIRONMENTS_FILE} or the config's environments, or fix the id`,
+    );
+  }
 }
 
 /**
@@ -239,6 +316,8 @@ export function resolveExecutor(
 export function validatePlacement(config: McpConfig, executor: { url: string } | null): void {
   for (const server of config.servers) {
     if (!server.enabled || server.environment !== "remote") continue;
+    // Placed on a named environment: it needs that one, not the default executor.
+    if (server.environmentId !== undefined) continue;
     if (executor === null) {
       throw new McpConfigError(
         `${config.source}: remote MCP server \`${server.name}\` requires an executor: ` +

@@ -14,6 +14,7 @@ import {
   DEFAULT_STARTUP_TIMEOUT_MS,
   DEFAULT_TOOL_TIMEOUT_MS,
   McpConfigError,
+  type McpEnvironmentConfig,
   type McpServerConfig,
 } from "./config_types.ts";
 
@@ -40,6 +41,7 @@ const serverSchema = z.object({
   url: z.string().min(1).optional(),
   http_headers: stringMap.optional(),
   environment: z.string().optional(),
+  environment_id: z.string().min(1).optional(),
   startup_timeout_sec: seconds.optional(),
   startup_timeout_ms: z.number().int().positive().optional(),
   tool_timeout_sec: seconds.optional(),
@@ -53,6 +55,28 @@ const serverSchema = z.object({
   max_restarts: z.number().int().positive().optional(),
 });
 
+const environmentSchema = z.object({
+  id: z.string().min(1),
+  url: z.string().min(1).optional(),
+  auth_bearer_token: z.string().min(1).optional(),
+  token_file: z.string().min(1).optional(),
+  tls_ca: z.string().min(1).optional(),
+  program: z.string().min(1).optional(),
+  args: stringList.optional(),
+  env: stringMap.optional(),
+  cwd: z.string().min(1).optional(),
+  connect_timeout_sec: seconds.optional(),
+  initialize_timeout_sec: seconds.optional(),
+});
+
+const ENVIRONMENT_ALIASES: Record<string, readonly string[]> = {
+  auth_bearer_token: ["authBearerToken", "token"],
+  token_file: ["tokenFile"],
+  tls_ca: ["tlsCa"],
+  connect_timeout_sec: ["connectTimeoutSec"],
+  initialize_timeout_sec: ["initializeTimeoutSec"],
+};
+
 const executorSchema = z.object({
   url: z.string().min(1).optional(),
   token_file: z.string().min(1).optional(),
@@ -63,6 +87,7 @@ const SERVER_ALIASES: Record<string, readonly string[]> = {
   env_vars: ["envVars"],
   http_headers: ["headers", "httpHeaders"],
   environment: ["experimental_environment", "experimentalEnvironment"],
+  environment_id: ["environmentId"],
   startup_timeout_sec: ["startupTimeoutSec"],
   startup_timeout_ms: ["startupTimeoutMs"],
   tool_timeout_sec: ["toolTimeoutSec"],
@@ -114,7 +139,13 @@ export function parseServer(name: string, raw: unknown, source: string): McpServ
   }
   const transport = s.command !== undefined ? "stdio" : "http";
 
-  const environment = s.environment ?? "local";
+  if (s.environment_id !== undefined && s.environment === "local") {
+    fail(
+      `${key("environment_id")} \`${s.environment_id}\` places it on an executor, but ` +
+        `${key("environment")} says \`local\`; remove one of them`,
+    );
+  }
+  const environment = s.environment ?? (s.environment_id !== undefined ? "remote" : "local");
   if (environment !== "local" && environment !== "remote") {
     throw new McpConfigError(
       `${source}: unsupported environment \`${environment}\` for MCP server \`${name}\`; ` +
@@ -179,11 +210,68 @@ export function parseServer(name: string, raw: unknown, source: string): McpServ
     );
   }
   if (s.command !== undefined) server.command = s.command;
+  if (s.environment_id !== undefined) server.environmentId = s.environment_id;
   if (s.cwd !== undefined) server.cwd = s.cwd;
   if (s.url !== undefined) server.url = s.url;
   if (s.enabled_tools !== undefined) server.enabledTools = [...s.enabled_tools];
   if (s.disabled_tools !== undefined) server.disabledTools = [...s.disabled_tools];
   return server;
+}
+
+/**
+ * Validates an `environments` list (`[[environments]]` in TOML, an array in
+ * JSON): each entry an id with a `url` or a `program` (not both).
+ */
+export function parseEnvironments(raw: unknown, source: string): McpEnvironmentConfig[] {
+  if (!Array.isArray(raw)) {
+    throw new McpConfigError(
+      `${source}: \`environments\` must be a list of entries (\`[[environments]]\` in TOML), ` +
+        `got ${describe(raw)}`,
+    );
+  }
+  return raw.map((entry, index) => {
+    const label = isRecord(entry) && typeof entry.id === "string"
+      ? `environment \`${entry.id}\``
+      : `environments[${index}]`;
+    const fail = (problem: string): never => {
+      throw new McpConfigError(`${source}: ${label}: ${problem}`);
+    };
+    if (!isRecord(entry)) {
+      return fail(`must be an object (a table in TOML), got ${describe(entry)}`);
+    }
+    const { values, spelling } = foldAliases(entry, ENVIRONMENT_ALIASES, fail);
+    const parsed = environmentSchema.safeParse(values);
+    if (!parsed.success) {
+      return fail(`invalid settings: ${formatIssues(parsed.error, spelling)}; fix these values`);
+    }
+    const e = parsed.data;
+    if (e.url === undefined && e.program === undefined) {
+      fail("has neither `url` nor `program`; set `url` (ws://HOST:PORT) or `program` and `args`");
+    }
+    if (e.url !== undefined && e.program !== undefined) {
+      fail("sets both `url` and `program`; keep one");
+    }
+    if (e.url !== undefined) checkExecutorUrl(e.url, `environment \`${e.id}\` in ${source}`);
+    const environment: McpEnvironmentConfig = {
+      id: e.id,
+      args: [...(e.args ?? [])],
+      env: plainRecord(e.env),
+      source,
+    };
+    if (e.url !== undefined) environment.url = e.url;
+    if (e.auth_bearer_token !== undefined) environment.token = e.auth_bearer_token;
+    if (e.token_file !== undefined) environment.tokenFile = e.token_file;
+    if (e.tls_ca !== undefined) environment.tlsCa = e.tls_ca;
+    if (e.program !== undefined) environment.program = e.program;
+    if (e.cwd !== undefined) environment.cwd = e.cwd;
+    if (e.connect_timeout_sec !== undefined) {
+      environment.connectTimeoutMs = Math.round(e.connect_timeout_sec * 1000);
+    }
+    if (e.initialize_timeout_sec !== undefined) {
+      environment.initializeTimeoutMs = Math.round(e.initialize_timeout_sec * 1000);
+    }
+    return environment;
+  });
 }
 
 /** Validates the `executor` section. */

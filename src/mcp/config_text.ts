@@ -6,7 +6,9 @@
  * @module
  */
 
-import { parse as parseToml, TomlError } from "smol-toml";
+// Deferred: the TOML parser is evaluated on the first TOML config parsed, not when the library's
+// entry point loads, which `serve` does (docs/performance.md).
+import defer * as toml from "smol-toml";
 import { McpConfigError } from "./config_types.ts";
 
 // ---------------------------------------------------------------------------
@@ -27,9 +29,9 @@ export function parseJsonText(text: string, source: string): unknown {
 /** Parses TOML; the message carries smol-toml's line, column and excerpt. */
 export function parseTomlText(text: string, source: string): unknown {
   try {
-    return parseToml(text);
+    return toml.parse(text);
   } catch (error) {
-    if (error instanceof TomlError) {
+    if (error instanceof toml.TomlError) {
       const [first, ...rest] = error.message.split("\n\n");
       const reason = first.replace(/^Invalid TOML document:\s*/, "");
       const excerpt = rest.join("\n\n").trimEnd();

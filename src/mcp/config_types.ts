@@ -31,8 +31,17 @@ export interface McpServerConfig {
   url?: string;
   /** Static HTTP headers (http), from `http_headers` or `headers`; `{}` when absent. */
   headers: Record<string, string>;
-  /** Placement, from `environment` or `experimental_environment`; `local` by default. */
+  /**
+   * Placement, from `environment` or `experimental_environment`; `local` by
+   * default, `remote` when `environmentId` is set.
+   */
   environment: McpEnvironment;
+  /**
+   * The named executor it runs on (`environment_id`, an `id` of
+   * {@link McpConfig.environments}); absent: the default executor for
+   * `remote`, this machine for `local`.
+   */
+  environmentId?: string;
   /** Timeout for MCP `initialize` and for the first `tools/list`, each. */
   startupTimeoutMs: number;
   /** Timeout for one tool call. */
@@ -57,6 +66,38 @@ export interface McpServerConfig {
   maxRestarts: number;
 }
 
+/**
+ * A named executor (`[[environments]]` in Codex's `environments.toml`, or
+ * the JSON config's `environments` array): a `ws://`/`wss://` URL, or a
+ * program to start that speaks the protocol on its stdio (e.g. over ssh).
+ */
+export interface McpEnvironmentConfig {
+  /** The id servers name in `environment_id`. */
+  id: string;
+  /** Its URL (`url`). */
+  url?: string;
+  /** The bearer token itself (`auth_bearer_token`, as Codex has it). */
+  token?: string;
+  /** A file holding the token (`token_file`), resolved against the config's directory. */
+  tokenFile?: string;
+  /** A PEM CA file for `wss://` (`tls_ca`). */
+  tlsCa?: string;
+  /** A program to start instead of a URL (`program`), with `args`, `env` and `cwd`. */
+  program?: string;
+  /** The program's arguments; `[]` when absent. */
+  args: string[];
+  /** Variables set for the program; `{}` when absent. */
+  env: Record<string, string>;
+  /** The program's working directory. */
+  cwd?: string;
+  /** `connect_timeout_sec`, in ms. */
+  connectTimeoutMs?: number;
+  /** `initialize_timeout_sec`, in ms. */
+  initializeTimeoutMs?: number;
+  /** The file the entry came from (for messages). */
+  source: string;
+}
+
 /** A whole config file, normalized. */
 export interface McpConfig {
   /** The servers, in file order (`mcpServers` before `servers` in JSON). */
@@ -67,6 +108,12 @@ export interface McpConfig {
    * a leading `~`; {@link parseMcpConfig} keeps it as written.
    */
   executor?: { url?: string; tokenFile?: string };
+  /**
+   * Named executors: the config's own (`[[environments]]`, JSON
+   * `environments`) and, for a TOML config read by {@link loadMcpConfig},
+   * those of the `environments.toml` beside it.
+   */
+  environments: McpEnvironmentConfig[];
   /** The file the config came from (or the `source` given to {@link parseMcpConfig}). */
   source: string;
 }

@@ -9,10 +9,12 @@
  * @module
  */
 
-import { Client } from "@modelcontextprotocol/sdk/client";
-import type { Transport } from "@modelcontextprotocol/sdk/shared/transport";
+// The MCP SDK is imported where a server starts, not with this module: `serve` loads the
+// library's entry point (mod.ts), and an executor must not pay for the SDK (docs/performance.md).
+import type { Client } from "@modelcontextprotocol/sdk/client";
 // @ts-types="@modelcontextprotocol/sdk/client/streamableHttp"
-import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import type { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import type { Transport } from "@modelcontextprotocol/sdk/shared/transport";
 // @ts-types="@modelcontextprotocol/sdk/types"
 import type { Tool } from "@modelcontextprotocol/sdk/types.js";
 import type { ExecutorClient } from "../client/executor_client.ts";
@@ -20,11 +22,13 @@ import { ExecutorLink } from "../client/executor_link.ts";
 import { createLogger, type Logger } from "../log/logger.ts";
 import {
   type McpConfig,
+  type McpEnvironmentConfig,
   type McpServerConfig,
   resolveExecutor,
   validatePlacement,
 } from "./config.ts";
 import { withTimeout } from "../util/deadline.ts";
+import { inSpan, TRACING } from "../util/telemetry.ts";
 import { ExecutorStdioServerLauncher } from "./executor_stdio.ts";
 import { LocalStdioServerLauncher } from "./local_stdio.ts";
 import { ServerSupervisor } from "./server_supervisor.ts";
@@ -39,12 +43,41 @@ export const TOOL_NAME_SEPARATOR = "__";
  */
 export type McpServerState = "disabled" | "starting" | "ready" | "restarting" | "failed";
 
+/** What `mcp status` shows for one named environment (an executor servers are placed on). */
+export interface McpEnvironmentStatus {
+  /** The environment's id. */
+  id: string;
+  /** `websocket` for a URL, `program` for an executor started over stdio (e.g. ssh). */
+  transport: "websocket" | "program";
+  /** `connected`, `reconnecting` (a network loss being resumed), or `down`. */
+  state: "connected" | "reconnecting" | "down";
+  /** Why it is down (or why the round trip failed). */
+  error?: string;
+  /** The executor's version (`environment/info`). */
+  executorVersion?: string;
+  /** One round trip to the executor, in ms, measured when asked. */
+  latencyMs?: number;
+  /** The servers placed there, in config order. */
+  servers: string[];
+}
+
+/** A named environment and its connection. */
+interface ManagedEnvironment {
+  config: McpEnvironmentConfig;
+  /** Null when it could not be reached at start. */
+  link: ExecutorLink | null;
+  /** Why it could not be reached at start. */
+  error: string | null;
+}
+
 /** What `mcp status` shows for one server. */
 export interface McpServerStatus {
   /** Server name from the config. */
   name: string;
   /** `local` or `remote`. */
   environment: "local" | "remote";
+  /** The named environment it runs on (`environment_id`), if any. */
+  environmentId?: string;
   /** `stdio` or `http`. */
   transport: "stdio" | "http";
   /** Lifecycle state. */
@@ -153,6 +186,8 @@ export class McpConnectionManager implements AsyncDisposable {
   #givenExecutor: ExecutorClient | null = null;
   /** The executor connection the manager opened: renewed when lost for good. */
   #link: ExecutorLink | null = null;
+  /** Named environments (`environment_id`), by id: one connection each, shared by its servers. */
+  readonly #environments = new Map<string, ManagedEnvironment>();
   #closing: Promise<void> | null = null;
 
   private constructor(config: McpConfig, options: McpConnectionManagerOptions) {
@@ -163,6 +198,7 @@ export class McpConnectionManager implements AsyncDisposable {
       status: {
         name: server.name,
         environment: server.environment,
+        ...(server.environmentId !== undefined ? { environmentId: server.environmentId } : {}),
         transport: server.transport,
         state: server.enabled ? "starting" : "disabled",
         required: server.required,
@@ -187,6 +223,7 @@ export class McpConnectionManager implements AsyncDisposable {
     const manager = new McpConnectionManager(config, options);
     try {
       await manager.#connectExecutor(config);
+      await manager.#connectEnvironments(config);
       await Promise.all(manager.#servers.map((m) => manager.#startServer(m)));
     } catch (error) {
       await manager.close();
@@ -203,6 +240,35 @@ export class McpConnectionManager implements AsyncDisposable {
   /** Every server's status, in config order. */
   status(): McpServerStatus[] {
     return this.#servers.map((m) => ({ ...m.status }));
+  }
+
+  /**
+   * Every named environment the enabled servers use: its connection state
+   * (with the error when down), the executor's version, a round trip to it
+   * (measured now), and the servers placed there.
+   */
+  async environments(): Promise<McpEnvironmentStatus[]> {
+    return await Promise.all([...this.#environments.values()].map(async (e) => {
+      const client = e.link?.current ?? null;
+      const status: McpEnvironmentStatus = {
+        id: e.config.id,
+        transport: e.config.program !== undefined ? "program" : "websocket",
+        state: client === null ? "down" : client.state === "closed" ? "down" : client.state,
+        servers: this.#servers.filter((m) => m.config.environmentId === e.config.id)
+          .map((m) => m.config.name),
+      };
+      const error = e.error ?? (client?.state === "closed" ? client.disconnected : null);
+      if (error) status.error = error;
+      if (client !== null && client.state === "connected") {
+        status.executorVersion = client.environmentInfo?.executorVersion;
+        try {
+          status.latencyMs = await client.ping();
+        } catch (failure) {
+          status.error = (failure as Error).message;
+        }
+      }
+      return status;
+    }));
   }
 
   /**
@@ -257,11 +323,19 @@ export class McpConnectionManager implements AsyncDisposable {
     }
     const m = this.#find(tool.server)!;
     const client = m.client!;
-    const run = () =>
+    const call = () =>
       client.callTool({ name: tool.tool, arguments: args }, undefined, {
         timeout: options.timeoutMs ?? m.config.toolTimeoutMs,
         signal: options.signal,
       }) as Promise<McpCallToolResult>;
+    // A client span per tool call when tracing (Deno's OpenTelemetry); names only, never arguments.
+    const run = TRACING
+      ? () =>
+        inSpan(`tools/call ${tool.name}`, {
+          kind: "client",
+          attributes: { "mcp.server": tool.server, "mcp.tool": tool.tool },
+        }, call)
+      : call;
     if (m.config.supportsParallelToolCalls) return run();
     const result = m.queue.then(run, run);
     m.queue = result.catch(() => {});
@@ -281,6 +355,7 @@ export class McpConnectionManager implements AsyncDisposable {
         await transport?.close().catch(() => {});
       }));
       await this.#link?.close();
+      await Promise.all([...this.#environments.values()].map((e) => e.link?.close()));
     })();
     return this.#closing;
   }
@@ -316,10 +391,57 @@ export class McpConnectionManager implements AsyncDisposable {
   }
 
   /**
-   * The executor connection for a remote server: the given one, or the
-   * manager's own, renewed (a fresh session) when it was lost for good.
+   * Connects to every named environment an enabled server uses, at once.
+   * One that cannot be reached fails only its own servers.
    */
-  #executor(): Promise<ExecutorClient> {
+  async #connectEnvironments(config: McpConfig): Promise<void> {
+    const used = new Set(
+      config.servers.filter((s) => s.enabled && s.environmentId !== undefined)
+        .map((s) => s.environmentId!),
+    );
+    await Promise.all(
+      config.environments.filter((e) => used.has(e.id)).map(async (e) => {
+        const managed: ManagedEnvironment = { config: e, link: null, error: null };
+        this.#environments.set(e.id, managed);
+        const target = e.program !== undefined
+          ? { program: e.program, args: e.args, env: e.env, cwd: e.cwd }
+          : e.url!;
+        try {
+          managed.link = await ExecutorLink.open(target, {
+            token: e.token,
+            tokenFile: e.tokenFile,
+            caFile: e.tlsCa,
+            connectTimeoutMs: e.connectTimeoutMs,
+            initializeTimeoutMs: e.initializeTimeoutMs,
+            clientName: "execbridge-mcp",
+            log: this.#log,
+          });
+        } catch (error) {
+          managed.error = (error as Error).message;
+          this.#log.warn(`environment ${e.id} cannot be reached: ${managed.error}`);
+        }
+      }),
+    );
+  }
+
+  /**
+   * The executor connection for a remote server: its named environment's,
+   * the given one, or the manager's own; renewed (a fresh session) when it
+   * was lost for good.
+   */
+  #executor(config?: McpServerConfig): Promise<ExecutorClient> {
+    const id = config?.environmentId;
+    if (id !== undefined) {
+      const environment = this.#environments.get(id);
+      if (environment?.link == null) {
+        return Promise.reject(
+          new Error(
+            `environment ${id} cannot be reached: ${environment?.error ?? "not connected"}`,
+          ),
+        );
+      }
+      return environment.link.renew();
+    }
     if (this.#givenExecutor !== null) return Promise.resolve(this.#givenExecutor);
     return this.#link!.renew();
   }
@@ -334,6 +456,7 @@ export class McpConnectionManager implements AsyncDisposable {
     const began = performance.now();
     this.#setStatus(m, { state: "starting" });
     try {
+      const { Client } = await import("@modelcontextprotocol/sdk/client");
       const timeout = m.config.startupTimeoutMs;
       const launching = this.#launch(m.config);
       const transport = await withTimeout(launching, timeout, {
@@ -387,13 +510,13 @@ export class McpConnectionManager implements AsyncDisposable {
     if (config.transport === "http") {
       // A remote one is reached from the executor's network: its requests are `http/request`s.
       const fetch: typeof globalThis.fetch | undefined = config.environment === "remote"
-        ? async (input, init) => (await this.#executor()).fetch(input, init)
+        ? async (input, init) => (await this.#executor(config)).fetch(input, init)
         : undefined;
-      return Promise.resolve(
+      return importStreamableHttp().then(({ StreamableHTTPClientTransport }) =>
         new StreamableHTTPClientTransport(new URL(config.url!), {
           requestInit: { headers: config.headers },
           fetch,
-        }),
+        })
       );
     }
     const command = {
@@ -411,7 +534,8 @@ export class McpConnectionManager implements AsyncDisposable {
     // A remote server starts on a live session: a new one if the executor was lost meanwhile.
     const launch = async () =>
       remote
-        ? new ExecutorStdioServerLauncher(await this.#executor(), { log, graceMs }).launch(command)
+        ? new ExecutorStdioServerLauncher(await this.#executor(config), { log, graceMs })
+          .launch(command)
         : local.launch(command);
     if (!config.respawn) return launch();
     const m = this.#find(config.name)!;
@@ -421,8 +545,8 @@ export class McpConnectionManager implements AsyncDisposable {
       policy: { maxRestarts: config.maxRestarts },
       startupTimeoutMs: config.startupTimeoutMs,
       // The manager's own executor connection comes back as a new session within its window.
-      ...(remote && this.#link !== null
-        ? { whenLost: async () => void await this.#link!.renew() }
+      ...(remote && (this.#link !== null || config.environmentId !== undefined)
+        ? { whenLost: async () => void await this.#executor(config) }
         : {}),
       onServerExit: (event) => {
         if (this.#closing !== null) return;
@@ -441,6 +565,13 @@ export class McpConnectionManager implements AsyncDisposable {
       },
     });
   }
+}
+
+/** The SDK's Streamable HTTP client transport, imported on first use. */
+function importStreamableHttp(): Promise<
+  { StreamableHTTPClientTransport: typeof StreamableHTTPClientTransport }
+> {
+  return import("@modelcontextprotocol/sdk/client/streamableHttp.js");
 }
 
 function chain(first: (() => void) | undefined, second: () => void): () => void {

@@ -5,13 +5,16 @@
  * @module
  */
 
+// Deferred: the SDK's types module (hundreds of zod schemas, ~9 MiB and ~20 ms to evaluate) runs
+// on the first message decoded, not when the library's entry point loads, which `serve` does.
 // @ts-types="@modelcontextprotocol/sdk/types"
-import { JSONRPCMessageSchema } from "@modelcontextprotocol/sdk/types.js";
+import defer * as sdkTypes from "@modelcontextprotocol/sdk/types.js";
 import type { Logger } from "../log/logger.ts";
 import type { JsonRpcMessage } from "./types.ts";
 
 const decoder = new TextDecoder();
 const encoder = new TextEncoder();
+let messageSchema: typeof sdkTypes.JSONRPCMessageSchema | undefined;
 
 /** Encodes a message as one line (JSON plus `\n`). */
 export function encodeMessage(message: JsonRpcMessage): Uint8Array {
@@ -38,7 +41,8 @@ export function decodeMessage(
     log.warn(`${writer} wrote a line that is not JSON; skipped: ${preview(text)}`);
     return null;
   }
-  const parsed = JSONRPCMessageSchema.safeParse(value);
+  messageSchema ??= sdkTypes.JSONRPCMessageSchema;
+  const parsed = messageSchema.safeParse(value);
   if (!parsed.success) {
     log.warn(`${writer} wrote JSON that is not a JSON-RPC message; skipped: ${preview(text)}`);
     return null;

@@ -24,8 +24,10 @@
  * @module
  */
 
+// Deferred: the SDK's types module is evaluated when a restarted server's tools are checked,
+// not when the library's entry point loads, which `serve` does (docs/performance.md).
 // @ts-types="@modelcontextprotocol/sdk/types"
-import { ListToolsResultSchema } from "@modelcontextprotocol/sdk/types.js";
+import defer * as sdkTypes from "@modelcontextprotocol/sdk/types.js";
 import type { Logger } from "../log/logger.ts";
 import { delay, withTimeout } from "../util/deadline.ts";
 import { DEFAULT_STARTUP_TIMEOUT_MS } from "./config_types.ts";
@@ -691,7 +693,7 @@ export class ServerSupervisor implements McpTransport {
       return { tools: null, changed: false };
     }
     const changed = canonicalJson(sortByName(raw)) !== canonicalJson(sortByName(seen));
-    const parsed = ListToolsResultSchema.safeParse({ tools: raw });
+    const parsed = sdkTypes.ListToolsResultSchema.safeParse({ tools: raw });
     return { tools: parsed.success ? parsed.data.tools : null, changed };
   }
 

@@ -199,7 +199,12 @@ export async function serve(options: ServeOptions = {}): Promise<Executor> {
     maxIdleWorkers: limits.maxIdleWorkers,
     idleWorkerTtlMs: limits.idleWorkerTtlMs,
   });
-  await pool.ready();
+  // The warm workers are made on the first connection: an idle executor holds none, and the
+  // URL line is not held up by them (docs/performance.md, "Start-up").
+  let warm = (): void => {
+    warm = () => {};
+    pool.prewarm();
+  };
   const metrics = new ExecutorMetrics();
   const registry = new SessionRegistry({ ...limits, pool, log, metrics });
   const connections = new Set<ServerConnection>();
@@ -273,6 +278,7 @@ export async function serve(options: ServeOptions = {}): Promise<Executor> {
     });
     connections.add(connection);
     metrics.connected();
+    warm();
     url = "stdio";
     log.info("serving JSON-RPC on stdin/stdout");
   } else {
@@ -306,6 +312,7 @@ export async function serve(options: ServeOptions = {}): Promise<Executor> {
             headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
           });
         }
+        warm();
         const { socket, response } = Deno.upgradeWebSocket(request, { idleTimeout });
         const connection = new ServerConnection(
           serverWebSocketChannel(socket, peer, { maxMessageBytes: limits.maxFrameBytes }),

@@ -223,7 +223,9 @@ export class ProcessHost {
     try {
       await Promise.race([host.#started, closed]);
     } catch (error) {
-      // A failed spawn leaves the worker clean (no process), but don't risk reusing it.
+      // A failed spawn leaves the worker clean (no process), but don't risk reusing it. It sent
+      // nothing on its events port: stop routing it (which closes the port) now.
+      host.#unroute();
       host.#worker = null;
       host.#state = "failed";
       options.pool.discard(worker);
