@@ -41,6 +41,18 @@ export interface GaugeSources {
   draining(): number;
 }
 
+/** One gauge or counter and its value. */
+export interface MetricSample {
+  /** Its Prometheus name (`execbridge_…`). */
+  name: string;
+  /** `gauge` or `counter`. */
+  type: "gauge" | "counter";
+  /** What it counts. */
+  help: string;
+  /** Its value now. */
+  value: number;
+}
+
 /** Counters and a histogram the executor updates as things happen. */
 export class ExecutorMetrics implements ProcessMetrics {
   #starts = 0;
@@ -92,79 +104,80 @@ export class ExecutorMetrics implements ProcessMetrics {
     this.#connections++;
   }
 
+  /**
+   * Every gauge and counter with its value now (the gauges read from
+   * `gauges`): one list for the Prometheus text and the OpenTelemetry
+   * instruments.
+   */
+  samples(gauges: GaugeSources): MetricSample[] {
+    const gauge = (name: string, help: string, value: number): MetricSample => ({
+      name,
+      type: "gauge",
+      help,
+      value,
+    });
+    const counter = (name: string, help: string, value: number): MetricSample => ({
+      name,
+      type: "counter",
+      help,
+      value,
+    });
+    return [
+      gauge("execbridge_processes_live", "Processes not yet closed.", gauges.processesLive()),
+      gauge("execbridge_sessions_live", "Sessions, attached or detached.", gauges.sessionsLive()),
+      gauge(
+        "execbridge_sessions_detached",
+        "Sessions waiting for a resume.",
+        gauges.sessionsDetached(),
+      ),
+      gauge("execbridge_connections_live", "Open client connections.", gauges.connectionsLive()),
+      gauge("execbridge_workers_idle", "Idle process workers.", gauges.workersIdle()),
+      gauge("execbridge_draining", "1 while the executor drains.", gauges.draining()),
+      counter("execbridge_connections_total", "Client connections opened.", this.#connections),
+      counter("execbridge_process_starts_total", "Processes started.", this.#starts),
+      counter(
+        "execbridge_process_start_failures_total",
+        "Processes that could not be started.",
+        this.#startFailures,
+      ),
+      counter(
+        "execbridge_process_output_bytes_total",
+        "Bytes of process output (stdout, stderr, pty).",
+        this.#outputBytes,
+      ),
+      counter(
+        "execbridge_process_stdin_bytes_total",
+        "Bytes written to process stdin.",
+        this.#stdinBytes,
+      ),
+      counter("execbridge_session_resumes_total", "Detached sessions resumed.", this.#resumes),
+      counter(
+        "execbridge_session_expiries_total",
+        "Detached sessions that expired.",
+        this.#expiries,
+      ),
+    ];
+  }
+
   /** The exposition text, with the gauges read from `gauges` now. */
   render(gauges: GaugeSources): string {
     const lines: string[] = [];
-    const metric = (name: string, type: string, help: string, values: string[]) => {
-      lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, ...values);
-    };
-    const one = (name: string, type: string, help: string, value: number) =>
-      metric(name, type, help, [`${name} ${value}`]);
-    one("execbridge_processes_live", "gauge", "Processes not yet closed.", gauges.processesLive());
-    one(
-      "execbridge_sessions_live",
-      "gauge",
-      "Sessions, attached or detached.",
-      gauges.sessionsLive(),
-    );
-    one(
-      "execbridge_sessions_detached",
-      "gauge",
-      "Sessions waiting for a resume.",
-      gauges.sessionsDetached(),
-    );
-    one(
-      "execbridge_connections_live",
-      "gauge",
-      "Open client connections.",
-      gauges.connectionsLive(),
-    );
-    one("execbridge_workers_idle", "gauge", "Idle process workers.", gauges.workersIdle());
-    one("execbridge_draining", "gauge", "1 while the executor drains.", gauges.draining());
-    one(
-      "execbridge_connections_total",
-      "counter",
-      "Client connections opened.",
-      this.#connections,
-    );
-    one("execbridge_process_starts_total", "counter", "Processes started.", this.#starts);
-    one(
-      "execbridge_process_start_failures_total",
-      "counter",
-      "Processes that could not be started.",
-      this.#startFailures,
-    );
-    one(
-      "execbridge_process_output_bytes_total",
-      "counter",
-      "Bytes of process output (stdout, stderr, pty).",
-      this.#outputBytes,
-    );
-    one(
-      "execbridge_process_stdin_bytes_total",
-      "counter",
-      "Bytes written to process stdin.",
-      this.#stdinBytes,
-    );
-    one(
-      "execbridge_session_resumes_total",
-      "counter",
-      "Detached sessions resumed.",
-      this.#resumes,
-    );
-    one(
-      "execbridge_session_expiries_total",
-      "counter",
-      "Detached sessions that expired.",
-      this.#expiries,
-    );
+    for (const sample of this.samples(gauges)) {
+      lines.push(
+        `# HELP ${sample.name} ${sample.help}`,
+        `# TYPE ${sample.name} ${sample.type}`,
+        `${sample.name} ${sample.value}`,
+      );
+    }
     const name = "execbridge_process_start_duration_seconds";
-    metric(name, "histogram", "Time from a start request to a running process.", [
+    lines.push(
+      `# HELP ${name} Time from a start request to a running process.`,
+      `# TYPE ${name} histogram`,
       ...START_BUCKETS.map((le, i) => `${name}_bucket{le="${le}"} ${this.#startBuckets[i]}`),
       `${name}_bucket{le="+Inf"} ${this.#starts}`,
       `${name}_sum ${this.#startSum}`,
       `${name}_count ${this.#starts}`,
-    ]);
+    );
     return lines.join("\n") + "\n";
   }
 }

@@ -10,6 +10,7 @@ import { createLogger, type Logger, type LogLevel } from "../log/logger.ts";
 import { LEAN_WORKERS_V8_FLAG, leanWorkersFlagSet } from "../process/host/v8_flags.ts";
 import { WorkerPool } from "../process/host/worker_pool.ts";
 import { ExecutorMetrics, type GaugeSources } from "./metrics.ts";
+import { observeValues, TRACING } from "../util/telemetry.ts";
 import { detectBwrap } from "../sandbox/bwrap.ts";
 import { lineChannel } from "../transport/line_channel.ts";
 import { serverWebSocketChannel } from "../transport/websocket_channel.ts";
@@ -261,6 +262,15 @@ export async function serve(options: ServeOptions = {}): Promise<Executor> {
     workersIdle: () => pool.idle,
     draining: () => draining !== null ? 1 : 0,
   };
+
+  // With Deno's OpenTelemetry on, the same gauges and counters go out as OTel instruments.
+  if (TRACING) {
+    const samples = () => new Map(metrics.samples(gauges).map((m) => [m.name, m.value]));
+    observeValues(
+      metrics.samples(gauges).map((m) => ({ name: m.name, type: m.type, description: m.help })),
+      (name) => samples().get(name) ?? 0,
+    );
+  }
 
   if (address.kind === "stdio") {
     const stdio = options.stdio ??

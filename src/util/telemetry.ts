@@ -80,3 +80,30 @@ export function endSpan(
   }
   span.end();
 }
+
+/** A value OpenTelemetry reads at each collection. */
+export interface ObservedValue {
+  /** The instrument's name. */
+  name: string;
+  /** `gauge` (a level) or `counter` (a monotonic total). */
+  type: "gauge" | "counter";
+  /** What it measures. */
+  description: string;
+}
+
+/**
+ * Exports `values` as OpenTelemetry observable instruments (when tracing:
+ * Deno's built-in exporter sends them with the `OTEL_*` settings);
+ * `read(name)` gives each one's value at collection time.
+ */
+export function observeValues(values: ObservedValue[], read: (name: string) => number): void {
+  if (api === null) return;
+  const meter = api.metrics.getMeter("execbridge");
+  for (const value of values) {
+    const options = { description: value.description };
+    const instrument = value.type === "gauge"
+      ? meter.createObservableGauge(value.name, options)
+      : meter.createObservableCounter(value.name, options);
+    instrument.addCallback((result) => result.observe(read(value.name)));
+  }
+}
