@@ -34,6 +34,9 @@ import { LocalStdioServerLauncher } from "./local_stdio.ts";
 import { ServerSupervisor } from "./server_supervisor.ts";
 import type { McpCallToolResult, McpServerTool, McpToolInputSchema } from "./types.ts";
 
+/** Servers started at once on one executor (more wait their turn). */
+export const STARTS_PER_EXECUTOR = 8;
+
 /** Separator between server and tool in qualified tool names. */
 export const TOOL_NAME_SEPARATOR = "__";
 
@@ -188,6 +191,8 @@ export class McpConnectionManager implements AsyncDisposable {
   #link: ExecutorLink | null = null;
   /** Named environments (`environment_id`), by id: one connection each, shared by its servers. */
   readonly #environments = new Map<string, ManagedEnvironment>();
+  /** Starts running and waiting, per executor (`""`: the default one). */
+  readonly #starts = new Map<string, { running: number; waiting: (() => void)[] }>();
   #closing: Promise<void> | null = null;
 
   private constructor(config: McpConfig, options: McpConnectionManagerOptions) {
@@ -365,6 +370,23 @@ export class McpConnectionManager implements AsyncDisposable {
     return this.close();
   }
 
+  /** Waits for a start slot on an executor; resolves with the function that frees it. */
+  async #startSlot(executor: string): Promise<() => void> {
+    let gate = this.#starts.get(executor);
+    if (gate === undefined) this.#starts.set(executor, gate = { running: 0, waiting: [] });
+    const slots = gate;
+    if (slots.running >= STARTS_PER_EXECUTOR) {
+      await new Promise<void>((resolve) => slots.waiting.push(resolve));
+    } else {
+      slots.running++;
+    }
+    return () => {
+      const next = slots.waiting.shift();
+      if (next !== undefined) next();
+      else slots.running--;
+    };
+  }
+
   #find(server: string): Managed | undefined {
     return this.#servers.find((m) => m.config.name === server);
   }
@@ -453,8 +475,12 @@ export class McpConnectionManager implements AsyncDisposable {
 
   async #startServer(m: Managed): Promise<void> {
     if (!m.config.enabled) return;
-    const began = performance.now();
     this.#setStatus(m, { state: "starting" });
+    // A few starts at a time per executor: a thousand at once starve it (and the agent) of CPU
+    // until its pings go unanswered. The startup timeout counts from the server's own turn.
+    const executor = m.config.environment === "remote" ? m.config.environmentId ?? "" : null;
+    const release = executor === null ? () => {} : await this.#startSlot(executor);
+    const began = performance.now();
     try {
       const { Client } = await import("@modelcontextprotocol/sdk/client");
       const timeout = m.config.startupTimeoutMs;
@@ -503,6 +529,8 @@ export class McpConnectionManager implements AsyncDisposable {
       m.transport = null;
       await client?.close().catch(() => {});
       await transport?.close().catch(() => {});
+    } finally {
+      release();
     }
   }
 

@@ -10,7 +10,13 @@
  */
 
 import { Client } from "@modelcontextprotocol/sdk/client";
-import { connectExecutor, type ExecutorClient, ExecutorStdioServerLauncher } from "../../mod.ts";
+import {
+  connectExecutor,
+  type ExecutorClient,
+  ExecutorStdioServerLauncher,
+  McpConnectionManager,
+  parseMcpConfig,
+} from "../../mod.ts";
 import { silentLogger } from "../../src/log/logger.ts";
 import { TEST_TOKEN } from "../support/executor_process.ts";
 import type { MetricValues, Scenario } from "./scenario.ts";
@@ -33,9 +39,9 @@ export interface FleetSettings {
 const TINY_SERVER = new URL("../fixtures/tiny_mcp_server.sh", import.meta.url).pathname;
 const MIB = 1024 * 1024;
 
-/** The fleet scenario. */
+/** The fleet scenarios: through the launcher API, and as a config of named environments. */
 export function fleetScenarios(settings: FleetSettings): Scenario[] {
-  return [fleet(settings)];
+  return [fleet(settings), fleetByEnvironments(settings)];
 }
 
 /** Sum of VmRSS of the direct children of `pid` (the servers an executor started). */
@@ -152,6 +158,80 @@ function fleet(settings: FleetSettings): Scenario {
       } finally {
         await Promise.all(clients.map((client) => client.close().catch(() => {})));
         await Promise.all(connections.map((connection) => connection.close().catch(() => {})));
+        await Promise.all(started.map((executor) => stopExecutor(executor)));
+      }
+    },
+  };
+}
+
+/**
+ * The same fleet as an agent configures it: one `McpConnectionManager`, a
+ * config with one named environment per executor (`environments`) and
+ * every server placed by `environment_id`. Start covers each server's
+ * launch, `initialize` and first `tools/list`; then one call each.
+ */
+function fleetByEnvironments(settings: FleetSettings): Scenario {
+  const { fleetExecutors: executors, fleetServersPerExecutor: perExecutor } = settings;
+  const label = `${executors}×${perExecutor} environments`;
+  return {
+    name: `fleet ${label}`,
+    only: ["remote"],
+    metrics: [
+      { id: "envs_start_s", label: `fleet ${label}: start all`, unit: "s", direct: false },
+      { id: "envs_call_s", label: `fleet ${label}: one call each`, unit: "s", direct: false },
+      { id: "envs_agent_rss", label: `fleet ${label}: agent RSS`, unit: "MiB", direct: false },
+    ],
+    async exec(_target, ctx: RunContext): Promise<MetricValues> {
+      const started: BenchExecutor[] = await Promise.all(
+        Array.from({ length: executors }, () => startBenchExecutor()),
+      );
+      let manager: McpConnectionManager | null = null;
+      try {
+        ctx.checkAborted();
+        const servers: Record<string, unknown> = {};
+        started.forEach((_, e) => {
+          for (let i = 0; i < perExecutor; i++) {
+            servers[`s${e}_${i}`] = {
+              command: "sh",
+              args: [TINY_SERVER],
+              environment_id: `e${e}`,
+              // All start at once: on 2 CPUs the last ones wait a minute for their workers.
+              startup_timeout_sec: 600,
+            };
+          }
+        });
+        const config = parseMcpConfig(
+          JSON.stringify({
+            environments: started.map((executor, e) => ({ id: `e${e}`, url: executor.url })),
+            mcpServers: servers,
+          }),
+          { format: "json", source: "fleet.json" },
+        );
+        const t0 = performance.now();
+        manager = await McpConnectionManager.start(config, { log: silentLogger });
+        const t1 = performance.now();
+        const tools = manager.listTools();
+        if (tools.length !== executors * perExecutor) {
+          const failed = manager.status().filter((status) => status.state === "failed");
+          throw new Error(
+            `${tools.length} tools, expected ${executors * perExecutor}; ${failed.length} ` +
+              `servers failed, the first: ${failed[0]?.error}`,
+          );
+        }
+        const answers = await Promise.all(tools.map((tool) => manager!.callTool(tool.name)));
+        const pong = answers.filter((a) => (a.content as { text?: string }[])[0]?.text === "pong");
+        if (pong.length !== tools.length) throw new Error("not every server answered pong");
+        const t2 = performance.now();
+        // One connection per environment, shared by its servers.
+        const live = await Promise.all(started.map((e) => liveConnections(e.url)));
+        if (live.some((n) => n !== 1)) throw new Error(`connections per executor: ${live}`);
+        return {
+          envs_start_s: (t1 - t0) / 1000,
+          envs_call_s: (t2 - t1) / 1000,
+          envs_agent_rss: Deno.memoryUsage().rss / MIB,
+        };
+      } finally {
+        await manager?.close();
         await Promise.all(started.map((executor) => stopExecutor(executor)));
       }
     },
