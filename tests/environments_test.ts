@@ -10,6 +10,7 @@
 import assert from "node:assert/strict";
 import { loadMcpConfig, McpConfigError, McpConnectionManager, parseMcpConfig } from "../mod.ts";
 import { silentLogger } from "../src/log/logger.ts";
+import { STARTS_PER_EXECUTOR } from "../src/mcp/connection_manager.ts";
 import { CONFIG, fixtureServer, MOD, runCli } from "./support/cli.ts";
 import { startExecutor, TEST_TOKEN } from "./support/executor_process.ts";
 
@@ -263,4 +264,38 @@ Deno.test("mcp status shows each environment, as a table and as JSON", async () 
   } finally {
     await executor.stop();
   }
+});
+
+Deno.test("manager: at most STARTS_PER_EXECUTOR servers start at once on one executor", async () => {
+  const executor = await startExecutor([]);
+  await withDir(async (dir) => {
+    const log = `${dir}/starts.log`;
+    const tiny = new URL("./fixtures/tiny_mcp_server.sh", import.meta.url).pathname;
+    const servers: Record<string, unknown> = {};
+    for (let i = 0; i < STARTS_PER_EXECUTOR + 4; i++) {
+      servers[`s${i}`] = {
+        command: "sh",
+        args: ["-c", `echo start >> ${log}; sleep 0.3; echo ready >> ${log}; exec sh ${tiny}`],
+        environment_id: "box",
+      };
+    }
+    const config = parseMcpConfig(
+      JSON.stringify({ environments: [{ id: "box", url: executor.url }], mcpServers: servers }),
+      { format: "json", source: "starts.json" },
+    );
+    const manager = await McpConnectionManager.start(config, { log: silentLogger, graceMs: 300 });
+    try {
+      assert.equal(manager.listTools().length, STARTS_PER_EXECUTOR + 4);
+      let running = 0;
+      let most = 0;
+      for (const line of (await Deno.readTextFile(log)).trim().split("\n")) {
+        running += line === "start" ? 1 : -1;
+        most = Math.max(most, running);
+      }
+      assert.ok(most <= STARTS_PER_EXECUTOR, `${most} started at once`);
+      assert.ok(most > 1, "they did not start concurrently at all");
+    } finally {
+      await manager.close();
+    }
+  }).finally(() => executor.stop());
 });
