@@ -11,7 +11,7 @@
 import assert from "node:assert/strict";
 import { startExecutor } from "./support/executor_process.ts";
 import { type FaultProxy, startFaultProxy } from "./support/fault_proxy.ts";
-import { call, handshake, resultText, startBridge } from "./support/bridge_process.ts";
+import { call, handshake, resultText, startBridge, watchStderr } from "./support/bridge_process.ts";
 import { cliArgs, denoRun, fixtureServer } from "./support/cli.ts";
 
 /** A generous bound for "at once" (the goal is under a second; the machine is shared). */
@@ -54,23 +54,11 @@ function startSdkClient(url: string) {
   const writer = child.stdin.getWriter();
   const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
   let pending = "";
-  let stderr = "";
-  const waiters = new Set<{ pattern: RegExp; resolve: () => void }>();
-  const stderrDone = (async () => {
-    for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) {
-      stderr += chunk;
-      for (const waiter of waiters) {
-        if (waiter.pattern.test(stderr)) {
-          waiters.delete(waiter);
-          waiter.resolve();
-        }
-      }
-    }
-  })();
+  const errors = watchStderr(child.stderr);
   const readLine = async (): Promise<Record<string, unknown>> => {
     while (!pending.includes("\n")) {
       const { value, done } = await lines.read();
-      if (done) throw new Error(`the SDK client ended; stderr:\n${stderr}`);
+      if (done) throw new Error(`the SDK client ended; stderr:\n${errors.text()}`);
       pending += value;
     }
     const end = pending.indexOf("\n");
@@ -94,15 +82,12 @@ function startSdkClient(url: string) {
       await writer.write(new TextEncoder().encode(JSON.stringify({ connects: true }) + "\n"));
       return (await readLine()).connects as number;
     },
-    waitForStderr(pattern: RegExp): Promise<void> {
-      if (pattern.test(stderr)) return Promise.resolve();
-      return new Promise((resolve) => waiters.add({ pattern, resolve }));
-    },
+    waitForStderr: errors.waitFor,
     async finish(): Promise<{ code: number; stderr: string }> {
       await writer.close();
       while (!(await lines.read()).done) { /* drain */ }
-      await stderrDone;
-      return { code: (await child.status).code, stderr };
+      await errors.done;
+      return { code: (await child.status).code, stderr: errors.text() };
     },
   };
 }

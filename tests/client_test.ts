@@ -85,33 +85,6 @@ Deno.test("client: reordered and duplicated notifications are delivered once, in
   await fake.close();
 });
 
-Deno.test("rpc client: responses arriving out of order are matched by id", async () => {
-  const sent: Json[] = [];
-  const channel: TextChannel = {
-    onmessage: null,
-    onbinary: null,
-    onclose: null,
-    bufferedAmount: 0,
-    peer: "memory",
-    binary: false,
-    sendBinary() {},
-    send(text) {
-      sent.push(JSON.parse(text));
-    },
-    close() {
-      return Promise.resolve();
-    },
-  };
-  const rpc = new RpcClient(channel);
-  const calls = ["a", "b", "c"].map((name) => rpc.call("echo", { name }));
-  for (const request of [...sent].reverse()) {
-    channel.onmessage!(JSON.stringify({ id: request.id, result: request.params.name }));
-  }
-  assert.deepEqual(await Promise.all(calls), ["a", "b", "c"]);
-  await rpc.disconnect();
-  await assert.rejects(rpc.call("echo"), (e: Error) => e.message.startsWith(DISCONNECTED_PREFIX));
-});
-
 /** A channel in memory: what the client sends is recorded; `lose()` ends it as a dropped link would. */
 function memoryChannel() {
   const sent: Json[] = [];
@@ -132,6 +105,18 @@ function memoryChannel() {
   };
   return { channel, sent, lose: () => channel.onclose!("link lost") };
 }
+
+Deno.test("rpc client: responses arriving out of order are matched by id", async () => {
+  const { channel, sent } = memoryChannel();
+  const rpc = new RpcClient(channel);
+  const calls = ["a", "b", "c"].map((name) => rpc.call("echo", { name }));
+  for (const request of [...sent].reverse()) {
+    channel.onmessage!(JSON.stringify({ id: request.id, result: request.params.name }));
+  }
+  assert.deepEqual(await Promise.all(calls), ["a", "b", "c"]);
+  await rpc.disconnect();
+  await assert.rejects(rpc.call("echo"), (e: Error) => e.message.startsWith(DISCONNECTED_PREFIX));
+});
 
 Deno.test("rpc client: after a lost link, held requests and unconfirmed replayable notifications go out again in their first order; an answer confirms what went before it", async () => {
   const first = memoryChannel();

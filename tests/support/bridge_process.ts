@@ -40,6 +40,48 @@ export interface StartBridgeOptions {
   bridgeFlags?: string[];
 }
 
+/** A child's stderr, collected as it comes, with a wait for a pattern in it. */
+export interface StderrWatch {
+  /** Everything so far. */
+  text(): string;
+  /** Resolves once the text matches `pattern` (rejects if stderr ends first). */
+  waitFor(pattern: RegExp): Promise<void>;
+  /** Settles once stderr ended. */
+  done: Promise<void>;
+}
+
+/** Collects `stream` (a child's stderr) and lets a test wait for a line in it. */
+export function watchStderr(stream: ReadableStream<Uint8Array>): StderrWatch {
+  let text = "";
+  const waiters = new Set<{ pattern: RegExp; resolve: () => void }>();
+  const done = (async () => {
+    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+      text += chunk;
+      for (const waiter of waiters) {
+        if (waiter.pattern.test(text)) {
+          waiters.delete(waiter);
+          waiter.resolve();
+        }
+      }
+    }
+  })();
+  return {
+    text: () => text,
+    done,
+    waitFor(pattern) {
+      if (pattern.test(text)) return Promise.resolve();
+      const { promise, resolve } = Promise.withResolvers<void>();
+      const waiter = { pattern, resolve };
+      waiters.add(waiter);
+      const ended = done.then(() => {
+        if (!waiters.delete(waiter)) return;
+        throw new Error(`stderr ended before it matched ${pattern}:\n${text}`);
+      });
+      return Promise.race([promise, ended]);
+    },
+  };
+}
+
 /** Starts `bridge --executor URL [flags] -- SERVER`. */
 export function startBridge(url: string, options: StartBridgeOptions = {}): BridgeProcess {
   const server = options.server ?? fixtureServer(...(options.serverFlags ?? []));
@@ -61,25 +103,13 @@ export function startBridge(url: string, options: StartBridgeOptions = {}): Brid
   const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
   let stdout = "";
   let consumed = 0;
-  let stderr = "";
-  const waiters = new Set<{ pattern: RegExp; resolve: () => void }>();
-  const stderrDone = (async () => {
-    for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) {
-      stderr += chunk;
-      for (const waiter of waiters) {
-        if (waiter.pattern.test(stderr)) {
-          waiters.delete(waiter);
-          waiter.resolve();
-        }
-      }
-    }
-  })();
+  const errors = watchStderr(child.stderr);
   let stdinOpen = true;
   const seen: Message[] = [];
   const next = async (): Promise<Message> => {
     while (!stdout.slice(consumed).includes("\n")) {
       const { value, done } = await reader.read();
-      if (done) throw new Error(`bridge stdout ended; stderr:\n${stderr}`);
+      if (done) throw new Error(`bridge stdout ended; stderr:\n${errors.text()}`);
       stdout += value;
     }
     const end = stdout.indexOf("\n", consumed);
@@ -99,18 +129,8 @@ export function startBridge(url: string, options: StartBridgeOptions = {}): Brid
         if (message.id === id && message.method === undefined) return message;
       }
     },
-    stderr: () => stderr,
-    waitForStderr(pattern) {
-      if (pattern.test(stderr)) return Promise.resolve();
-      const { promise, resolve } = Promise.withResolvers<void>();
-      const waiter = { pattern, resolve };
-      waiters.add(waiter);
-      const ended = stderrDone.then(() => {
-        if (!waiters.delete(waiter)) return;
-        throw new Error(`bridge stderr ended before it matched ${pattern}:\n${stderr}`);
-      });
-      return Promise.race([promise, ended]);
-    },
+    stderr: errors.text,
+    waitForStderr: errors.waitFor,
     async closeStdin() {
       stdinOpen = false;
       await writer.close();
@@ -122,10 +142,10 @@ export function startBridge(url: string, options: StartBridgeOptions = {}): Brid
         if (done) break;
         stdout += value;
       }
-      await stderrDone;
+      await errors.done;
       const status = await child.status;
       if (stdinOpen && keepStdin) await writer.close().catch(() => {});
-      return { code: status.code, stdout, stderr };
+      return { code: status.code, stdout, stderr: errors.text() };
     },
   };
 }
