@@ -1,15 +1,18 @@
 /**
  * `deno run -A mod.ts serve` stays lean: it evaluates neither the MCP SDK
- * nor the TOML parser, and the serve command itself loads no client and no
- * MCP code. mod.ts re-exports the whole library, so the MCP layer imports the
- * SDK and smol-toml only with `import defer` (evaluated on first use) or
- * `import()`, and the CLI imports each command's module when it runs
- * (docs/performance.md, "Start-up").
+ * nor the TOML parser, an idle executor not even zod (the protocol's schemas
+ * are built on the first message), and the serve command itself loads no
+ * client and no MCP code. mod.ts re-exports the whole library, so the
+ * library imports these packages, and the modules that build schemas with
+ * zod, only with `import defer` (evaluated on first use) or `import()`, and
+ * the CLI imports each command's module when it runs (docs/performance.md,
+ * "Start-up").
  *
  * Two checks, neither timing-based: the module graph (`deno info --json`),
  * where an edge counts unless it is dynamic, type-only or deferred; and a
  * real `serve` run under an import map that puts a probe in front of each
- * of those packages' specifiers, which says so on stderr if it is evaluated.
+ * of those packages' specifiers, which says so on stderr when it is
+ * evaluated.
  */
 
 import assert from "node:assert/strict";
@@ -17,15 +20,19 @@ import { connectExecutor } from "../mod.ts";
 import { CONFIG, MOD } from "./support/cli.ts";
 import { startExecutor } from "./support/executor_process.ts";
 
-/** The packages `serve` must not evaluate. */
-const HEAVY = [/^npm:\/?@modelcontextprotocol\/sdk@/, /^npm:\/?smol-toml@/];
+/** The packages `serve` never evaluates. */
+const NEVER = [/^npm:\/?@modelcontextprotocol\/sdk@/, /^npm:\/?smol-toml@/];
+/** The packages an executor evaluates on the first message, not at start-up. */
+const ON_FIRST_MESSAGE = [/^npm:\/?zod@/];
+const HEAVY = [...NEVER, ...ON_FIRST_MESSAGE];
 /**
- * The only npm packages `serve` evaluates (the protocol's schemas). A new one
- * on the executor's path costs every executor its start-up time and memory:
- * import it lazily, or add it here knowingly (docs/performance.md, "Start-up").
+ * The npm packages `serve` evaluates at start-up: none. A new one on the
+ * executor's path costs every executor its start-up time and memory: import
+ * it lazily, or add it here knowingly (docs/performance.md, "Start-up").
  */
-const SERVE_NPM_PACKAGES = ["zod"];
+const SERVE_NPM_PACKAGES: string[] = [];
 const isHeavy = (specifier: string): boolean => HEAVY.some((pattern) => pattern.test(specifier));
+const isNever = (specifier: string): boolean => NEVER.some((pattern) => pattern.test(specifier));
 
 interface GraphDependency {
   specifier: string;
@@ -147,7 +154,7 @@ function relative(specifier: string): string {
   return specifier.replace(new URL("../", import.meta.url).href, "");
 }
 
-Deno.test("lean serve: the module graph of `mod.ts serve` holds neither the MCP SDK nor smol-toml", async () => {
+Deno.test("lean serve: the module graph of `mod.ts serve` holds neither the MCP SDK, smol-toml nor zod", async () => {
   const graph = await moduleGraph();
   const edges = await edgesOf(graph);
 
@@ -178,12 +185,16 @@ Deno.test("lean serve: the module graph of `mod.ts serve` holds neither the MCP 
     "src/cli/main.ts should import serve_command.ts with import()",
   );
 
-  // Not vacuous: the executor and its schemas are there, and the library does use both
-  // packages (through deferred or dynamic imports).
+  // Not vacuous: the executor is there, its schemas are not (they are deferred), and the
+  // library does use every package (through deferred or dynamic imports).
   assert.ok(serve.has(new URL("../src/server/serve.ts", import.meta.url).href));
-  assert.ok([...serve.keys()].some((s) => s.startsWith("npm:/zod@")));
+  const schemas = new URL("../src/protocol/schemas.ts", import.meta.url).href;
+  assert.ok(!serve.has(schemas), "src/protocol/schemas.ts is evaluated at start-up");
+  assert.ok(
+    [...edges.values()].flat().some((edge) => edge.to === schemas && edge.kind === "deferred"),
+  );
   const everyEdge = [...edges.values()].flat();
-  for (const pattern of HEAVY) {
+  for (const pattern of NEVER) {
     assert.ok(
       everyEdge.some((edge) => pattern.test(edge.to) && edge.kind !== "static"),
       `the library no longer imports ${pattern} lazily: update this test`,
@@ -203,7 +214,7 @@ Deno.test("lean serve: the serve command loads no client and no MCP code, and th
   assert.deepEqual([...cli.keys()].map(relative), ["src/cli/main.ts"]);
 });
 
-Deno.test("lean serve: a running executor does not evaluate the MCP SDK or smol-toml", async () => {
+Deno.test("lean serve: an idle executor evaluates none of them; a running one zod only, on the first message", async () => {
   const graph = await moduleGraph();
   const edges = await edgesOf(graph);
   // Every specifier through which the library reaches either package, each behind a probe.
@@ -245,11 +256,15 @@ Deno.test("lean serve: a running executor does not evaluate the MCP SDK or smol-
       assert.ok(controlErr.includes(`lean-serve probe: evaluated ${written}\n`), controlErr);
     }
 
-    // An executor that starts, serves a process and stops evaluates none of them.
+    // An executor that starts evaluates none of them (a probe writes to stderr while it is
+    // evaluated, before the executor logs that it listens); one that serves a process and stops
+    // evaluates zod, and neither of the others.
     const executor = await startExecutor(["--log-level", "info"], {
       denoFlags: ["--import-map", importMap],
     });
     try {
+      await executor.waitForStderr(/listening on /);
+      assert.doesNotMatch(executor.stderr(), /lean-serve probe/);
       const client = await connectExecutor(executor.url);
       try {
         const proc = await client.start({ processId: "lean", argv: ["true"] });
@@ -261,7 +276,10 @@ Deno.test("lean serve: a running executor does not evaluate the MCP SDK or smol-
       const status = await executor.stop();
       assert.equal(status.code, 0, executor.stderr());
     }
-    assert.doesNotMatch(executor.stderr(), /lean-serve probe/);
+    const evaluatedNow = [...executor.stderr().matchAll(/lean-serve probe: evaluated (\S+)/g)]
+      .map((match) => probed.get(match[1])!);
+    assert.deepEqual(evaluatedNow.filter(isNever), [], executor.stderr());
+    assert.ok(evaluatedNow.some((target) => /^npm:\/?zod@/.test(target)), executor.stderr());
     assert.match(executor.stderr(), /executor stopped/);
   } finally {
     await Deno.remove(dir, { recursive: true });

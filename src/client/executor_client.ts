@@ -2,6 +2,11 @@
  * `connectExecutor`: a connection to an executor, its session, the process
  * API as an {@link ExecBackend}, and the executor's filesystem.
  *
+ * Long (~590 lines) on purpose: the connection, its session, and reconnect
+ * and resume are one state machine (a resume touches every process, every
+ * held call and every HTTP body in flight); the process, fs and HTTP calls
+ * are apart, in `remote_*.ts`.
+ *
  * @module
  */
 
@@ -12,13 +17,9 @@ import { decodeOutputFrame } from "../protocol/binary_output.ts";
 import { Method } from "../protocol/methods.ts";
 import { toFileUri } from "../protocol/paths.ts";
 import type { EnvironmentInfo } from "../protocol/types.ts";
-import {
-  type InitializeParams,
-  notifications,
-  parseParams,
-  results,
-  startParams,
-} from "../protocol/schemas.ts";
+import defer * as schemas from "../protocol/schemas.ts";
+import type { InitializeParams } from "../protocol/schemas.ts";
+import { parseParams } from "../protocol/validate.ts";
 import type { StartParams } from "../protocol/types.ts";
 import type { TextChannel } from "../transport/channel.ts";
 import { clientWebSocketChannel } from "../transport/websocket_channel.ts";
@@ -354,7 +355,7 @@ class ExecutorConnection implements ExecutorClient {
         onTimeout: () => this.#rpc.disconnect(message),
       },
     );
-    const result = results.initialize.parse(raw);
+    const result = schemas.results.initialize.parse(raw);
     // Reconnecting needs calls answered once: without it, fail at the first loss.
     this.#resumable = this.#options.dial !== null && result.resumableCalls === true;
     this.#sessionId = result.sessionId;
@@ -372,7 +373,7 @@ class ExecutorConnection implements ExecutorClient {
   async start(params: StartParams): Promise<ExecProcess> {
     const disconnected = this.#rpc.disconnected;
     if (disconnected !== null) throw new DisconnectedError(disconnected);
-    const checked = parseParams(startParams, params, { method: Method.processStart });
+    const checked = parseParams(schemas.startParams, params, { method: Method.processStart });
     const id = checked.processId;
     if (this.#routes.has(id)) {
       // The executor would refuse it too; refusing here keeps one route per id.
@@ -386,7 +387,7 @@ class ExecutorConnection implements ExecutorClient {
       // The current protocol wants paths as URIs, April's native ones (execbridge takes both).
       const cwd = checked.cwd == null || !this.#uris ? checked.cwd : toFileUri(checked.cwd);
       const raw = await this.#rpc.call(Method.processStart, { ...checked, cwd });
-      results.start.parse(raw);
+      schemas.results.start.parse(raw);
       // Reconnected meanwhile: its first events may have been lost with the old link.
       if (this.#epoch !== epoch) await process.resync({ now: false });
     } catch (error) {
@@ -485,7 +486,7 @@ class ExecutorConnection implements ExecutorClient {
           Math.min(this.#options.initializeTimeoutMs ?? 10_000, left),
           { error: () => new Error("the executor did not answer initialize in time") },
         );
-        const result = results.initialize.parse(raw);
+        const result = schemas.results.initialize.parse(raw);
         if (result.sessionId !== this.#sessionId || result.resumableCalls !== true) {
           throw new Fatal("the executor answered the resume with another session");
         }
@@ -546,6 +547,7 @@ class ExecutorConnection implements ExecutorClient {
       this.#http?.deliver(params);
       return;
     }
+    const notifications = schemas.notifications;
     const schema = Object.hasOwn(notifications, method)
       ? notifications[method as keyof typeof notifications]
       : undefined;

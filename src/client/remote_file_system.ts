@@ -16,7 +16,7 @@ import type {
   WalkResult,
 } from "../fs/file_system.ts";
 import { parseWirePath, toFileUri } from "../protocol/paths.ts";
-import { results } from "../protocol/schemas.ts";
+import defer * as schemas from "../protocol/schemas.ts";
 import type { RpcClient } from "../rpc/rpc_client.ts";
 
 /** Bytes per `fs/readBlock` and `fs/writeBlock` (the protocol's largest block). */
@@ -52,7 +52,7 @@ export class RemoteFileSystem implements ExecFileSystem {
   /** Reads a whole file. */
   async readFile(path: string): Promise<Uint8Array> {
     const raw = await this.#rpc.call(Method.fsReadFile, { path: this.#wire(path) });
-    return results.readFile.parse(raw).dataBase64;
+    return schemas.results.readFile.parse(raw).dataBase64;
   }
 
   /** Creates or truncates a file. */
@@ -74,14 +74,14 @@ export class RemoteFileSystem implements ExecFileSystem {
   /** Describes a path. */
   async getMetadata(path: string): Promise<FileMetadata> {
     const raw = await this.#rpc.call(Method.fsGetMetadata, { path: this.#wire(path) });
-    const result = results.getMetadata.parse(raw);
+    const result = schemas.results.getMetadata.parse(raw);
     return { ...result, size: result.size ?? 0 };
   }
 
   /** Lists a directory. */
   async readDirectory(path: string): Promise<DirectoryEntry[]> {
     const raw = await this.#rpc.call(Method.fsReadDirectory, { path: this.#wire(path) });
-    return results.readDirectory.parse(raw).entries;
+    return schemas.results.readDirectory.parse(raw).entries;
   }
 
   /** Removes a path. */
@@ -112,13 +112,13 @@ export class RemoteFileSystem implements ExecFileSystem {
   /** The canonical path. */
   async canonicalize(path: string): Promise<string> {
     const raw = await this.#rpc.call(Method.fsCanonicalize, { path: this.#wire(path) });
-    return native(results.canonicalize.parse(raw).path);
+    return native(schemas.results.canonicalize.parse(raw).path);
   }
 
   /** The files and directories below a directory, bounded. */
   async walk(path: string, options: WalkOptions): Promise<WalkResult> {
     const raw = await this.#rpc.call(Method.fsWalk, { path: this.#wire(path), options });
-    const result = results.walk.parse(raw);
+    const result = schemas.results.walk.parse(raw);
     return {
       entries: result.entries.map((e) => ({ path: native(e.path), kind: e.kind })),
       errors: result.errors.map((e) => ({ path: native(e.path), message: e.message })),
@@ -141,7 +141,7 @@ export class RemoteFileSystem implements ExecFileSystem {
             offset,
             len: BLOCK_BYTES,
           });
-          const block = results.readBlock.parse(raw);
+          const block = schemas.results.readBlock.parse(raw);
           offset += block.chunk.byteLength;
           if (block.chunk.byteLength > 0) controller.enqueue(block.chunk);
           if (block.eof || block.chunk.byteLength === 0) {
@@ -184,6 +184,6 @@ export class RemoteFileSystem implements ExecFileSystem {
   async #open(path: string, mode: "read" | "replace"): Promise<string> {
     const handleId = `h-${crypto.randomUUID()}`;
     const raw = await this.#rpc.call(Method.fsOpen, { handleId, path: this.#wire(path), mode });
-    return results.open.parse(raw).handleId;
+    return schemas.results.open.parse(raw).handleId;
   }
 }

@@ -9,7 +9,7 @@
  */
 
 import { Method } from "../protocol/methods.ts";
-import { results } from "../protocol/schemas.ts";
+import defer * as schemas from "../protocol/schemas.ts";
 import type { RpcClient } from "../rpc/rpc_client.ts";
 
 /** A `fetch` over an executor. */
@@ -43,7 +43,7 @@ export class RemoteHttp {
 
   /** A piece of a streamed body (the `http/request/bodyDelta` notification's params). */
   deliver(params: unknown): void {
-    const delta = results.bodyDelta.safeParse(params);
+    const delta = schemas.results.bodyDelta.safeParse(params);
     if (!delta.success) return;
     const { requestId, deltaBase64: bytes, done, error } = delta.data;
     const stream = this.#streams.get(requestId);
@@ -103,7 +103,7 @@ export class RemoteHttp {
         `fetch ${request.url} through the executor failed: its body was lost with the connection: ${stream.failure}`,
       );
     }
-    const response = results.httpResponse.parse(raw);
+    const response = schemas.results.httpResponse.parse(raw);
     const responseHeaders = new Headers();
     for (const { name, value } of response.headers) responseHeaders.append(name, value);
     if (NULL_BODY.has(response.status)) {

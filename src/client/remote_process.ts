@@ -9,7 +9,7 @@
 
 import { Method } from "../protocol/methods.ts";
 import { encodeWriteFrame } from "../protocol/binary_write.ts";
-import { results } from "../protocol/schemas.ts";
+import defer * as schemas from "../protocol/schemas.ts";
 import type { StartParams } from "../protocol/types.ts";
 import { DisconnectedError, type RpcClient } from "../rpc/rpc_client.ts";
 import { RpcError } from "../protocol/errors.ts";
@@ -108,7 +108,7 @@ export class RemoteProcess implements ExecProcess {
       this.fail(`process ${this.processId} was lost while reconnecting: ${error.message}`);
       return;
     }
-    this.#events.catchUp(results.read.parse(raw));
+    this.#events.catchUp(schemas.results.read.parse(raw));
   }
 
   /** Marks the process failed (connection lost): a `failed` event ends every subscription. */
@@ -141,7 +141,7 @@ export class RemoteProcess implements ExecProcess {
       }
       throw error;
     }
-    return results.read.parse(raw);
+    return schemas.results.read.parse(raw);
   }
 
   async write(data: Uint8Array | string): Promise<WriteStatus> {
@@ -198,7 +198,7 @@ export class RemoteProcess implements ExecProcess {
         writeId,
         ...(closeStdin ? { closeStdin } : {}),
       });
-    return results.write.parse(raw).status;
+    return schemas.results.write.parse(raw).status;
   }
 
   /**
@@ -214,7 +214,7 @@ export class RemoteProcess implements ExecProcess {
       processId: this.processId,
       signal: options.signal,
     });
-    return results.terminate.parse(raw).running;
+    return schemas.results.terminate.parse(raw).running;
   }
 
   wait(): Promise<ExitStatus> {

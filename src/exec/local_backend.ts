@@ -8,7 +8,8 @@
 
 import { INVALID_REQUEST, RpcError } from "../protocol/errors.ts";
 import { Method } from "../protocol/methods.ts";
-import { parseParams, startParams } from "../protocol/schemas.ts";
+import defer * as schemas from "../protocol/schemas.ts";
+import { parseParams } from "../protocol/validate.ts";
 import type { StartParams } from "../protocol/types.ts";
 import { type ProcessHost, STDIN_BACKLOG_BYTES } from "../process/host/process_host.ts";
 import { DEFAULT_RETENTION_MS, ProcessTable } from "../process/host/process_table.ts";
@@ -102,7 +103,7 @@ export class LocalExecBackend implements ExecBackend, AsyncDisposable {
     // Subscribed at start: the events of the very first output on are kept.
     const events = new ProcessEvents();
     const host = await this.#table.start(
-      parseParams(startParams, params, { method: Method.processStart }),
+      parseParams(schemas.startParams, params, { method: Method.processStart }),
       {
         push: (event) => events.accept(event),
         fail: (message) => events.fail(message),

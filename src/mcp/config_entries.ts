@@ -8,7 +8,8 @@
  * @module
  */
 
-import { z } from "zod";
+import type { z } from "zod";
+import defer * as configSchemas from "./config_schemas.ts";
 import { DEFAULT_RESPAWN_POLICY } from "./server_supervisor.ts";
 import {
   DEFAULT_STARTUP_TIMEOUT_MS,
@@ -21,54 +22,9 @@ import {
 const SERVER_NAME = /^[a-zA-Z0-9_-]+$/;
 
 // ---------------------------------------------------------------------------
-// zod schemas (boundary only)
+// other spellings of keys
 
-const stringList = z.array(z.string());
-const stringMap = z.record(z.string(), z.string());
-const seconds = z.number().positive();
-const envVarEntry = z.union([
-  z.string().min(1),
-  z.object({ name: z.string().min(1), source: z.string().optional() }),
-], { error: "expected a variable name or an object with `name` and optional `source`" });
-
-/** One server entry, after aliases were folded into their snake_case keys. */
-const serverSchema = z.object({
-  command: z.string().min(1).optional(),
-  args: stringList.optional(),
-  env: stringMap.optional(),
-  env_vars: z.array(envVarEntry).optional(),
-  cwd: z.string().min(1).optional(),
-  url: z.string().min(1).optional(),
-  http_headers: stringMap.optional(),
-  environment: z.string().optional(),
-  environment_id: z.string().min(1).optional(),
-  startup_timeout_sec: seconds.optional(),
-  startup_timeout_ms: z.number().int().positive().optional(),
-  tool_timeout_sec: seconds.optional(),
-  enabled: z.boolean().optional(),
-  disabled: z.boolean().optional(),
-  required: z.boolean().optional(),
-  enabled_tools: stringList.optional(),
-  disabled_tools: stringList.optional(),
-  supports_parallel_tool_calls: z.boolean().optional(),
-  respawn: z.boolean().optional(),
-  max_restarts: z.number().int().positive().optional(),
-});
-
-const environmentSchema = z.object({
-  id: z.string().min(1),
-  url: z.string().min(1).optional(),
-  auth_bearer_token: z.string().min(1).optional(),
-  token_file: z.string().min(1).optional(),
-  tls_ca: z.string().min(1).optional(),
-  program: z.string().min(1).optional(),
-  args: stringList.optional(),
-  env: stringMap.optional(),
-  cwd: z.string().min(1).optional(),
-  connect_timeout_sec: seconds.optional(),
-  initialize_timeout_sec: seconds.optional(),
-});
-
+/** Other spellings of an environment key, folded into the snake_case key. */
 const ENVIRONMENT_ALIASES: Record<string, readonly string[]> = {
   auth_bearer_token: ["authBearerToken", "token"],
   token_file: ["tokenFile"],
@@ -76,11 +32,6 @@ const ENVIRONMENT_ALIASES: Record<string, readonly string[]> = {
   connect_timeout_sec: ["connectTimeoutSec"],
   initialize_timeout_sec: ["initializeTimeoutSec"],
 };
-
-const executorSchema = z.object({
-  url: z.string().min(1).optional(),
-  token_file: z.string().min(1).optional(),
-});
 
 /** Other spellings of a server key, folded into the snake_case key. */
 const SERVER_ALIASES: Record<string, readonly string[]> = {
@@ -118,7 +69,7 @@ export function parseServer(name: string, raw: unknown, source: string): McpServ
     return fail(`its settings must be an object (a table in TOML), got ${describe(raw)}`);
   }
   const { values, spelling } = foldAliases(raw, SERVER_ALIASES, fail);
-  const parsed = serverSchema.safeParse(values);
+  const parsed = configSchemas.serverSchema.safeParse(values);
   if (!parsed.success) {
     return fail(`invalid settings: ${formatIssues(parsed.error, spelling)}; fix these values`);
   }
@@ -240,7 +191,7 @@ export function parseEnvironments(raw: unknown, source: string): McpEnvironmentC
       return fail(`must be an object (a table in TOML), got ${describe(entry)}`);
     }
     const { values, spelling } = foldAliases(entry, ENVIRONMENT_ALIASES, fail);
-    const parsed = environmentSchema.safeParse(values);
+    const parsed = configSchemas.environmentSchema.safeParse(values);
     if (!parsed.success) {
       return fail(`invalid settings: ${formatIssues(parsed.error, spelling)}; fix these values`);
     }
@@ -281,7 +232,7 @@ export function parseExecutor(raw: unknown, source: string): { url?: string; tok
   };
   if (!isRecord(raw)) return fail(`must be an object (a table in TOML), got ${describe(raw)}`);
   const { values, spelling } = foldAliases(raw, EXECUTOR_ALIASES, fail);
-  const parsed = executorSchema.safeParse(values);
+  const parsed = configSchemas.executorSchema.safeParse(values);
   if (!parsed.success) {
     return fail(`invalid settings: ${formatIssues(parsed.error, spelling)}; fix these values`);
   }

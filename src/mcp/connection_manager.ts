@@ -6,6 +6,11 @@
  * unexpectedly is started again behind the same client session
  * ({@link ServerSupervisor}), unless its config says `respawn = false`.
  *
+ * Long (~630 lines) on purpose: each server's state (placement, start,
+ * status, restarts, tools, its environment's connection) is read by every
+ * part: starting, listing, routing calls and status; the launchers,
+ * transports and the supervisor are apart.
+ *
  * @module
  */
 

@@ -21,6 +21,10 @@
  * `McpConnectionManager` (the SDK `Client` connects to it as to any
  * transport).
  *
+ * Long (~790 lines) on purpose: one state machine around one server process
+ * (messages in flight both ways, the handshake to replay, the restart loop,
+ * the executor's renewal), driven by the same events and sharing their state.
+ *
  * @module
  */
 

@@ -5,11 +5,14 @@
  * types derived here (`z.infer`) or, for the public API, the documented
  * interfaces of `types.ts`, which {@link exactly} ties to their schemas.
  *
+ * Long (~520 lines) on purpose: every wire schema in one file, by direction
+ * (what the executor receives, sandbox requests, what clients receive), so
+ * that the protocol reads in one place.
+ *
  * @module
  */
 
 import { z } from "zod";
-import { INVALID_PARAMS, RpcError } from "./errors.ts";
 import { Method } from "./methods.ts";
 import { parseWirePath, type WirePath } from "./paths.ts";
 import {
@@ -27,27 +30,6 @@ import {
   TERMINATE_SIGNALS,
   WRITE_STATUSES,
 } from "./types.ts";
-
-/**
- * Validates params against a schema; throws -32602 with a readable message
- * naming the offending fields.
- */
-export function parseParams<T extends z.ZodType>(
-  schema: T,
-  params: unknown,
-  options: { method: string },
-): z.output<T> {
-  const result = schema.safeParse(params ?? {});
-  if (result.success) return result.data;
-  const problems = result.error.issues.map((issue) => {
-    const path = issue.path.length > 0 ? `${issue.path.join(".")}: ` : "";
-    return `${path}${issue.message}`;
-  });
-  throw new RpcError(
-    INVALID_PARAMS,
-    `invalid params for ${options.method}: ${problems.join("; ")}`,
-  );
-}
 
 type Flat<T> = { [K in keyof T]: T[K] };
 type Equals<A, B> = (<V>() => V extends Flat<A> ? 1 : 2) extends
@@ -347,6 +329,66 @@ export const httpCancelParams = z.object({ requestId: z.string() });
 
 /** An `http/request`, decoded. */
 export type HttpRequest = z.output<typeof httpRequestParams>;
+
+// ---------------------------------------------------------------------------
+// Sandbox requests (read into a plan by `src/sandbox/policy.ts`)
+
+const sandboxNetwork = z.enum(["restricted", "enabled"]);
+const sandboxAccess = z.enum(["read", "write", "deny", "none"]);
+const sandboxPath = z.discriminatedUnion("type", [
+  z.object({ type: z.literal("path"), path: z.string() }),
+  z.object({ type: z.literal("glob_pattern"), pattern: z.string() }),
+  z.object({
+    type: z.literal("special"),
+    value: z.object({
+      kind: z.string(),
+      subpath: z.string().nullish(),
+      path: z.string().optional(),
+    }),
+  }),
+]);
+const sandboxEntry = z.object({ path: sandboxPath, access: sandboxAccess });
+const sandboxFileSystem = z.discriminatedUnion("type", [
+  z.object({
+    type: z.literal("restricted"),
+    entries: z.array(sandboxEntry).default([]),
+    glob_scan_max_depth: z.number().nullish(),
+  }),
+  z.object({ type: z.literal("unrestricted") }),
+]);
+const sandboxPermissions = z.discriminatedUnion("type", [
+  z.object({ type: z.literal("managed"), file_system: sandboxFileSystem, network: sandboxNetwork }),
+  z.object({ type: z.literal("disabled") }),
+  z.object({ type: z.literal("external"), network: sandboxNetwork }),
+]);
+
+/** The `sandbox` of `process/start` (and of fs requests): the reference's sandbox context. */
+export const sandboxContext = z.object({
+  permissions: sandboxPermissions,
+  cwd: z.string().nullish(),
+  workspaceRoots: z.array(z.string()).optional(),
+  windowsSandboxLevel: z.unknown().optional(),
+  windowsSandboxPrivateDesktop: z.boolean().optional(),
+  useLegacyLandlock: z.boolean().optional(),
+});
+
+/** A sandbox context, parsed. */
+export type SandboxContext = z.output<typeof sandboxContext>;
+
+/** The older protocol's fs `sandbox`: `{ sandboxPolicy: { type, … }, sandboxPolicyCwd? }`. */
+export const legacySandbox = z.object({
+  sandboxPolicy: z.object({
+    type: z.string(),
+    writable_roots: z.array(z.string()).optional(),
+    network_access: z.boolean().optional(),
+    exclude_tmpdir_env_var: z.boolean().optional(),
+    exclude_slash_tmp: z.boolean().optional(),
+  }),
+  sandboxPolicyCwd: z.string().nullish(),
+});
+
+/** An fs `sandbox` of the older protocol, parsed. */
+export type LegacySandbox = z.output<typeof legacySandbox>;
 
 // ---------------------------------------------------------------------------
 // What clients receive

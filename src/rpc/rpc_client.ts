@@ -17,7 +17,7 @@
  * @module
  */
 
-import { envelopeSchema } from "../protocol/schemas.ts";
+import defer * as schemas from "../protocol/schemas.ts";
 import { METHOD_NOT_FOUND, RpcError } from "../protocol/errors.ts";
 import { errorText, notificationText, requestText } from "../protocol/jsonrpc.ts";
 import type { TextChannel } from "../transport/channel.ts";
@@ -287,7 +287,7 @@ export class RpcClient {
       this.disconnect("the executor sent a message that is not JSON");
       return;
     }
-    const parsed = envelopeSchema.safeParse(message);
+    const parsed = schemas.envelopeSchema.safeParse(message);
     if (!parsed.success) {
       this.disconnect("the executor sent a message that is not a JSON-RPC object");
       return;

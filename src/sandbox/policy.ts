@@ -11,52 +11,11 @@
  * @module
  */
 
-import { z } from "zod";
+import defer * as schemas from "../protocol/schemas.ts";
+import type { LegacySandbox } from "../protocol/schemas.ts";
 import { INVALID_PARAMS, RpcError } from "../protocol/errors.ts";
 import { parseWirePath } from "../protocol/paths.ts";
 import { readEnv } from "../util/env.ts";
-
-const network = z.enum(["restricted", "enabled"]);
-const access = z.enum(["read", "write", "deny", "none"]);
-const fileSystemPath = z.discriminatedUnion("type", [
-  z.object({ type: z.literal("path"), path: z.string() }),
-  z.object({ type: z.literal("glob_pattern"), pattern: z.string() }),
-  z.object({
-    type: z.literal("special"),
-    value: z.object({
-      kind: z.string(),
-      subpath: z.string().nullish(),
-      path: z.string().optional(),
-    }),
-  }),
-]);
-const entry = z.object({ path: fileSystemPath, access });
-const fileSystem = z.discriminatedUnion("type", [
-  z.object({
-    type: z.literal("restricted"),
-    entries: z.array(entry).default([]),
-    glob_scan_max_depth: z.number().nullish(),
-  }),
-  z.object({ type: z.literal("unrestricted") }),
-]);
-const permissions = z.discriminatedUnion("type", [
-  z.object({ type: z.literal("managed"), file_system: fileSystem, network }),
-  z.object({ type: z.literal("disabled") }),
-  z.object({ type: z.literal("external"), network }),
-]);
-
-/** The `sandbox` of `process/start` (and of fs requests): the reference's sandbox context. */
-export const sandboxContextSchema = z.object({
-  permissions,
-  cwd: z.string().nullish(),
-  workspaceRoots: z.array(z.string()).optional(),
-  windowsSandboxLevel: z.unknown().optional(),
-  windowsSandboxPrivateDesktop: z.boolean().optional(),
-  useLegacyLandlock: z.boolean().optional(),
-});
-
-/** A sandbox context, parsed. */
-export type SandboxContext = z.output<typeof sandboxContextSchema>;
 
 /** What a sandbox asks for, in the terms execbridge enforces. */
 export interface SandboxPlan {
@@ -81,18 +40,6 @@ export const PROTECTED_NAMES = [".git", ".agents", ".codex"];
 export function refuseSandbox(method: string, what: string): never {
   throw new RpcError(INVALID_PARAMS, `invalid params for ${method}: sandbox: ${what}`);
 }
-
-/** The older protocol's fs `sandbox`: `{ sandboxPolicy: { type, … }, sandboxPolicyCwd? }`. */
-const legacySchema = z.object({
-  sandboxPolicy: z.object({
-    type: z.string(),
-    writable_roots: z.array(z.string()).optional(),
-    network_access: z.boolean().optional(),
-    exclude_tmpdir_env_var: z.boolean().optional(),
-    exclude_slash_tmp: z.boolean().optional(),
-  }),
-  sandboxPolicyCwd: z.string().nullish(),
-});
 
 /**
  * Turns a request's sandbox into a plan; null when it asks for none
@@ -122,9 +69,9 @@ export function planSandbox(
     );
   }
   if (raw === undefined || raw === null) return null;
-  const legacy = legacySchema.safeParse(raw);
+  const legacy = schemas.legacySandbox.safeParse(raw);
   if (legacy.success) return planLegacy(legacy.data, { ...options, refuse, path });
-  const parsed = sandboxContextSchema.safeParse(raw);
+  const parsed = schemas.sandboxContext.safeParse(raw);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     const where = issue.path.length > 0 ? `${issue.path.join(".")}: ` : "";
@@ -169,7 +116,7 @@ export function planSandbox(
 
 /** The older protocol's policies: full access, external, read-only, workspace-write. */
 function planLegacy(
-  legacy: z.output<typeof legacySchema>,
+  legacy: LegacySandbox,
   options: {
     cwd: string;
     env?: Record<string, string>;

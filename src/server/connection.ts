@@ -13,7 +13,8 @@ import { INTERNAL_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, RpcError } from "../
 import { decodeOutputFrame, outputFrameToJson } from "../protocol/binary_output.ts";
 import { errorText, type RequestId, resultText } from "../protocol/jsonrpc.ts";
 import { Method } from "../protocol/methods.ts";
-import { type InitializeParams, type InitializeResult, parseParams } from "../protocol/schemas.ts";
+import type { InitializeParams, InitializeResult } from "../protocol/schemas.ts";
+import { parseParams } from "../protocol/validate.ts";
 import type { TextChannel } from "../transport/channel.ts";
 import { environmentInfo } from "./environment.ts";
 import { OutboundFlow } from "./flow_control.ts";
@@ -310,7 +311,7 @@ export class ServerConnection implements SessionSink, HandshakeContext, Connecti
       throw new RpcError(METHOD_NOT_FOUND, `unknown method ${JSON.stringify(call.method)}`);
     }
     if (entry.family === "handshake") {
-      return entry.run(parseParams(entry.params, call.params, call), this);
+      return entry.run(parseParams(entry.params(), call.params, call), this);
     }
     const session = this.#session;
     if (session === null) {
@@ -328,7 +329,7 @@ export class ServerConnection implements SessionSink, HandshakeContext, Connecti
     if (session.sink !== this) {
       throw new RpcError(INVALID_REQUEST, "session has been resumed by another connection");
     }
-    return entry.run(parseParams(entry.params, call.params, call), {
+    return entry.run(parseParams(entry.params(), call.params, call), {
       session,
       notification,
       connection: this,

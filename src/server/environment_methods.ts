@@ -6,7 +6,7 @@
  */
 
 import { Method } from "../protocol/methods.ts";
-import { noParams } from "../protocol/schemas.ts";
+import defer * as schemas from "../protocol/schemas.ts";
 import { environmentInfo } from "./environment.ts";
 import { type SessionMethod, sessionMethod } from "./methods.ts";
 
@@ -14,12 +14,12 @@ import { type SessionMethod, sessionMethod } from "./methods.ts";
 export const environmentMethods: Record<string, SessionMethod> = {
   [Method.environmentInfo]: sessionMethod({
     family: "environment",
-    params: noParams,
+    params: () => schemas.noParams,
     run: () => environmentInfo(),
   }),
   [Method.environmentStatus]: sessionMethod({
     family: "environment",
-    params: noParams,
+    params: () => schemas.noParams,
     run: () => ({ status: "ready" }),
   }),
 };

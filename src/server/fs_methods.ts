@@ -14,21 +14,7 @@ import { io } from "../fs/io.ts";
 import { walkDirectory } from "../fs/walk.ts";
 import type { FileHandles } from "../fs/file_handles.ts";
 import { formatWirePath } from "../protocol/paths.ts";
-import {
-  canonicalizeParams,
-  closeParams,
-  copyParams,
-  createDirectoryParams,
-  getMetadataParams,
-  openParams,
-  readBlockParams,
-  readDirectoryParams,
-  readFileParams,
-  removeParams,
-  walkParams,
-  writeBlockParams,
-  writeFileParams,
-} from "../protocol/schemas.ts";
+import defer * as schemas from "../protocol/schemas.ts";
 import { Method } from "../protocol/methods.ts";
 import { type MethodContext, type SessionMethod, sessionMethod } from "./methods.ts";
 
@@ -42,7 +28,7 @@ const EMPTY = {};
  */
 function fsMethod<S extends z.ZodType<{ sandbox?: unknown }>>(
   name: string,
-  params: S,
+  params: () => S,
   touches: (params: z.output<S>) => PathAccess[],
   run: (params: z.output<S>, context: MethodContext, guard: FsGuard | null) => Promise<unknown>,
 ): [string, SessionMethod] {
@@ -65,7 +51,7 @@ const writes = (path: string, tree = false): PathAccess[] => [{ path, write: tru
 /** An `fs/*` method on the session's open files (no path, no sandbox). */
 function handleMethod<S extends z.ZodType>(
   name: string,
-  params: S,
+  params: () => S,
   run: (params: z.output<S>, files: FileHandles) => Promise<unknown>,
 ): [string, SessionMethod] {
   return [
@@ -80,10 +66,10 @@ function handleMethod<S extends z.ZodType>(
 
 /** Handlers of the `fs/*` methods, by name. */
 export const fsMethods: Record<string, SessionMethod> = Object.fromEntries([
-  fsMethod(Method.fsReadFile, readFileParams, (p) => reads(p.path), async (p) => {
+  fsMethod(Method.fsReadFile, () => schemas.readFileParams, (p) => reads(p.path), async (p) => {
     return { dataBase64: (await fs.readFile(p.path)).toBase64() };
   }),
-  fsMethod(Method.fsWriteFile, writeFileParams, (p) => writes(p.path), async (p) => {
+  fsMethod(Method.fsWriteFile, () => schemas.writeFileParams, (p) => writes(p.path), async (p) => {
     let data: Uint8Array;
     try {
       data = Uint8Array.fromBase64(p.dataBase64);
@@ -97,70 +83,99 @@ export const fsMethods: Record<string, SessionMethod> = Object.fromEntries([
     await fs.writeFile(p.path, data);
     return EMPTY;
   }),
-  fsMethod(Method.fsCreateDirectory, createDirectoryParams, (p) => writes(p.path), async (p) => {
-    await fs.createDirectory(p.path, { recursive: p.recursive ?? true });
-    return EMPTY;
-  }),
+  fsMethod(
+    Method.fsCreateDirectory,
+    () => schemas.createDirectoryParams,
+    (p) => writes(p.path),
+    async (p) => {
+      await fs.createDirectory(p.path, { recursive: p.recursive ?? true });
+      return EMPTY;
+    },
+  ),
   fsMethod(
     Method.fsGetMetadata,
-    getMetadataParams,
+    () => schemas.getMetadataParams,
     (p) => reads(p.path),
     (p) => fs.getMetadata(p.path),
   ),
-  fsMethod(Method.fsReadDirectory, readDirectoryParams, (p) => reads(p.path), async (p) => {
-    return { entries: await fs.readDirectory(p.path) };
-  }),
-  fsMethod(Method.fsRemove, removeParams, (p) => writes(p.path, p.recursive ?? true), async (p) => {
-    await fs.remove(p.path, { recursive: p.recursive ?? true, force: p.force ?? true });
-    return EMPTY;
-  }),
+  fsMethod(
+    Method.fsReadDirectory,
+    () => schemas.readDirectoryParams,
+    (p) => reads(p.path),
+    async (p) => {
+      return { entries: await fs.readDirectory(p.path) };
+    },
+  ),
+  fsMethod(
+    Method.fsRemove,
+    () => schemas.removeParams,
+    (p) => writes(p.path, p.recursive ?? true),
+    async (p) => {
+      await fs.remove(p.path, { recursive: p.recursive ?? true, force: p.force ?? true });
+      return EMPTY;
+    },
+  ),
   fsMethod(
     Method.fsCopy,
-    copyParams,
+    () => schemas.copyParams,
     (p) => [...reads(p.sourcePath, p.recursive), ...writes(p.destinationPath, p.recursive)],
     async (p) => {
       await fs.copy(p.sourcePath, p.destinationPath, { recursive: p.recursive });
       return EMPTY;
     },
   ),
-  fsMethod(Method.fsCanonicalize, canonicalizeParams, (p) => reads(p.path.native), async (p) => {
-    return { path: formatWirePath(await fs.canonicalize(p.path.native), p.path) };
-  }),
-  fsMethod(Method.fsWalk, walkParams, (p) => reads(p.path.native), async (p, _, guard) => {
-    const root = p.path.native;
-    const found = await io(
-      Method.fsWalk,
-      root,
-      () =>
-        walkDirectory(root, p.options, guard === null ? {} : { visible: (r) => guard.visible(r) }),
-    );
-    return {
-      entries: found.entries.map((e) => ({ path: formatWirePath(e.path, p.path), kind: e.kind })),
-      errors: found.errors.map((e) => ({
-        path: formatWirePath(e.path, p.path),
-        message: e.message,
-      })),
-      truncated: found.truncated,
-    };
-  }),
+  fsMethod(
+    Method.fsCanonicalize,
+    () => schemas.canonicalizeParams,
+    (p) => reads(p.path.native),
+    async (p) => {
+      return { path: formatWirePath(await fs.canonicalize(p.path.native), p.path) };
+    },
+  ),
+  fsMethod(
+    Method.fsWalk,
+    () => schemas.walkParams,
+    (p) => reads(p.path.native),
+    async (p, _, guard) => {
+      const root = p.path.native;
+      const found = await io(
+        Method.fsWalk,
+        root,
+        () =>
+          walkDirectory(
+            root,
+            p.options,
+            guard === null ? {} : { visible: (r) => guard.visible(r) },
+          ),
+      );
+      return {
+        entries: found.entries.map((e) => ({ path: formatWirePath(e.path, p.path), kind: e.kind })),
+        errors: found.errors.map((e) => ({
+          path: formatWirePath(e.path, p.path),
+          message: e.message,
+        })),
+        truncated: found.truncated,
+      };
+    },
+  ),
   fsMethod(
     Method.fsOpen,
-    openParams,
+    () => schemas.openParams,
     (p) => p.mode === "replace" ? writes(p.path) : reads(p.path),
     async (p, { session }) => {
       await session.files.open(p.handleId, p.path, p.mode);
       return { handleId: p.handleId };
     },
   ),
-  handleMethod(Method.fsReadBlock, readBlockParams, async (p, files) => {
+  handleMethod(Method.fsReadBlock, () => schemas.readBlockParams, async (p, files) => {
     const block = await files.readBlock(p.handleId, p.offset, p.len);
     return { chunk: block.chunk.toBase64(), eof: block.eof };
   }),
-  handleMethod(Method.fsWriteBlock, writeBlockParams, async (p, files) => {
+  handleMethod(Method.fsWriteBlock, () => schemas.writeBlockParams, async (p, files) => {
     await files.writeBlock(p.handleId, p.offset, p.chunk);
     return EMPTY;
   }),
-  handleMethod(Method.fsClose, closeParams, async (p, files) => {
+  handleMethod(Method.fsClose, () => schemas.closeParams, async (p, files) => {
     await files.close(p.handleId);
     return EMPTY;
   }),

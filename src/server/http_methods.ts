@@ -12,7 +12,8 @@
 import { INTERNAL_ERROR, INVALID_PARAMS, RpcError } from "../protocol/errors.ts";
 import { notificationText } from "../protocol/jsonrpc.ts";
 import { Method } from "../protocol/methods.ts";
-import { httpCancelParams, type HttpRequest, httpRequestParams } from "../protocol/schemas.ts";
+import defer * as schemas from "../protocol/schemas.ts";
+import type { HttpRequest } from "../protocol/schemas.ts";
 import {
   type ConnectionContext,
   ResponseThen,
@@ -186,7 +187,7 @@ export const httpMethods: Record<string, SessionMethod> = {
   /** Stops a streamed body early; its last notification says `cancelled by the client`. */
   [Method.httpRequestCancel]: sessionMethod({
     family: "http",
-    params: httpCancelParams,
+    params: () => schemas.httpCancelParams,
     run(p, { connection }) {
       connection.httpStreams.get(p.requestId)?.abort(CANCELLED);
       return {};
@@ -195,7 +196,7 @@ export const httpMethods: Record<string, SessionMethod> = {
 
   [Method.httpRequest]: sessionMethod({
     family: "http",
-    params: httpRequestParams,
+    params: () => schemas.httpRequestParams,
     async run(p, { connection }) {
       const timeoutMs = Math.min(p.timeoutMs ?? MAX_HTTP_REQUEST_MS, MAX_HTTP_REQUEST_MS);
       const deadline = new AbortController();

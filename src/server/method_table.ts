@@ -9,7 +9,7 @@
  */
 
 import { Method } from "../protocol/methods.ts";
-import { initializeParams } from "../protocol/schemas.ts";
+import defer * as schemas from "../protocol/schemas.ts";
 import { environmentMethods } from "./environment_methods.ts";
 import { fsMethods } from "./fs_methods.ts";
 import { httpMethods } from "./http_methods.ts";
@@ -20,7 +20,7 @@ import { processMethods } from "./process_methods.ts";
 export const methodTable: ReadonlyMap<string, MethodEntry> = new Map<string, MethodEntry>([
   [Method.initialize, {
     family: "handshake",
-    params: initializeParams,
+    params: () => schemas.initializeParams,
     run: (params, connection) => connection.initialize(params),
   }],
   ...Object.entries(processMethods),

@@ -89,8 +89,12 @@ export type MethodResult = unknown;
 export interface SessionMethod<S extends z.ZodType = z.ZodType> {
   /** Which family's handshake message a call before `initialized` gets. */
   family: "exec" | "filesystem" | "environment" | "http";
-  /** Validates and decodes the params (JSON params, or a binary frame's decoded fields). */
-  params: S;
+  /**
+   * The schema that validates and decodes the params (JSON params, or a
+   * binary frame's decoded fields). A function: the schemas are evaluated on
+   * first use, not when the executor starts (docs/performance.md, "Start-up").
+   */
+  params: () => S;
   /** May come as a notification (an execbridge extension): run, and not answered. */
   notifiable?: boolean;
   /** Does the work. */
@@ -101,8 +105,8 @@ export interface SessionMethod<S extends z.ZodType = z.ZodType> {
 export interface HandshakeMethod {
   /** Marks it. */
   family: "handshake";
-  /** Validates the params. */
-  params: z.ZodType<InitializeParams>;
+  /** The schema that validates the params (a function, as {@link SessionMethod.params}). */
+  params: () => z.ZodType<InitializeParams>;
   /** Does the work. */
   run(params: InitializeParams, context: HandshakeContext): InitializeResult;
 }

@@ -7,16 +7,8 @@
 
 import { INVALID_REQUEST, RpcError } from "../protocol/errors.ts";
 import { Method } from "../protocol/methods.ts";
-import {
-  readParams,
-  signalParams,
-  startParams,
-  type StartResult,
-  terminateParams,
-  type TerminateResult,
-  writeParams,
-  type WriteResult,
-} from "../protocol/schemas.ts";
+import defer * as schemas from "../protocol/schemas.ts";
+import type { StartResult, TerminateResult, WriteResult } from "../protocol/schemas.ts";
 import { type ProcessHost, STDIN_BACKLOG_BYTES } from "../process/host/process_host.ts";
 import type { ProcessTable } from "../process/host/process_table.ts";
 import { CloseConnection, RawJson, type SessionMethod, sessionMethod } from "./methods.ts";
@@ -43,7 +35,7 @@ function runningProcess(table: ProcessTable, processId: string): ProcessHost {
 export const processMethods: Record<string, SessionMethod> = {
   [Method.processStart]: sessionMethod({
     family: "exec",
-    params: startParams,
+    params: () => schemas.startParams,
     async run(p, { session }): Promise<StartResult> {
       const host = await session.processes.start(p);
       return { processId: p.processId, sandboxType: host.sandboxed ? "linuxSeccomp" : "none" };
@@ -52,7 +44,7 @@ export const processMethods: Record<string, SessionMethod> = {
 
   [Method.processRead]: sessionMethod({
     family: "exec",
-    params: readParams,
+    params: () => schemas.readParams,
     async run(p, { session }): Promise<RawJson> {
       const host = runningProcess(session.processes, p.processId);
       const text = await host.readJson({
@@ -71,7 +63,7 @@ export const processMethods: Record<string, SessionMethod> = {
    */
   [Method.processWrite]: sessionMethod({
     family: "exec",
-    params: writeParams,
+    params: () => schemas.writeParams,
     notifiable: true,
     run(p, { session, notification }): WriteResult | Promise<WriteResult> {
       const entry = session.processes.lookup(p.processId);
@@ -94,7 +86,7 @@ export const processMethods: Record<string, SessionMethod> = {
   /** SIGINT to the process group; a process that is unknown or gone gets nothing (and no error). */
   [Method.processSignal]: sessionMethod({
     family: "exec",
-    params: signalParams,
+    params: () => schemas.signalParams,
     async run(p, { session }) {
       const host = await session.processes.whenStarted(p.processId);
       if (host !== undefined) await host.terminate("SIGINT");
@@ -104,7 +96,7 @@ export const processMethods: Record<string, SessionMethod> = {
 
   [Method.processTerminate]: sessionMethod({
     family: "exec",
-    params: terminateParams,
+    params: () => schemas.terminateParams,
     async run(p, { session }): Promise<TerminateResult> {
       // A terminate that races the start applies once the process runs.
       const host = await session.processes.whenStarted(p.processId);

@@ -3,6 +3,10 @@
  * handshake): RFC 6455 frames over a connected socket, and the connection's
  * interface.
  *
+ * Long (~500 lines) on purpose: RFC 6455 framing is one state machine
+ * (reading, writing, fragments, control frames, the close handshake) over one
+ * buffer; the handshake is apart, in `websocket_client.ts`.
+ *
  * @module
  */
 

@@ -3,6 +3,11 @@
  * child, answers what it can without a worker round trip (write status), and
  * keeps the closed process's log as an archive once the worker is released.
  *
+ * Long (~480 lines) on purpose: one class whose parts (requests to the
+ * worker, the stdin backlog, write ids, events, the archive) share one
+ * process's state and ordering; the messages are in `worker_protocol.ts`,
+ * the table of processes in `process_table.ts`.
+ *
  * @module
  */
 

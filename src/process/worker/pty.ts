@@ -17,6 +17,9 @@
  * Loaded lazily by a worker (`await import`) only when a tty is requested, with
  * the libc bindings it uses (`libc.ts`).
  *
+ * Long (~500 lines) on purpose: the libc bindings, the spawn and the I/O loop
+ * of a pseudo-terminal are one unit that only works together.
+ *
  * @module
  */
 

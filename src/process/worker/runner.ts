@@ -11,6 +11,11 @@
  * A worker runs one process at a time; once it closed, it hands its log to
  * the main thread (with `finished`) and can run another.
  *
+ * Long (~470 lines) on purpose: start, read, write, terminate and the event
+ * fan-out all act on one process's state in one order; what could stand
+ * apart already does (the child and its pumps in `child.ts`, the PTY in
+ * `pty.ts`, the log in `output_log.ts`).
+ *
  * @module
  */
 
