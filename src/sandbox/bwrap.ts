@@ -8,6 +8,7 @@
  * @module
  */
 
+import { Method } from "../protocol/methods.ts";
 import { readEnv } from "../util/env.ts";
 import { networkFilterFile } from "./seccomp.ts";
 import {
@@ -128,7 +129,7 @@ export async function sandboxWrapper(
   raw: unknown,
   options: { cwd: string; env: Record<string, string>; enforceManagedNetwork?: boolean },
 ): Promise<SandboxWrapper | null> {
-  const method = "process/start";
+  const method = Method.processStart;
   const plan = planSandbox(raw, { ...options, method });
   if (plan === null) return null;
   const program = await detectBwrap();

@@ -19,6 +19,7 @@ import { guardRequest, isLoopback, type RequestPolicy } from "./request_guard.ts
 import { ServerConnection } from "./connection.ts";
 import { type LimitName, resolveLimits } from "./defaults.ts";
 import { SessionRegistry } from "./session_registry.ts";
+import { settlesWithin } from "../util/deadline.ts";
 
 /** Options of {@link serve}. */
 export interface ServeOptions {
@@ -223,9 +224,7 @@ export async function serve(options: ServeOptions = {}): Promise<Executor> {
       await Promise.all([...connections].map((c) => c.close(1001, "executor shutting down")));
       const sessions = registry.shutdown();
       const allClosed = Promise.all(sessions.map((s) => s.processes.whenAllClosed()));
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await Promise.race([allClosed, new Promise((r) => timer = setTimeout(r, 2000))]);
-      clearTimeout(timer);
+      await settlesWithin(allClosed, 2000);
       // Shutting down: the process exits next, so no pacing (with 200 idle workers, paced
       // terminations made the exit take 2.5 s instead of 1.2).
       await pool.close({ atOnce: true });
@@ -245,10 +244,7 @@ export async function serve(options: ServeOptions = {}): Promise<Executor> {
           `draining: no new sessions or processes; waiting up to ${ms} ms for ` +
             `${registry.liveProcesses} running process(es)`,
         );
-        let timer: ReturnType<typeof setTimeout> | undefined;
-        const timeout = new Promise<void>((resolve) => timer = setTimeout(resolve, ms));
-        await Promise.race([registry.whenAllClosed(), timeout]);
-        clearTimeout(timer);
+        await settlesWithin(registry.whenAllClosed(), ms);
       }
       await close();
     })();

@@ -10,6 +10,8 @@
  * @module
  */
 
+import { settlesWithin } from "../util/deadline.ts";
+
 const INITIAL_BUF = 64 * 1024;
 const MIN_READ = 16 * 1024;
 /** Buffers larger than this are dropped once empty, so one huge message does not pin memory. */
@@ -250,10 +252,7 @@ export class WebSocketConnection implements WebSocketClient {
     clearInterval(this.#pingTimer);
     const info = this.#closeInfo ??= { code: 1006, reason: "", wasClean: false };
     if (this.#writing !== null && !this.#connClosed) {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const timeout = new Promise((resolve) => timer = setTimeout(resolve, CLOSE_WAIT_MS));
-      await Promise.race([this.#writing, timeout]);
-      clearTimeout(timer);
+      await settlesWithin(this.#writing, CLOSE_WAIT_MS);
     }
     this.#closeConn();
     await this.#writing;
