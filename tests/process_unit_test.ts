@@ -104,6 +104,49 @@ Deno.test("worker pool: a start that takes a ready worker does not create its re
   }
 });
 
+Deno.test("worker pool: the refill waits for the start that took a worker, then comes", async () => {
+  // `new Worker()` blocks this thread 15-20 ms: it must not hold back a start's answer.
+  const pool = testPool({ warmWorkers: 1 });
+  try {
+    await pool.ready();
+    await pool.acquire();
+    let spawned!: () => void;
+    pool.holdRefill(new Promise<void>((resolve) => spawned = resolve));
+    // Nothing to await while held: the point is that nothing happens. Sample past the delay.
+    const sizes: number[] = [];
+    for (let i = 0; i < 10; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      sizes.push(pool.size);
+    }
+    assert.deepEqual(sizes, Array(10).fill(1), "the pool refilled while a start was spawning");
+    spawned();
+    await until(() => pool.size === 2 && pool.idle === 1, "the refill once the start spawned");
+  } finally {
+    pool.close();
+  }
+});
+
+Deno.test("worker pool: a worker that will wait in the pool is told to prime, one a start waits for is not", async () => {
+  const pool = testPool({
+    warmWorkers: 1,
+    workerUrl: new URL("./fixtures/init_echo_worker.ts", import.meta.url),
+  });
+  const primeOf = (worker: Worker): Promise<boolean> =>
+    new Promise((resolve) => {
+      worker.onmessage = (event) => resolve(event.data.prime);
+      worker.postMessage({ type: "ask" });
+    });
+  try {
+    await pool.ready();
+    const pooled = await pool.acquire(); // made by ready(), idle until taken
+    const waitedFor = await pool.acquire(); // none idle: made for this start
+    assert.equal(await primeOf(pooled), true);
+    assert.equal(await primeOf(waitedFor), false);
+  } finally {
+    pool.close();
+  }
+});
+
 Deno.test("worker pool: workers are made one per task, so other work runs between two", async () => {
   // `new Worker()` blocks the thread 15-20 ms: two in a row would stall every connection twice as long.
   const pool = testPool({ warmWorkers: 0 });

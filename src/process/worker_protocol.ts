@@ -106,8 +106,12 @@ export interface OutputLogSnapshot {
 
 /** Main thread → worker. */
 export type ToWorker =
-  /** Once per worker: the port to send process events on. */
-  | { type: "init"; events: MessagePort }
+  /**
+   * Once per worker: the port to send process events on, and whether to
+   * spawn a throwaway child first (a worker kept idle: its first real start
+   * then finds the spawn path warm).
+   */
+  | { type: "init"; events: MessagePort; prime: boolean }
   | { type: "start"; spec: SpawnSpec }
   | {
     type: "read";

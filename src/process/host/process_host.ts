@@ -225,8 +225,10 @@ export class ProcessHost {
         new RpcError(INTERNAL_ERROR, "the backend was closed while the process was starting"),
       );
     });
+    const started = Promise.race([host.#started, closed]);
+    options.pool.holdRefill(started);
     try {
-      await Promise.race([host.#started, closed]);
+      await started;
     } catch (error) {
       // A failed spawn leaves the worker clean (no process), but don't risk reusing it. It sent
       // nothing on its events port: stop routing it (which closes the port) now.

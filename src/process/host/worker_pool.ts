@@ -43,12 +43,17 @@ const DEFAULT_WORKER_URL = new URL("../../../workers/process_worker.ts", import.
 /**
  * How long the pool waits, after the last start that took a ready worker,
  * before it starts replacements. `new Worker()` blocks the calling thread
- * for ~10 ms (the new isolate boots before it returns): done at once, it
+ * for 15-20 ms (the new isolate boots before it returns): done at once, it
  * would delay the answer to the very start it replaces a worker for, and
- * the next starts of a quick series. Starts that find no ready worker get
- * one started at once.
+ * the next starts of a quick series. 50 ms, not less: a short command
+ * (`true`, `git status`) gives its worker back before that, and then no
+ * replacement is needed at all (with 10 ms, the first command on a new
+ * executor took ~40 ms, the refill stalling its exit event). The pool also
+ * waits for the starts still spawning their child
+ * ({@link WorkerPool.holdRefill}). Starts that find no ready worker get one
+ * started at once.
  */
-const REFILL_DELAY_MS = 10;
+const REFILL_DELAY_MS = 50;
 /**
  * Idle workers the pool lets go (after its idle timeout, or beyond
  * `maxIdleWorkers`) are terminated one per this many milliseconds, not all at
@@ -86,9 +91,13 @@ export class WorkerPool {
    * the pool was last trimmed: the pool grows back to it (see {@link prewarm}).
    */
   #peak = 0;
-  #waiting: { resolve(worker: Worker): void; reject(error: Error): void }[] = [];
+  #waiting: { resolve(worker: Worker): void; reject(error: Error): void; forStart: boolean }[] = [];
   #idleTimer: Quiet | null = null;
   #refillTimer: Quiet;
+  /** Starts on a pooled worker that have not spawned their child yet (see {@link holdRefill}). */
+  #holding = 0;
+  /** The refill timer fired while starts were held: refill once they are done. */
+  #refillDue = false;
   /** Set for one task after a worker was started: no other starts before it fires. */
   #spawnGate: ReturnType<typeof setImmediate> | null = null;
   /** What was asked for while the gate was set. */
@@ -107,7 +116,10 @@ export class WorkerPool {
     this.#trimWarm = options.trimWarm ?? false;
     this.#url = options.workerUrl ?? DEFAULT_WORKER_URL;
     this.#retireGapMs = options.retireGapMs ?? RETIRE_GAP_MS;
-    this.#refillTimer = new Quiet(REFILL_DELAY_MS, () => this.prewarm());
+    this.#refillTimer = new Quiet(REFILL_DELAY_MS, () => {
+      if (this.#holding > 0) this.#refillDue = true;
+      else this.prewarm();
+    });
     if (this.#idleWorkerTtlMs !== null) {
       this.#idleTimer = new Quiet(this.#idleWorkerTtlMs, () => this.#trimIdle());
     }
@@ -152,12 +164,17 @@ export class WorkerPool {
   async ready(): Promise<void> {
     this.prewarm();
     if (this.#idle.length > 0 || this.#warming === 0) return;
-    const worker = await this.acquire();
+    const worker = await this.#acquire({ forStart: false });
     this.release(worker);
   }
 
   /** A ready worker, from the pool or freshly started. */
   acquire(): Promise<Worker> {
+    return this.#acquire({ forStart: true });
+  }
+
+  /** {@link acquire}; `forStart` false: the worker goes back to the pool (it may prime). */
+  #acquire(options: { forStart: boolean }): Promise<Worker> {
     if (this.#closed) {
       return Promise.reject(new Error("the worker pool is closed: create a new backend"));
     }
@@ -169,11 +186,30 @@ export class WorkerPool {
       return Promise.resolve(worker);
     }
     const result = new Promise<Worker>((resolve, reject) =>
-      this.#waiting.push({ resolve, reject })
+      this.#waiting.push({ resolve, reject, forStart: options.forStart })
     );
     this.#notePeak();
     this.#startForWaiting();
     return result;
+  }
+
+  /**
+   * Keeps the refill (which blocks this thread in `new Worker()`) from running
+   * before `start` settles: the start of a process on a worker just taken
+   * from the pool, whose answer should not wait for a replacement. `start`
+   * must settle (spawned, failed, or the pool closed).
+   */
+  holdRefill(start: Promise<unknown>): void {
+    this.#holding++;
+    const done = () => {
+      this.#holding--;
+      if (this.#holding === 0 && this.#refillDue) {
+        this.#refillDue = false;
+        // A timer again, not now: the answer to the start goes out first.
+        this.#scheduleRefill();
+      }
+    };
+    start.then(done, done);
   }
 
   /** Whether the pool holds fewer workers than it grows back to: the recent peak, at most `maxIdleWorkers`. */
@@ -350,9 +386,13 @@ export class WorkerPool {
       // a port sent to a worker that fails to load would never be received, nor closed.
       const channel = new MessageChannel();
       this.#all.set(worker, new EventRouter(channel.port1));
-      worker.postMessage({ type: "init", events: channel.port2 } satisfies ToWorker, [
-        channel.port2,
-      ]);
+      // A worker that will wait in the pool spawns a throwaway child first (see the runner's
+      // primeSpawn); one a start is waiting for goes to work at once.
+      const prime = this.#waiting[0]?.forStart !== true;
+      worker.postMessage(
+        { type: "init", events: channel.port2, prime } satisfies ToWorker,
+        [channel.port2],
+      );
       this.#warming--;
       this.release(worker);
       if (this.#waiting.length > 0) this.#startForWaiting();
