@@ -103,6 +103,7 @@ export {
   McpConfigError,
   type McpEnvironment,
   type McpEnvironmentConfig,
+  type McpExecutorConfig,
   type McpServerConfig,
   parseMcpConfig,
 } from "./src/mcp/config.ts";

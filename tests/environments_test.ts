@@ -299,3 +299,48 @@ Deno.test("manager: at most STARTS_PER_EXECUTOR servers start at once on one exe
     }
   }).finally(() => executor.stop());
 });
+
+Deno.test("environments: resume_window_sec on an environment and on the executor section; a bad value is an error naming it", () => {
+  const toml = parseMcpConfig(
+    [
+      "[executor]",
+      'url = "ws://127.0.0.1:8765"',
+      "resume_window_sec = 120",
+      "[[environments]]",
+      'id = "devbox"',
+      'url = "ws://127.0.0.1:8766"',
+      "resume_window_sec = 2.5",
+      "[mcp_servers.files]",
+      'command = "mcp-files"',
+      'environment_id = "devbox"',
+    ].join("\n"),
+    { format: "toml", source: "window.toml" },
+  );
+  assert.equal(toml.executor?.resumeWindowMs, 120_000);
+  assert.equal(toml.environments[0].resumeWindowMs, 2500);
+  const json = parseMcpConfig(
+    JSON.stringify({
+      executor: { url: "ws://127.0.0.1:8765", resumeWindowSec: 5 },
+      environments: [{ id: "gpu", url: "ws://127.0.0.1:8766" }],
+      mcpServers: { train: { command: "trainer", environment_id: "gpu" } },
+    }),
+    { format: "json", source: "window.json" },
+  );
+  assert.equal(json.executor?.resumeWindowMs, 5000);
+  assert.equal(json.environments[0].resumeWindowMs, undefined, "absent: the default (30 s)");
+  for (
+    const bad of [
+      { executor: { url: "ws://127.0.0.1:1", resume_window_sec: 0 } },
+      { environments: [{ id: "gpu", url: "ws://127.0.0.1:1", resume_window_sec: "30" }] },
+    ]
+  ) {
+    assert.throws(
+      () =>
+        parseMcpConfig(JSON.stringify({ ...bad, mcpServers: {} }), {
+          format: "json",
+          source: "bad.json",
+        }),
+      (error: Error) => error instanceof McpConfigError && /resume_window_sec/.test(error.message),
+    );
+  }
+});

@@ -476,3 +476,29 @@ Deno.test("manager remote: an executor killed fails calls in flight at once; res
     await second?.stop();
   }
 });
+
+Deno.test("manager remote: the config's resume_window_sec bounds how long a gone executor is tried", async () => {
+  const executor = await startExecutor([]);
+  const statuses = statusLog();
+  const manager = await McpConnectionManager.start(
+    parseMcpConfig(
+      JSON.stringify({
+        executor: { url: executor.url, resume_window_sec: 1 },
+        mcpServers: { srv: { ...fixtureServer(), environment: "remote" } },
+      }),
+      { format: "json", source: "window.json" },
+    ),
+    { log: silentLogger, onStatus: statuses.onStatus, graceMs: 300 },
+  );
+  try {
+    assert.equal(textOf(await manager.callTool("srv__counter")), "1");
+    const failed = statuses.until("failed");
+    await executor.stop("SIGKILL");
+    // Never back: past the window (1 s, not the default 30) the server fails, saying so.
+    const status = await failed;
+    assert.match(status.error ?? "", /the resume window is 1\.0 s/);
+  } finally {
+    await manager.close();
+    await executor.stop();
+  }
+});

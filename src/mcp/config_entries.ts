@@ -16,6 +16,7 @@ import {
   DEFAULT_TOOL_TIMEOUT_MS,
   McpConfigError,
   type McpEnvironmentConfig,
+  type McpExecutorConfig,
   type McpServerConfig,
 } from "./config_types.ts";
 
@@ -31,6 +32,7 @@ const ENVIRONMENT_ALIASES: Record<string, readonly string[]> = {
   tls_ca: ["tlsCa"],
   connect_timeout_sec: ["connectTimeoutSec"],
   initialize_timeout_sec: ["initializeTimeoutSec"],
+  resume_window_sec: ["resumeWindowSec"],
 };
 
 /** Other spellings of a server key, folded into the snake_case key. */
@@ -50,6 +52,7 @@ const SERVER_ALIASES: Record<string, readonly string[]> = {
 
 const EXECUTOR_ALIASES: Record<string, readonly string[]> = {
   token_file: ["tokenFile"],
+  resume_window_sec: ["resumeWindowSec"],
 };
 
 // ---------------------------------------------------------------------------
@@ -221,12 +224,15 @@ export function parseEnvironments(raw: unknown, source: string): McpEnvironmentC
     if (e.initialize_timeout_sec !== undefined) {
       environment.initializeTimeoutMs = Math.round(e.initialize_timeout_sec * 1000);
     }
+    if (e.resume_window_sec !== undefined) {
+      environment.resumeWindowMs = Math.round(e.resume_window_sec * 1000);
+    }
     return environment;
   });
 }
 
 /** Validates the `executor` section. */
-export function parseExecutor(raw: unknown, source: string): { url?: string; tokenFile?: string } {
+export function parseExecutor(raw: unknown, source: string): McpExecutorConfig {
   const fail = (problem: string): never => {
     throw new McpConfigError(`${source}: executor: ${problem}`);
   };
@@ -236,12 +242,15 @@ export function parseExecutor(raw: unknown, source: string): { url?: string; tok
   if (!parsed.success) {
     return fail(`invalid settings: ${formatIssues(parsed.error, spelling)}; fix these values`);
   }
-  const executor: { url?: string; tokenFile?: string } = {};
+  const executor: McpExecutorConfig = {};
   if (parsed.data.url !== undefined) {
     checkExecutorUrl(parsed.data.url, `executor.url in ${source}`);
     executor.url = parsed.data.url;
   }
   if (parsed.data.token_file !== undefined) executor.tokenFile = parsed.data.token_file;
+  if (parsed.data.resume_window_sec !== undefined) {
+    executor.resumeWindowMs = Math.round(parsed.data.resume_window_sec * 1000);
+  }
   return executor;
 }
 

@@ -55,10 +55,12 @@ export const environmentSchema = z.object({
   cwd: z.string().min(1).optional(),
   connect_timeout_sec: seconds.optional(),
   initialize_timeout_sec: seconds.optional(),
+  resume_window_sec: seconds.optional(),
 });
 
 /** The `executor` section: the default executor. */
 export const executorSchema = z.object({
   url: z.string().min(1).optional(),
   token_file: z.string().min(1).optional(),
+  resume_window_sec: seconds.optional(),
 });

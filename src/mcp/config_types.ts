@@ -94,8 +94,24 @@ export interface McpEnvironmentConfig {
   connectTimeoutMs?: number;
   /** `initialize_timeout_sec`, in ms. */
   initializeTimeoutMs?: number;
+  /**
+   * `resume_window_sec` (an execbridge key), in ms: how long a lost
+   * connection is resumed, and the executor then tried again, before its
+   * servers fail (default 30 s; docs/resilience.md).
+   */
+  resumeWindowMs?: number;
   /** The file the entry came from (for messages). */
   source: string;
+}
+
+/** The config's `executor` section: the default executor, for `environment = "remote"`. */
+export interface McpExecutorConfig {
+  /** Its URL (`url`). */
+  url?: string;
+  /** A file holding its token (`token_file`). */
+  tokenFile?: string;
+  /** `resume_window_sec`, in ms (as {@link McpEnvironmentConfig.resumeWindowMs}). */
+  resumeWindowMs?: number;
 }
 
 /** A whole config file, normalized. */
@@ -107,7 +123,7 @@ export interface McpConfig {
    * a relative `tokenFile` against the config file's directory and expands
    * a leading `~`; {@link parseMcpConfig} keeps it as written.
    */
-  executor?: { url?: string; tokenFile?: string };
+  executor?: McpExecutorConfig;
   /**
    * Named executors: the config's own (`[[environments]]`, JSON
    * `environments`) and, for a TOML config read by {@link loadMcpConfig},

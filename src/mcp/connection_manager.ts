@@ -408,10 +408,12 @@ export class McpConnectionManager implements AsyncDisposable {
     validatePlacement(config, target);
     const needed = config.servers.some((s) => s.enabled && s.environment === "remote");
     if (!needed || target === null) return;
+    const windowMs = config.executor?.resumeWindowMs;
     this.#link = await ExecutorLink.open(target.url, {
       token: target.token,
       tokenFile: target.tokenFile,
       caFile: target.caFile,
+      ...(windowMs === undefined ? {} : { reconnect: { windowMs } }),
       clientName: "execbridge-mcp",
       log: this.#log,
     });
@@ -440,6 +442,9 @@ export class McpConnectionManager implements AsyncDisposable {
             caFile: e.tlsCa,
             connectTimeoutMs: e.connectTimeoutMs,
             initializeTimeoutMs: e.initializeTimeoutMs,
+            ...(e.resumeWindowMs === undefined
+              ? {}
+              : { reconnect: { windowMs: e.resumeWindowMs } }),
             clientName: "execbridge-mcp",
             log: this.#log,
           });
@@ -514,8 +519,11 @@ export class McpConnectionManager implements AsyncDisposable {
       transport.onclose = chain(transport.onclose, () => {
         const state = m.status.state;
         if ((state === "ready" || state === "restarting") && this.#closing === null) {
-          this.#log.warn(`MCP server ${m.config.name} closed`);
-          this.#setStatus(m, { state: "failed", error: "the server exited" });
+          // A supervised server says why it ended (gave up restarting, or its executor is gone).
+          const end = transport instanceof ServerSupervisor ? transport.end : null;
+          const error = end !== null && end.kind !== "closed" ? end.message : "the server exited";
+          this.#log.warn(`MCP server ${m.config.name} closed: ${error}`);
+          this.#setStatus(m, { state: "failed", error });
         }
       });
     } catch (error) {

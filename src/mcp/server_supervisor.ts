@@ -200,6 +200,7 @@ export class ServerSupervisor implements McpTransport {
   #restarting: Promise<void> | null = null;
   #closing: Promise<void> | null = null;
   readonly #ended = Promise.withResolvers<ServerSupervisorEnd>();
+  #end: ServerSupervisorEnd | null = null;
 
   /** The client's requests sent to the current server and not answered yet: id → method. */
   readonly #inFlight = new Map<RequestId, string>();
@@ -268,6 +269,11 @@ export class ServerSupervisor implements McpTransport {
   /** Settles once the supervisor ended, saying why. */
   get ended(): Promise<ServerSupervisorEnd> {
     return this.#ended.promise;
+  }
+
+  /** Why it ended, once it did (set before `onclose` is called); null while it runs. */
+  get end(): ServerSupervisorEnd | null {
+    return this.#end;
   }
 
   /** Starts the first server's transport. */
@@ -745,6 +751,7 @@ export class ServerSupervisor implements McpTransport {
     if (this.#state === "closed") return;
     this.#state = "closed";
     this.#abort.abort();
+    this.#end = end;
     this.#ended.resolve(end);
     this.onclose?.();
   }
