@@ -8,11 +8,11 @@
 
 import assert from "node:assert/strict";
 import { connectExecutor, type ProgramTarget } from "../mod.ts";
-import { CONFIG, MOD } from "./support/cli.ts";
+import { cliArgs } from "./support/cli.ts";
 import { waitGone } from "./support/processes.ts";
 import { ENV } from "./support/backends.ts";
 
-const SERVE_STDIO = ["run", "-A", "--config", CONFIG, MOD, "serve", "--listen", "stdio"];
+const SERVE_STDIO = cliArgs("serve", "--listen", "stdio");
 const LOCAL: ProgramTarget = {
   program: Deno.execPath(),
   args: [...SERVE_STDIO, "--log-level", "warn"],

@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import { connectExecutor } from "../mod.ts";
 import { startExecutor } from "./support/executor_process.ts";
-import { CONFIG, fixtureServer, MOD } from "./support/cli.ts";
+import { denoRun, fixtureServer, MOD } from "./support/cli.ts";
 
 const MOD_URL = new URL(`file://${MOD}`).href;
 import { ENV } from "./support/backends.ts";
@@ -149,7 +149,7 @@ await manager.close();
 `,
     );
     const output = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", "--config", CONFIG, script],
+      args: denoRun(script),
       env: {
         OTEL_DENO: "true",
         OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,

@@ -8,6 +8,7 @@
  */
 
 import { delay, withDeadline } from "./targets.ts";
+import { listProcesses, type ProcInfo, readProcInfo } from "../support/processes.ts";
 
 /** Where the peers are installed (git-ignored). */
 export const PEERS_DIR = new URL("./.peers/", import.meta.url).pathname;
@@ -191,39 +192,6 @@ export async function ensurePeers(timeoutMs = 300_000): Promise<InstalledPeers> 
 }
 
 // --- processes ----------------------------------------------------------------
-
-interface ProcInfo {
-  pid: number;
-  ppid: number;
-  /** Start time in clock ticks since boot: tells a pid apart from a reused one. */
-  start: string;
-}
-
-/** Every process from `/proc`, or [] where there is none. */
-async function listProcesses(): Promise<ProcInfo[]> {
-  const result: ProcInfo[] = [];
-  try {
-    for await (const entry of Deno.readDir("/proc")) {
-      if (!/^\d+$/.test(entry.name)) continue;
-      const info = await readProcInfo(Number(entry.name));
-      if (info !== null) result.push(info);
-    }
-  } catch {
-    // No /proc: only the root process is killed.
-  }
-  return result;
-}
-
-async function readProcInfo(pid: number): Promise<ProcInfo | null> {
-  try {
-    const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
-    // "pid (comm) state ppid …": comm may contain spaces and parentheses.
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return { pid, ppid: Number(fields[1]), start: fields[19] };
-  } catch {
-    return null;
-  }
-}
 
 /** The process `pid` and all its descendants, as they are now. */
 export async function processTree(pid: number): Promise<ProcInfo[]> {

@@ -14,6 +14,8 @@
  * @module
  */
 
+import { listProcesses, type ProcInfo, readProcInfo } from "../support/processes.ts";
+
 /** The id of this test process's run: the marker's value. */
 export const RUN_ID = crypto.randomUUID();
 /** The marker variable. */
@@ -32,43 +34,6 @@ export async function withTimeout<T>(promise: Promise<T>, ms: number, what: stri
   } finally {
     clearTimeout(timer);
   }
-}
-
-interface ProcInfo {
-  pid: number;
-  ppid: number;
-  pgid: number;
-  sid: number;
-  /** Start time in clock ticks since boot: tells a pid apart from a reused one. */
-  start: string;
-}
-
-async function readProcInfo(pid: number): Promise<ProcInfo | null> {
-  try {
-    const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
-    // "pid (comm) state ppid pgrp session …": comm may contain spaces and parentheses.
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    if (fields[0] === "Z") return null;
-    return {
-      pid,
-      ppid: Number(fields[1]),
-      pgid: Number(fields[2]),
-      sid: Number(fields[3]),
-      start: fields[19],
-    };
-  } catch {
-    return null;
-  }
-}
-
-async function listProcesses(): Promise<ProcInfo[]> {
-  const result: ProcInfo[] = [];
-  for await (const entry of Deno.readDir("/proc")) {
-    if (!/^\d+$/.test(entry.name)) continue;
-    const info = await readProcInfo(Number(entry.name));
-    if (info !== null) result.push(info);
-  }
-  return result;
 }
 
 async function hasMarker(pid: number, runId: string): Promise<boolean> {
