@@ -9,6 +9,7 @@
 
 import { delay, withDeadline } from "./targets.ts";
 import { listProcesses, type ProcInfo, readProcInfo } from "../support/processes.ts";
+import { runNpm } from "../support/npm.ts";
 
 /** Where the peers are installed (git-ignored). */
 export const PEERS_DIR = new URL("./.peers/", import.meta.url).pathname;
@@ -110,48 +111,16 @@ async function locate(): Promise<InstalledPeers> {
   return { supergateway, codex };
 }
 
-/** Runs `npm install` for `specs`; resolves with null or the error text. */
+/** Runs `npm install` for `specs` into {@link PEERS_DIR}; resolves with null or the error text. */
 async function npmInstall(specs: string[], timeoutMs: number): Promise<string | null> {
-  const args = ["install", "--prefix", PEERS_DIR, "--no-audit", "--no-fund", "--save-exact"];
-  console.error(`peers: npm ${[...args, ...specs].join(" ")}`);
-  let child: Deno.ChildProcess;
+  const args = ["install", "--prefix", PEERS_DIR, "--save-exact", ...specs];
+  console.error(`peers: npm ${args.join(" ")}`);
   try {
     await Deno.mkdir(PEERS_DIR, { recursive: true });
-    child = new Deno.Command("npm", {
-      args: [...args, "--loglevel=error", ...specs],
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
   } catch (error) {
-    return `cannot run npm: ${error instanceof Error ? error.message : error}`;
+    return `cannot create ${PEERS_DIR}: ${error instanceof Error ? error.message : error}`;
   }
-  try {
-    const { code, stdout, stderr } = await withDeadline(child.output(), timeoutMs, "npm install");
-    if (code === 0) return null;
-    const text = new TextDecoder().decode(stderr).trim() ||
-      new TextDecoder().decode(stdout).trim();
-    return `npm install exited with ${code}: ${summarizeNpmError(text)}`;
-  } catch (error) {
-    try {
-      child.kill("SIGKILL");
-    } catch {
-      // Already gone.
-    }
-    await child.status.catch(() => {});
-    return error instanceof Error ? error.message : String(error);
-  }
-}
-
-/** The gist of npm's error output: its error code and first message line. */
-function summarizeNpmError(text: string): string {
-  const lines = text.split("\n").map((line) => line.replace(/^npm (error|ERR!) ?/, ""));
-  const code = lines.find((line) => /^code \S+$/.test(line))?.slice(5);
-  const detail = lines.find((line) =>
-    line.trim() !== "" && !/^(code|syscall|errno) /.test(line) && !/^\s/.test(line)
-  );
-  const summary = [code, detail].filter((part) => part !== undefined).join(": ");
-  return summary === "" ? "(no output)" : summary;
+  return await runNpm(args, { timeoutMs });
 }
 
 /**

@@ -11,7 +11,7 @@
  * @module
  */
 
-import { withTimeout } from "./processes.ts";
+import { runNpm } from "../support/npm.ts";
 
 /** The Codex versions the harness knows (each has a lockfile in `npm/`). */
 export const CODEX_VERSIONS = ["0.169.0", "0.171.0"] as const;
@@ -63,38 +63,6 @@ export async function installedCodex(version: string): Promise<string | null> {
   if (platform === null) return null;
   const binary = `${dir}${platform.pkg}/vendor/${platform.triple}/bin/codex`;
   return await exists(binary) ? binary : null;
-}
-
-async function npm(args: string[], cwd: string, timeoutMs: number): Promise<string | null> {
-  let child: Deno.ChildProcess;
-  try {
-    child = new Deno.Command("npm", {
-      args: [...args, "--no-audit", "--no-fund", "--loglevel=error"],
-      cwd,
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-  } catch (error) {
-    return `cannot run npm: ${error instanceof Error ? error.message : error}`;
-  }
-  try {
-    const { code, stdout, stderr } = await withTimeout(child.output(), timeoutMs, `npm ${args[0]}`);
-    if (code === 0) return null;
-    const text = new TextDecoder().decode(stderr).trim() || new TextDecoder().decode(stdout).trim();
-    const lines = text.split("\n").map((l) => l.replace(/^npm (error|ERR!) ?/, "")).filter((l) =>
-      l.trim() !== ""
-    );
-    return `npm ${args[0]} exited with ${code}: ${lines.slice(0, 4).join(" | ") || "(no output)"}`;
-  } catch (error) {
-    try {
-      child.kill("SIGKILL");
-    } catch {
-      // Gone.
-    }
-    await child.status.catch(() => {});
-    return error instanceof Error ? error.message : String(error);
-  }
 }
 
 const installing = new Map<string, Promise<CodexInstall>>();
@@ -150,9 +118,9 @@ async function install(version: string, timeoutMs: number): Promise<CodexInstall
   let failure: string | null;
   if (hasLock) {
     await Deno.copyFile(`${lockDir}package-lock.json`, `${dir}package-lock.json`);
-    failure = await npm(["ci"], dir, timeoutMs);
+    failure = await runNpm(["ci"], { cwd: dir, timeoutMs });
   } else {
-    failure = await npm(["install", "--save-exact"], dir, timeoutMs);
+    failure = await runNpm(["install", "--save-exact"], { cwd: dir, timeoutMs });
     if (failure === null) {
       await Deno.mkdir(lockDir, { recursive: true });
       await Deno.copyFile(`${dir}package.json`, `${lockDir}package.json`);
