@@ -333,3 +333,35 @@ Deno.test("a fetch in flight during a reset fails saying why instead of hanging"
     await http.shutdown();
   }
 });
+
+Deno.test("the executor pings a silent client after --ping-interval-ms and drops it after as long again", async () => {
+  // Deno's WebSocket idle timeout pings after half of it and closes after the other half: the
+  // executor asks for twice the interval, so a client gets the whole interval to answer.
+  const executor = await startExecutor([
+    "--ping-interval-ms",
+    "1000",
+    "--allow-host",
+    "127.0.0.1",
+    "--log-level",
+    "info",
+  ]);
+  const target = new URL(executor.url);
+  const proxy = await startFaultProxy({
+    target: { hostname: target.hostname, port: Number(target.port) },
+  });
+  const client = await connectExecutor(proxy.url(), { pingIntervalMs: 0, reconnect: false });
+  try {
+    await executor.waitForStderr(/session \S+ created/);
+    const silentFrom = performance.now();
+    proxy.blackhole();
+    await executor.waitForStderr(/session \S+ detached/);
+    const noticed = performance.now() - silentFrom;
+    // A ping after 1 s, then 1 s for the pong: never sooner (the bound that failed when the
+    // executor passed the interval itself as the idle timeout: 0.5 + 0.5 s).
+    assert.ok(noticed >= 1_800, `the executor dropped a silent client after ${noticed} ms`);
+  } finally {
+    await client.close();
+    await proxy.close();
+    await executor.stop();
+  }
+});

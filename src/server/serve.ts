@@ -296,7 +296,10 @@ export async function serve(options: ServeOptions = {}): Promise<Executor> {
       port: address.port,
       ready: () => closing === null && draining === null,
     };
-    const idleTimeout = Math.ceil(limits.pingIntervalMs / 1000);
+    // Deno's idle timeout pings after half of it without a frame from the client and closes after
+    // the other half: twice the interval gives the documented ping after the interval, drop after
+    // as long again.
+    const idleTimeout = 2 * Math.ceil(limits.pingIntervalMs / 1000);
     const serveOptions = {
       hostname: address.hostname,
       port: address.port,
