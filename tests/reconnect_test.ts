@@ -356,9 +356,10 @@ Deno.test("the executor pings a silent client after --ping-interval-ms and drops
     proxy.blackhole();
     await executor.waitForStderr(/session \S+ detached/);
     const noticed = performance.now() - silentFrom;
-    // A ping after 1 s, then 1 s for the pong: never sooner (the bound that failed when the
-    // executor passed the interval itself as the idle timeout: 0.5 + 0.5 s).
-    assert.ok(noticed >= 1_800, `the executor dropped a silent client after ${noticed} ms`);
+    // A ping after 1 s, then 1 s for the pong: 2 s after the client's last frame, which came a
+    // little before `silentFrom` (hence the margin). It failed at ~0.95 s when the executor passed
+    // the interval itself as Deno's idle timeout (0.5 + 0.5 s).
+    assert.ok(noticed >= 1_500, `the executor dropped a silent client after ${noticed} ms`);
   } finally {
     await client.close();
     await proxy.close();
