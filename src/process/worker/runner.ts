@@ -84,7 +84,8 @@ export function runProcessWorker(scope: WorkerScope): void {
     const message = event.data;
     if (message.type === "init") {
       events = message.events;
-      if (message.prime) void primeSpawn();
+      // Idle again after priming: keep no gather buffer it made (as onFinished).
+      if (message.prime) void primeSpawn().then(() => runner === null && releaseSpareBuffers());
       // The main thread sends carriers of output events back on the same port.
       events.onmessage = (event: MessageEvent<{ buffer: ArrayBuffer }>) =>
         recycle(event.data.buffer);
